@@ -1,0 +1,5 @@
+import sys
+
+from crowdstream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,77 @@
+"""Training configuration: one validated YAML file, overridable by command-line flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engines.errors import CrowdstreamError
+from engines.preprocess import parse_tiles
+
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "shanghaitech"
+
+
+class ConfigError(CrowdstreamError):
+    """A configuration mistake, reported as one line naming the file and key."""
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run depends on; saved next to its checkpoints."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_roots: dict[str, Path] = Field(
+        default_factory=lambda: {
+            "A": DEFAULT_DATA_ROOT / "part_A" / "train_data",
+            "B": DEFAULT_DATA_ROOT / "part_B" / "train_data",
+        },
+        description="part name → ShanghaiTech- or NWPU-layout folder; every part is sampled equally",
+    )
+    validation_every: int = Field(10, ge=2, description="every n-th image of each part is held out")
+    tiles: str = "auto"
+    density_method: str = "adaptive"
+    epochs: int = Field(30, ge=1)
+    samples_per_part: int = Field(800, ge=1, description="random tiles drawn from each part per epoch")
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    frozen_blocks: int = Field(3, ge=0, le=16)
+    loss_pixel: float = 0.01
+    loss_count: float = 1.0
+    loss_tv: float = 0.1
+    scale_jitter: tuple[float, float] = (0.75, 1.33)
+    colour_jitter: float = Field(0.2, ge=0, le=1)
+    greyscale: float = Field(0.1, ge=0, le=1)
+    seed: int = 0
+    threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
+    limit: int | None = Field(None, ge=1, description="use at most this many images per part (smoke runs)")
+    out: Path = Path("runs/latest")
+
+    @field_validator("tiles")
+    @classmethod
+    def _tiles(cls, value: str) -> str:
+        parse_tiles(value)
+        return value
+
+
+def load_train_config(path: Path | None, overrides: dict) -> TrainConfig:
+    """Read the YAML file (if any), apply non-None overrides, validate; raise ConfigError on mistakes."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: config file not found") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path or 'flags'}: {key}: {first['msg']}") from exc

@@ -1,0 +1,194 @@
+"""The training loop: balanced tiles from every part, validation through the stream's own tiling each
+epoch, atomic checkpoints (`last.pt`, `best.pt`) so an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from training.config import TrainConfig
+from training.datasets import Augment, LoadedImage, TileDataset, grid_tiles, load_images, split_items
+from training.density import DensityConfig
+from training.losses import LossWeights, density_loss
+from training.metrics import mae, rmse
+from training.models import CrowdLite0
+
+log = logging.getLogger(__name__)
+LOG_FIELDS = ["epoch", "seconds", "loss", "pixel", "count", "tv", "lr", "score"]
+
+
+def validation_score(per_part: dict[str, dict[str, float]]) -> float:
+    """Checkpoint selection: mean of each part's MAE relative to its mean true count, so dense and sparse
+    scenes weigh the same."""
+    return float(np.mean([p["mae"] / max(p["mean_count"], 1.0) for p in per_part.values()]))
+
+
+@torch.no_grad()
+def predict_counts(model: torch.nn.Module, images: list[LoadedImage], tiles: str, batch: int = 32) -> np.ndarray:
+    """Whole-image counts through the production tiling (engines.preprocess.prepare_frame)."""
+    model.eval()
+    counts = []
+    for item in images:
+        inputs, _ = grid_tiles(item.image, tiles)
+        total = 0.0
+        for start in range(0, len(inputs), batch):
+            total += float(model(torch.from_numpy(inputs[start : start + batch])).sum())
+        counts.append(total)
+    return np.array(counts)
+
+
+def evaluate_parts(model: torch.nn.Module, images: list[LoadedImage], tiles: str) -> dict[str, dict[str, float]]:
+    predicted = predict_counts(model, images, tiles)
+    report = {}
+    for part in sorted({i.part for i in images}):
+        chosen = [k for k, i in enumerate(images) if i.part == part]
+        truth = np.array([images[k].sample.count for k in chosen], dtype=float)
+        report[part] = {"mae": mae(predicted[chosen], truth), "rmse": rmse(predicted[chosen], truth),
+                        "bias": float((predicted[chosen] - truth).mean()), "mean_count": float(truth.mean())}
+    return report
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.out = Path(config.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.model = CrowdLite0(frozen_blocks=config.frozen_blocks)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=config.lr, total_steps=config.epochs * self._steps_per_epoch(), pct_start=0.1
+        )
+        self.weights = LossWeights(config.loss_pixel, config.loss_count, config.loss_tv)
+        self.start_epoch, self.best_score = 0, float("inf")
+
+    def _steps_per_epoch(self) -> int:
+        parts = len(self.config.data_roots)
+        return -(-self.config.samples_per_part * parts // self.config.batch_size)
+
+    def load_data(self) -> tuple[list[LoadedImage], list[LoadedImage]]:
+        density = DensityConfig(method=self.config.density_method)
+        train, validation = [], []
+        for part, root in sorted(self.config.data_roots.items()):
+            train_items, val_items = split_items(root, self.config.validation_every)
+            train += load_images(train_items, part, density, self.config.limit)
+            validation += load_images(val_items, part, density, self.config.limit)
+        return train, validation
+
+    def resume(self) -> None:
+        path = self.out / "last.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: nothing to resume (no last.pt in {self.out})")
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.start_epoch, self.best_score = state["epoch"] + 1, state["best_score"]
+        log.info("resumed from %s at epoch %d", path, self.start_epoch + 1)
+
+    def fit(self) -> dict:
+        train, validation = self.load_data()
+        dataset = TileDataset(train, self.config.tiles, self.config.samples_per_part,
+                              Augment(scale=self.config.scale_jitter, colour=self.config.colour_jitter,
+                                      greyscale=self.config.greyscale), self.config.seed)
+        loader = DataLoader(dataset, batch_size=self.config.batch_size, shuffle=True, num_workers=0,
+                            generator=torch.Generator().manual_seed(self.config.seed))
+        (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
+        report = {}
+        for epoch in range(self.start_epoch, self.config.epochs):
+            dataset.set_epoch(epoch)
+            loader.generator.manual_seed(self.config.seed + epoch)
+            started = time.perf_counter()
+            losses = self._train_epoch(loader, epoch)
+            report = evaluate_parts(self.model, validation, self.config.tiles)
+            score = validation_score(report)
+            row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - started, 1), **losses,
+                   "lr": self.scheduler.get_last_lr()[0], "score": score}
+            for part, values in report.items():
+                row.update({f"{part}_mae": values["mae"], f"{part}_rmse": values["rmse"], f"{part}_bias": values["bias"]})
+            self._log_row(row)
+            self._checkpoint(epoch, score, report)
+            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        plot_curves(self.out / "log.csv", self.out / "curves.png")
+        return report
+
+    def _train_epoch(self, loader: DataLoader, epoch: int) -> dict[str, float]:
+        self.model.train()
+        sums: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False)
+        for images, targets in bar:
+            terms = density_loss(self.model(images), targets, self.weights)
+            self.optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            bar.set_postfix(loss=f"{float(terms['total']):.3f}")
+        steps = max(1, len(loader))
+        return {"loss": sums.get("total", 0.0) / steps, **{k: sums.get(k, 0.0) / steps for k in ("pixel", "count", "tv")}}
+
+    def _log_row(self, row: dict) -> None:
+        path = self.out / "log.csv"
+        if row["epoch"] == 1 and path.exists():
+            path.unlink()
+        new = not path.exists()
+        with path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def _checkpoint(self, epoch: int, score: float, report: dict) -> None:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "epoch": epoch, "best_score": min(score, self.best_score),
+                 "config": self.config.model_dump(mode="json"), "validation": report}
+        _atomic_save(state, self.out / "last.pt")
+        if score < self.best_score:
+            self.best_score = score
+            _atomic_save(state, self.out / "best.pt")
+            (self.out / "best.json").write_text(json.dumps({"epoch": epoch + 1, "score": score, "validation": report}, indent=2))
+
+
+def _atomic_save(state: dict, path: Path) -> None:
+    """Write then rename, so an interrupt never leaves a half-written checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def plot_curves(log_path: Path, png_path: Path) -> None:
+    """Learning curves (loss and per-part validation MAE) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with log_path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [float(r["loss"]) for r in rows], label="train loss")
+    left.set_xlabel("epoch"), left.set_ylabel("loss"), left.legend()
+    for key in rows[0]:
+        if key.endswith("_mae"):
+            right.plot(epochs, [float(r[key]) for r in rows], marker="o", label=f"part {key[:-4]} MAE")
+    right.set_xlabel("epoch"), right.set_ylabel("validation MAE (people)"), right.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
