@@ -79,3 +79,14 @@ def export_checkpoint(checkpoint: Path, out: Path, use_count_head: bool | None =
             "count_head": use_count_head, "epoch": state.get("epoch", -1) + 1}
     Path(out).with_suffix(".json").write_text(json.dumps(info, indent=2))
     return info
+
+
+def export_torchscript(model: CrowdLite0, out: Path, use_count_head: bool) -> Path:
+    """The same graph as TorchScript, for the PyTorch backend of engines (loads without this package)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = ExportWrapper(model.eval(), use_count_head).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapper, torch.zeros(1, *SPEC.input_shape), check_trace=False)
+    traced.save(str(out))
+    return out
