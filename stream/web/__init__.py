@@ -1,0 +1,1 @@
+"""HTTP API, WebRTC live view and the dashboard page (aiohttp + aiortc)."""
