@@ -1,9 +1,192 @@
-"""Subcommands of `training`: `train`, `eval`, `density`, `export`."""
+"""Subcommands of `training`: `train`, `eval`, `density`, `export`, `bench models`.
+
+Only argparse definitions live at module level; torch and the data code load inside the handlers."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+from engines.errors import CrowdstreamError
+
+RAW = argparse.RawDescriptionHelpFormatter
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add this package's subcommands."""
+    _add_train(commands)
+    _add_eval(commands)
+    _add_density(commands)
+    _add_export(commands)
+    models = bench.add_parser("models", formatter_class=RAW, help="parameters, GFLOPs and CPU speed of each model",
+                              description="Compare the production model with the seed report's two networks.",
+                              epilog="example:\n  crowdstream bench models --json")
+    models.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
+    models.add_argument("--repeats", type=int, default=10, help="timed forward passes per model (default 10)")
+    models.set_defaults(handler=_bench_models)
+
+
+def _require_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise CrowdstreamError("this command needs PyTorch: pip install 'crowdstream[train]'") from exc
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "train", formatter_class=RAW, help="train the density model (and fit the count head, export ONNX)",
+        description="Train CrowdLite0 on ShanghaiTech parts A and B together (balanced), validate every epoch on\n"
+        "a fixed hold-out (every 10th image) with the stream's own tiling, keep the best checkpoint, fit the\n"
+        "count head, and export <out>/crowd-lite0.onnx. Safe to interrupt: rerun with --resume.",
+        epilog="examples:\n  crowdstream train -c training/configs/crowd-lite0.yaml\n"
+        "  crowdstream train --epochs 1 --limit 8 --out runs/smoke\n"
+        "  crowdstream train -c training/configs/crowd-lite0.yaml --resume")
+    p.add_argument("-c", "--config", type=Path, help="YAML file of TrainConfig settings (flags override it)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--limit", type=int, help="at most this many images per part (quick runs)")
+    p.add_argument("--samples-per-part", type=int, help="random tiles per part per epoch")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--tiles", help="auto or RxC")
+    p.add_argument("--threads", type=int, help="torch threads (0 = all cores)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", type=Path, help="run folder for checkpoints, log.csv, curves.png, the ONNX file")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    _require_torch()
+    from training.config import load_train_config
+    from training.finalize import finalize_run
+    from training.trainer import Trainer
+
+    overrides = {"epochs": args.epochs, "limit": args.limit, "samples_per_part": args.samples_per_part,
+                 "batch_size": args.batch_size, "lr": args.lr, "tiles": args.tiles, "threads": args.threads,
+                 "seed": args.seed, "out": args.out}
+    config = load_train_config(args.config, overrides)
+    trainer = Trainer(config)
+    if args.resume:
+        trainer.resume()
+    trainer.fit()
+    print(json.dumps(finalize_run(config), indent=2))
+    return 0
+
+
+def _add_eval(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "eval", formatter_class=RAW, help="score a model on an annotated data set (MAE, RMSE, NAE, GAME)",
+        description="Count every image of a ShanghaiTech-layout (images/ + ground-truth/) or NWPU-layout folder with\n"
+        "the stream's tiling and report MAE, RMSE (the field's 'MSE'), NAE, GAME(0-3), bias and errors by\n"
+        "crowd size (0-50, 51-200, 201-500, 501+).",
+        epilog="examples:\n  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --limit 20 --json\n"
+        "  crowdstream eval ../shared/data/shanghaitech/part_A/train_data --holdout   # the validation images")
+    p.add_argument("dataset", type=Path, help="data set folder")
+    p.add_argument("--model", default="default", help="ONNX/engine file or shipped name (default: the shipped model)")
+    p.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
+    p.add_argument("--tiles", default="auto", help="auto or RxC, e.g. 2x2 (default auto)")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--holdout", action="store_true", help="only the held-out validation images (every 10th)")
+    p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from engines.engine import load_engine
+    from engines.preprocess import parse_tiles
+    from training.evaluate import evaluate
+
+    try:
+        parse_tiles(args.tiles)
+    except ValueError as exc:
+        raise CrowdstreamError(f"--tiles: {exc}") from exc
+    if not args.dataset.is_dir():
+        raise CrowdstreamError(f"{args.dataset}: no such data set folder")
+    engine = load_engine(args.model, args.backend, threads=args.threads)
+    result = evaluate(engine, root=args.dataset, tiles=args.tiles, limit=args.limit,
+                      every=10 if args.holdout else None, progress=sys.stderr.isatty() or not args.json)
+    summary = {"dataset": str(args.dataset), "model": str(engine.model_path), "backend": engine.backend,
+               "tiles": args.tiles, **result.summary()}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"{summary['images']} images of {summary['dataset']} ({summary['backend']}, tiles {summary['tiles']})")
+    print(f"  MAE {summary['mae']:.2f}   RMSE {summary['rmse']:.2f}   NAE {summary['nae']:.3f}   bias {summary['bias']:+.2f}")
+    print("  GAME " + "  ".join(f"L{k}={v:.2f}" for k, v in summary["game"].items()))
+    for bucket, values in summary["buckets"].items():
+        print(f"  {bucket:>8} people: {values['images']:4d} images  MAE {values['mae']:.2f}  bias {values['bias']:+.2f}")
+    print(f"  {summary['seconds_per_image'] * 1000:.1f} ms per image")
+
+
+def _add_density(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "density", formatter_class=RAW, help="draw an image's ground-truth density map and count",
+        description="Turn head points into a density map (geometry-adaptive Gaussians by default) and write the\n"
+        "image with the heatmap and the count drawn on it. Annotation: ShanghaiTech .mat, NWPU-style .json,\n"
+        "a JSON list of [x, y] or a CSV of x,y.",
+        epilog="example:\n  crowdstream density ../shared/data/shanghaitech/part_B/train_data/images/IMG_1.jpg \\\n"
+        "      ../shared/data/shanghaitech/part_B/train_data/ground-truth/GT_IMG_1.mat -o density.png")
+    p.add_argument("image", type=Path)
+    p.add_argument("annotation", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="PNG/JPEG file to write")
+    p.add_argument("--method", default="adaptive", choices=["adaptive", "gaussian", "disc"])
+    p.add_argument("--sigma", type=float, default=4.0, help="fixed sigma (gaussian) / lone-head sigma (adaptive)")
+    p.set_defaults(handler=_density)
+
+
+def _density(args: argparse.Namespace) -> int:
+    import cv2
+
+    from engines.visualize import blend_heatmap, draw_label
+    from training.annotations import load_points_file
+    from training.density import DensityConfig, density_map
+
+    sample = load_points_file(args.annotation, args.image)
+    density = density_map(sample.points, sample.height, sample.width, DensityConfig(method=args.method, sigma=args.sigma))
+    picture = draw_label(blend_heatmap(sample.load_image(), density), f"{sample.count} people ({args.method})")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.output), picture):
+        raise CrowdstreamError(f"{args.output}: cannot write an image there (use .png or .jpg)")
+    print(f"{args.output}: {sample.count} people, density integral {density.sum():.3f}")
+    return 0
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "export", formatter_class=RAW, help="export a training checkpoint to ONNX (the engines contract)",
+        description="Write a checkpoint as ONNX with a dynamic batch axis and outputs density and count, and check\n"
+        "that ONNX Runtime reproduces PyTorch.",
+        epilog="example:\n  crowdstream export runs/crowd-lite0/best.pt -o engines/models/crowd-lite0.onnx")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--count-head", choices=["auto", "on", "off"], default="auto",
+                   help="auto: as decided by calibration on validation (default)")
+    p.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    _require_torch()
+    from training.export import export_checkpoint
+
+    if not args.checkpoint.is_file():
+        raise CrowdstreamError(f"{args.checkpoint}: checkpoint not found")
+    choice = {"auto": None, "on": True, "off": False}[args.count_head]
+    print(json.dumps(export_checkpoint(args.checkpoint, args.output, choice), indent=2))
+    return 0
+
+
+def _bench_models(args: argparse.Namespace) -> int:
+    _require_torch()
+    from training.model_bench import bench_models, format_table
+
+    rows = bench_models(repeats=args.repeats)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    return 0

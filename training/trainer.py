@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from training.config import TrainConfig
+from training.config import ConfigError, TrainConfig
 from training.datasets import Augment, LoadedImage, TileDataset, grid_tiles, load_images, split_items
 from training.density import DensityConfig
 from training.losses import LossWeights, density_loss
@@ -75,17 +75,30 @@ class Trainer:
         self.weights = LossWeights(config.loss_pixel, config.loss_count, config.loss_tv)
         self.start_epoch, self.best_score = 0, float("inf")
 
+    @property
+    def samples_per_part(self) -> int:
+        """Tiles per part per epoch; a `limit`ed smoke run draws at most 4 per image."""
+        limit = self.config.limit
+        return min(self.config.samples_per_part, 4 * limit) if limit else self.config.samples_per_part
+
     def _steps_per_epoch(self) -> int:
         parts = len(self.config.data_roots)
-        return -(-self.config.samples_per_part * parts // self.config.batch_size)
+        return -(-self.samples_per_part * parts // self.config.batch_size)
 
     def load_data(self) -> tuple[list[LoadedImage], list[LoadedImage]]:
-        density = DensityConfig(method=self.config.density_method)
+        return self.load_data_for(self.config)
+
+    @staticmethod
+    def load_data_for(config: TrainConfig) -> tuple[list[LoadedImage], list[LoadedImage]]:
+        """(training images, held-out validation images) of every part, in memory with density maps."""
+        density = DensityConfig(method=config.density_method)
         train, validation = [], []
-        for part, root in sorted(self.config.data_roots.items()):
-            train_items, val_items = split_items(root, self.config.validation_every)
-            train += load_images(train_items, part, density, self.config.limit)
-            validation += load_images(val_items, part, density, self.config.limit)
+        for part, root in sorted(config.data_roots.items()):
+            if not Path(root).is_dir():
+                raise ConfigError(f"data_roots.{part}: {root} is not a folder")
+            train_items, val_items = split_items(root, config.validation_every)
+            train += load_images(train_items, part, density, config.limit)
+            validation += load_images(val_items, part, density, config.limit)
         return train, validation
 
     def resume(self) -> None:
@@ -101,7 +114,7 @@ class Trainer:
 
     def fit(self) -> dict:
         train, validation = self.load_data()
-        dataset = TileDataset(train, self.config.tiles, self.config.samples_per_part,
+        dataset = TileDataset(train, self.config.tiles, self.samples_per_part,
                               Augment(scale=self.config.scale_jitter, colour=self.config.colour_jitter,
                                       greyscale=self.config.greyscale), self.config.seed)
         loader = DataLoader(dataset, batch_size=self.config.batch_size, shuffle=True, num_workers=0,

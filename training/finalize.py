@@ -1,0 +1,31 @@
+"""After training: fit the count head on the best checkpoint, record the decision, export ONNX."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from training.calibrate import calibrate_count_head
+from training.config import TrainConfig
+from training.export import export_checkpoint
+from training.models import load_checkpoint
+from training.trainer import Trainer, _atomic_save
+
+
+def finalize_run(config: TrainConfig) -> dict:
+    """best.pt → count head fitted on training tiles and judged on validation → <out>/crowd-lite0.onnx."""
+    out = Path(config.out)
+    best = out / "best.pt"
+    state = torch.load(best, map_location="cpu", weights_only=False)
+    model = load_checkpoint(best)
+    train, validation = Trainer.load_data_for(config)
+    report = calibrate_count_head(model, train, validation, config.tiles)
+    state["model"] = model.state_dict()
+    state["count_head"] = report
+    _atomic_save(state, best)
+    info = export_checkpoint(best, out / "crowd-lite0.onnx")
+    summary = {"best_epoch": state["epoch"] + 1, "validation": state["validation"], "count_head": report, "export": info}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
