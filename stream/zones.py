@@ -1,0 +1,142 @@
+"""Zones: polygons in frame pixels that count the people inside them from a density map.
+
+A density map may be smaller than the frame (the worker keeps it at a quarter of the frame size), so a
+zone rasterises its polygon at the map's scale with fractional edge coverage: a person whose density
+straddles the border is split between inside and outside instead of snapping to one side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from stream.hub import ZoneReading
+
+MAX_POINTS = 256
+_SUPERSAMPLE = 4  # sub-pixels per map pixel on a side when rasterising edges
+
+
+def _cross(o: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    return float((a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]))
+
+
+def _on_segment(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> bool:
+    """Whether r, known to be collinear with p-q, lies on the segment p-q."""
+    return min(p[0], q[0]) <= r[0] <= max(p[0], q[0]) and min(p[1], q[1]) <= r[1] <= max(p[1], q[1])
+
+
+def segments_intersect(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> bool:
+    """Whether closed segments p1-p2 and q1-q2 share a point (touching counts)."""
+    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
+    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
+    if ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and 0 not in (d1, d2, d3, d4):
+        return True
+    return (
+        (d1 == 0 and _on_segment(q1, q2, p1))
+        or (d2 == 0 and _on_segment(q1, q2, p2))
+        or (d3 == 0 and _on_segment(p1, p2, q1))
+        or (d4 == 0 and _on_segment(p1, p2, q2))
+    )
+
+
+def polygon_area(points: np.ndarray) -> float:
+    """Unsigned area by the shoelace formula, in squared frame pixels."""
+    x, y = points[:, 0], points[:, 1]
+    return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2.0
+
+
+def check_polygon(points: Sequence[Sequence[float]]) -> np.ndarray:
+    """Validate a simple polygon and return it as a (K, 2) float array. Raises ValueError saying what is
+    wrong: too few or too many points, non-finite or negative coordinates, zero area, self-intersection."""
+    array = np.asarray(points, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise ValueError("a polygon must be a list of [x, y] points")
+    if not 3 <= len(array) <= MAX_POINTS:
+        raise ValueError(f"a polygon needs 3 to {MAX_POINTS} points, got {len(array)}")
+    if not np.isfinite(array).all() or (array < 0).any():
+        raise ValueError("polygon points must be finite, non-negative frame pixel coordinates")
+    edges = [(array[i], array[(i + 1) % len(array)]) for i in range(len(array))]
+    for i in range(len(edges)):
+        for j in range(i + 1, len(edges)):
+            if j == i + 1 or (i == 0 and j == len(edges) - 1):
+                continue  # neighbours share a vertex by construction
+            if segments_intersect(*edges[i], *edges[j]):
+                raise ValueError(f"polygon is self-intersecting (edge {i} crosses edge {j})")
+    if polygon_area(array) <= 0:
+        raise ValueError("polygon has zero area (its points are collinear or repeated)")
+    return array
+
+
+def scanline_fill(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A float32 mask with 1 where a pixel's centre lies inside the polygon (even-odd rule). Pixel (r, c)
+    covers [c, c+1) × [r, r+1); unlike cv2.fillPoly, boundaries are not widened by half a pixel."""
+    mask = np.zeros((height, width), dtype=np.float32)
+    start, end = polygon, np.roll(polygon, -1, axis=0)
+    for row in range(height):
+        y = row + 0.5
+        crosses = (start[:, 1] <= y) != (end[:, 1] <= y)
+        if not crosses.any():
+            continue
+        s, e = start[crosses], end[crosses]
+        xs = np.sort(s[:, 0] + (y - s[:, 1]) * (e[:, 0] - s[:, 0]) / (e[:, 1] - s[:, 1]))
+        for left, right in zip(xs[0::2], xs[1::2], strict=True):
+            first, stop = int(np.ceil(left - 0.5)), int(np.ceil(right - 0.5))
+            mask[row, max(first, 0) : max(min(stop, width), 0)] = 1.0
+    return mask
+
+
+@dataclass
+class Zone:
+    """A named polygon in frame pixels. `area_m2` (the ground area it covers) turns counts into people
+    per m²; `threshold` applies to that density when the area is known, otherwise to the count."""
+
+    name: str
+    polygon: np.ndarray
+    area_m2: float | None = None
+    threshold: float | None = None
+    _masks: dict[tuple[int, int, int, int], np.ndarray] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        self.polygon = check_polygon(self.polygon)
+        if self.area_m2 is not None and self.area_m2 <= 0:
+            raise ValueError(f"zone {self.name!r}: area_m2 must be greater than 0, got {self.area_m2}")
+
+    def fits(self, width: int, height: int) -> bool:
+        """Whether every point lies inside a width×height frame."""
+        return bool((self.polygon[:, 0] <= width).all() and (self.polygon[:, 1] <= height).all())
+
+    def mask(self, frame_size: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+        """Fractional coverage (0..1) of each pixel of a `shape` (h, w) map laid over a `frame_size`
+        (width, height) frame. Cached per geometry, since a camera's sizes rarely change."""
+        key = (*frame_size, *shape)
+        if key not in self._masks:
+            self._masks[key] = self._rasterise(frame_size, shape)
+        return self._masks[key]
+
+    def _rasterise(self, frame_size: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+        height, width = shape
+        scale = np.array([width / frame_size[0], height / frame_size[1]]) * _SUPERSAMPLE
+        fine = scanline_fill(self.polygon * scale, height * _SUPERSAMPLE, width * _SUPERSAMPLE)
+        return cv2.resize(fine, (width, height), interpolation=cv2.INTER_AREA)
+
+    def count(self, density: np.ndarray, frame_size: tuple[int, int]) -> float:
+        """People inside the zone: the density map's integral over the polygon."""
+        weights = self.mask(frame_size, density.shape[:2])
+        return float(np.dot(weights.ravel(), density.ravel().astype(np.float32)))
+
+    def people_per_m2(self, count: float) -> float | None:
+        return None if self.area_m2 is None else count / self.area_m2
+
+    def reading(self, density: np.ndarray, frame_size: tuple[int, int]) -> ZoneReading:
+        """Count, density and threshold of this zone for one density map."""
+        count = self.count(density, frame_size)
+        return ZoneReading(self.name, count, self.people_per_m2(count), self.threshold)
+
+    def trigger(self, density: np.ndarray, frame_size: tuple[int, int]) -> bool:
+        """Whether the zone is over its threshold for this density map (never without a threshold)."""
+        return self.reading(density, frame_size).over_threshold
