@@ -52,7 +52,8 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 5.0) -> None:
 
 
 class RedisServer:
-    """A real redis-server on a fixed port that can be killed and started again (same port, empty data)."""
+    """A real redis-server on a fixed port that can be killed and started again on the same port. It keeps an
+    append-only file synced on every write, so like a production Redis it comes back with its data."""
 
     def __init__(self, port: int, workdir: Path) -> None:
         self.port = port
@@ -80,7 +81,9 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "always",
             "--dir",
             str(self.workdir),
             "--protected-mode",

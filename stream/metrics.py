@@ -1,0 +1,86 @@
+"""The service's Prometheus metrics, in a registry of their own (so tests and several services in one
+process never collide with the global registry). The whole-frame count uses the zone label ``""``."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+WHOLE_FRAME = ""
+"""The `zone` label value of a camera's whole-frame count."""
+
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class StreamMetrics:
+    """Every metric the worker and the Redis publisher export."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.people = Gauge(
+            "crowd_people", "People counted, per camera and zone", ["camera", "zone"], registry=r
+        )
+        self.density = Gauge(
+            "crowd_density_people_per_square_meter",
+            "People per square metre in zones with a known area",
+            ["camera", "zone"],
+            registry=r,
+        )
+        self.frames_processed = Counter("crowd_frames_processed", "Frames counted", ["camera"], registry=r)
+        self.frames_dropped = Counter(
+            "crowd_frames_dropped",
+            "Frames that were due for counting but replaced by newer ones before the worker got to them",
+            ["camera"],
+            registry=r,
+        )
+        self.stream_up = Gauge(
+            "crowd_stream_up", "1 while the camera delivers frames", ["camera"], registry=r
+        )
+        self.reconnects = Counter(
+            "crowd_stream_reconnects", "Reconnections to the camera", ["camera"], registry=r
+        )
+        self.inference = Histogram(
+            "crowd_inference_duration_seconds",
+            "Time of one batched inference over all due cameras",
+            ["backend"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.frame_age = Histogram(
+            "crowd_frame_age_seconds",
+            "Seconds from frame capture to publishing its count",
+            ["camera"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.redis_backlog = Gauge(
+            "crowd_redis_backlog", "Count records waiting in memory for Redis", registry=r
+        )
+        self.redis_up = Gauge("crowd_redis_up", "1 while the last write to Redis succeeded", registry=r)
+        self.redis_written = Counter(
+            "crowd_redis_records_written", "Count records written to Redis", registry=r
+        )
+        self.redis_dropped = Counter(
+            "crowd_redis_records_dropped",
+            "Count records dropped because the backlog was full while Redis was unreachable",
+            registry=r,
+        )
+
+    def forget_camera(self, camera: str) -> None:
+        """Remove a camera's series (when another worker takes it over, its gauges must not linger here)."""
+        for metric in (
+            self.stream_up,
+            self.frames_processed,
+            self.frames_dropped,
+            self.reconnects,
+            self.frame_age,
+        ):
+            with contextlib.suppress(KeyError):
+                metric.remove(camera)
+        for metric in (self.people, self.density):
+            for labels in [
+                key for key in metric._metrics if key[0] == camera
+            ]:  # the client has no public listing
+                metric.remove(*labels)
