@@ -1,7 +1,8 @@
 """The runtime interface every backend implements, and `load_engine`, which picks one.
 
 An engine maps a (N, 3, 224, 224) float32 batch (see engines.spec) to `density` (N, 1, 56, 56) and
-`count` (N,) NumPy arrays, whatever runs underneath.
+`count` (N,) NumPy arrays, whatever runs underneath. Backends import their runtime lazily, so the
+service (ONNX Runtime only) never pays for torch or TensorRT.
 """
 
 from __future__ import annotations
@@ -30,15 +31,32 @@ class Engine(Protocol):
 
 
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
+TENSORRT_SUFFIXES = (".engine", ".plan")
+TORCH_SUFFIXES = (".pt", ".pth", ".ts")
+
+
+def pick_backend(path: Path) -> str:
+    """`auto`: a serialized TensorRT engine → TensorRT, a TorchScript file → PyTorch; an ONNX model →
+    TensorRT when this machine already holds a built engine for it (`crowdstream engine build`), else
+    ONNX Runtime on the CPU, the default everywhere. Auto never starts a minutes-long engine build."""
+    suffix = path.suffix.lower()
+    if suffix in TENSORRT_SUFFIXES:
+        return "tensorrt"
+    if suffix in TORCH_SUFFIXES:
+        return "torch"
+    from engines.engine_cache import find_cached_engine
+
+    return "tensorrt" if find_cached_engine(path) else "onnxruntime"
 
 
 def load_engine(model: str | Path = "default", backend: str = "auto", threads: int = 0, **options) -> Engine:
-    """Open a model with a backend. `auto`: a TensorRT `.engine`/`.plan` file → TensorRT, a `.pt`
-    checkpoint → PyTorch, anything else → ONNX Runtime on the CPU (the default everywhere)."""
+    """Open a model (a shipped name or a path) with a backend: `auto` (see `pick_backend`),
+    `onnxruntime`, `tensorrt` (an ONNX model is built into an engine once and cached) or `torch`."""
+    if backend != "auto" and backend not in BACKENDS:
+        raise EngineError(f"unknown backend {backend!r}; choose auto or one of {', '.join(BACKENDS)}")
     path = resolve_model(model)
     if backend == "auto":
-        suffix = path.suffix.lower()
-        backend = {".engine": "tensorrt", ".plan": "tensorrt", ".pt": "torch", ".pth": "torch"}.get(suffix, "onnxruntime")
+        backend = pick_backend(path)
     if backend == "onnxruntime":
         from engines.onnx_engine import OnnxEngine
 
@@ -46,17 +64,19 @@ def load_engine(model: str | Path = "default", backend: str = "auto", threads: i
     if backend == "tensorrt":
         from engines.tensorrt_engine import TensorRTEngine
 
-        return TensorRTEngine.open(path, **options)
-    if backend == "torch":
-        from engines.torch_engine import TorchEngine
+        if path.suffix.lower() not in TENSORRT_SUFFIXES:
+            from engines.engine_cache import cached_engine
 
-        return TorchEngine(path, threads=threads, **options)
-    raise EngineError(f"unknown backend {backend!r}; choose auto or one of {', '.join(BACKENDS)}")
+            path = cached_engine(path)
+        return TensorRTEngine.open(path, **options)
+    from engines.torch_engine import TorchEngine
+
+    return TorchEngine(path, threads=threads, **options)
 
 
 def check_batch(batch: np.ndarray, input_size: int) -> np.ndarray:
     """Validate an input batch early, with a message a user can act on."""
     batch = np.asarray(batch)
-    if batch.ndim != 4 or batch.shape[1:] != (3, input_size, input_size):
-        raise EngineError(f"input batch must be (N, 3, {input_size}, {input_size}), got {batch.shape}")
+    if batch.ndim != 4 or batch.shape[1:] != (3, input_size, input_size) or batch.shape[0] == 0:
+        raise EngineError(f"input batch must be (N>=1, 3, {input_size}, {input_size}), got {batch.shape}")
     return np.ascontiguousarray(batch, dtype=np.float32)

@@ -1,0 +1,102 @@
+"""INT8 static quantisation with ONNX Runtime, calibrated on training tiles.
+
+Calibration tiles are cut from ShanghaiTech training images (never the held-out every-10th ones) by
+engines.preprocess, so the activation ranges are those the stream will feed. The graph is first
+pre-processed (shape inference and fusions, as ONNX Runtime recommends), then quantised to QDQ form
+with per-channel INT8 weights and UINT8 activations. The last convolution, which writes the density
+map whose sum is the count, stays in FP32: its outputs are small and a uint8 grid there costs counts.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from engines.engine import EngineError
+from engines.frames import DEFAULT_DATA_ROOT, read_frame, shanghaitech_images, spread
+from engines.preprocess import prepare_frame
+from engines.spec import SPEC
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+def calibration_tiles(data_root: Path = DEFAULT_DATA_ROOT, images: int = 64) -> np.ndarray:
+    """Model-input tiles of `images` training images spread over both parts: (N, 3, 224, 224)."""
+    if images < 1:
+        raise EngineError(f"need at least 1 calibration image, got {images}")
+    paths = spread(shanghaitech_images(data_root, "train"), images)
+    return np.concatenate([prepare_frame(read_frame(p))[0] for p in paths])
+
+
+class TileReader:
+    """onnxruntime.quantization's CalibrationDataReader protocol over a tile array, a few tiles a call."""
+
+    def __init__(self, tiles: np.ndarray, batch: int = 8):
+        self.tiles, self.batch = tiles, batch
+        self._batches: Iterator[dict[str, np.ndarray]] = self._iterate()
+
+    def _iterate(self) -> Iterator[dict[str, np.ndarray]]:
+        for start in range(0, len(self.tiles), self.batch):
+            yield {SPEC.input_name: self.tiles[start : start + self.batch]}
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+    def rewind(self) -> None:
+        self._batches = self._iterate()
+
+
+def output_convolutions(model_path: Path) -> list[str]:
+    """Names of the Conv nodes nearest the outputs: the last Conv of the graph in topological order."""
+    import onnx
+
+    nodes = [n for n in onnx.load(str(model_path)).graph.node if n.op_type == "Conv"]
+    return [nodes[-1].name] if nodes else []
+
+
+def quantize_model(
+    source: Path,
+    out: Path,
+    tiles: np.ndarray,
+    method: str = "minmax",
+    progress: Callable[[str], None] = lambda _message: None,
+) -> Path:
+    """Write an INT8 (QDQ) copy of `source` calibrated on `tiles`; returns `out`."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from engines.onnx_engine import OnnxEngine
+
+    if method not in CALIBRATION_METHODS:
+        raise EngineError(
+            f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}"
+        )
+    OnnxEngine(Path(source))  # the source must meet the contract before we spend minutes on it
+    calibrate = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[method]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        progress("pre-processing the graph (shape inference, fusions)")
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        progress(f"calibrating on {len(tiles)} training tiles ({method})")
+        quantize_static(
+            str(prepared),
+            str(out),
+            TileReader(tiles),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=calibrate,
+            nodes_to_exclude=output_convolutions(prepared),
+        )
+    OnnxEngine(out)  # refuse to leave behind a file the engines cannot open
+    return out
