@@ -1,0 +1,75 @@
+"""Zones: polygon checks and counting from density maps at any scale, on real ShanghaiTech annotations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.preprocess import resize_density
+from stream.zones import Zone, check_polygon, polygon_area, scanline_fill
+from tests.data_paths import PART_B, needs_data
+
+SQUARE = [[0, 0], [10, 0], [10, 10], [0, 10]]
+
+
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        ([[0, 0], [10, 10], [10, 0], [0, 10]], "self-intersecting"),
+        ([[0, 0], [5, 5], [10, 10]], "zero area"),
+        ([[0, 0], [10, 0]], "3 to 256 points"),
+        ([[0, 0], [10, 0], [-1, 10]], "non-negative"),
+        ([[0, 0], [10, 0], [float("nan"), 10]], "finite"),
+        ([[0, 0, 0], [1, 0, 0], [1, 1, 0]], "[x, y]"),
+    ],
+)
+def test_bad_polygons_are_refused_with_the_reason(points, message) -> None:
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        check_polygon(points)
+
+
+def test_concave_polygon_is_accepted_and_its_mask_matches_its_area() -> None:
+    arrow = [[0, 0], [40, 20], [0, 40], [10, 20]]
+    assert check_polygon(arrow).shape == (4, 2)
+    mask = scanline_fill(np.asarray(arrow, dtype=float), 40, 40)
+    assert mask.sum() == pytest.approx(polygon_area(np.asarray(arrow, dtype=float)), rel=0.03)
+
+
+def test_mask_coverage_is_fractional_at_a_coarse_scale() -> None:
+    zone = Zone("left", [[0, 0], [6, 0], [6, 8], [0, 8]])
+    mask = zone.mask((16, 8), (2, 4))  # map pixels are 4 frame pixels wide: the edge at x=6 halves one
+    np.testing.assert_allclose(mask, [[1, 0.5, 0, 0], [1, 0.5, 0, 0]], atol=1e-6)
+
+
+def test_area_turns_count_into_density_and_threshold_triggers() -> None:
+    density = np.zeros((10, 10), dtype=np.float32)
+    density[2:4, 2:4] = 1.0  # four people inside the square
+    density[8, 8] = 5.0  # five outside
+    zone = Zone("square", SQUARE[:1] + [[5, 0], [5, 5], [0, 5]], area_m2=2.0, threshold=1.5)
+    reading = zone.reading(density, (10, 10))
+    assert reading.count == pytest.approx(4.0)
+    assert reading.density == pytest.approx(2.0)
+    assert zone.trigger(density, (10, 10))
+    assert not Zone("calm", SQUARE, area_m2=100.0, threshold=1.5).trigger(density, (10, 10))
+
+
+@needs_data
+@pytest.mark.parametrize("image", ["IMG_1.jpg", "IMG_10.jpg", "IMG_100.jpg"])
+def test_zone_counts_follow_real_head_annotations_at_quarter_scale(image: str) -> None:
+    from training.annotations import load_shanghaitech
+    from training.density import density_map
+
+    sample = load_shanghaitech(PART_B / "images" / image)
+    full = density_map(sample.points, sample.height, sample.width)
+    quarter = resize_density(full, sample.height // 4, sample.width // 4)
+    polygon = [[0, 0], [sample.width * 0.6, 0], [sample.width * 0.4, sample.height], [0, sample.height]]
+    zone = Zone("left", polygon)
+    inside = sum(_inside(polygon, point) for point in sample.points)
+    frame_size = (sample.width, sample.height)
+    assert zone.count(full, frame_size) == pytest.approx(inside, abs=max(2.0, 0.05 * inside))
+    assert zone.count(quarter, frame_size) == pytest.approx(zone.count(full, frame_size), abs=1.5)
+    assert zone.fits(*frame_size) and not zone.fits(sample.width // 2, sample.height)
+
+
+def _inside(polygon: list[list[float]], point: np.ndarray) -> bool:
+    return bool(scanline_fill(np.asarray(polygon, dtype=float) - np.floor(point), 1, 1)[0, 0])
