@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-Status = Literal["starting", "up", "down", "stopped"]
+Status = Literal["starting", "up", "down", "stopped", "ended"]
 
 
 @dataclass(frozen=True)
