@@ -1,0 +1,222 @@
+// The live dashboard: one card per camera with its annotated video (WebRTC, MJPEG when WebRTC is
+// blocked), the newest count, per-zone counts, a chart of the last minutes and a red state for zones
+// over their threshold. Counts arrive as Server-Sent Events; camera status is polled.
+
+const CHART_SECONDS = 300;
+const STATUS_POLL_MS = 5000;
+const RETRY_MS = 3000;
+const WEBRTC_ATTEMPTS = 2; // failed WebRTC attempts before a camera falls back to MJPEG
+const ICE_GATHER_MS = 2000;
+
+const cameras = new Map(); // id → {card, els, pc, history, failures, usesMjpeg}
+let iceServers = [];
+window.crowdstream = { cameras }; // for people (and tests) debugging from the console
+
+async function getJSON(url) {
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (response.status === 401) location.assign("/login");
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+function api(id, path) {
+  return `/api/cameras/${encodeURIComponent(id)}/${path}`;
+}
+
+// ---- cards -------------------------------------------------------------------------------------
+
+function createCard(camera) {
+  const card = document.getElementById("camera-card").content.firstElementChild.cloneNode(true);
+  card.dataset.camera = camera.id;
+  const els = {
+    video: card.querySelector("video"), img: card.querySelector("img.fallback"),
+    status: card.querySelector(".status"), name: card.querySelector(".name"),
+    value: card.querySelector(".count .value"), zones: card.querySelector(".zones"),
+    chart: card.querySelector("canvas.chart"),
+  };
+  els.name.textContent = camera.name || camera.id;
+  const toggle = () => {
+    card.classList.toggle("expanded");
+    card.scrollIntoView({ block: "nearest" });
+  };
+  card.addEventListener("click", toggle);
+  card.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); toggle(); }
+    if (event.key === "Escape") card.classList.remove("expanded");
+  });
+  document.getElementById("grid").append(card);
+  const state = { card, els, pc: null, history: [], failures: 0, usesMjpeg: false, count: null };
+  cameras.set(camera.id, state);
+  return state;
+}
+
+function showStatus(state, camera) {
+  state.els.status.textContent = camera.status === "up" ? `${camera.fps.toFixed(1)} fps` : camera.status;
+  state.card.classList.toggle("down", camera.status !== "up");
+}
+
+function showReading(state, reading) {
+  state.count = reading.count;
+  state.els.value.textContent = Math.round(reading.count);
+  state.els.value.dataset.count = reading.count;
+  state.els.zones.replaceChildren(...reading.zones.map((zone) => {
+    const item = document.createElement("li");
+    item.classList.toggle("alert", zone.over_threshold);
+    const limit = zone.threshold == null ? "" : ` / ${zone.threshold}`;
+    const density = zone.density == null ? "" : ` · ${zone.density.toFixed(2)}/m²`;
+    item.textContent = `${zone.name}: ${Math.round(zone.count)}${limit}${density}`;
+    return item;
+  }));
+  state.card.classList.toggle("alert", reading.zones.some((zone) => zone.over_threshold));
+  state.history.push([reading.timestamp, reading.count]);
+  const oldest = reading.timestamp - CHART_SECONDS;
+  while (state.history.length && state.history[0][0] < oldest) state.history.shift();
+  drawChart(state.els.chart, state.history, reading.timestamp);
+  showTotal();
+}
+
+function showTotal() {
+  const counts = [...cameras.values()].map((s) => s.count).filter((c) => c != null);
+  document.getElementById("total").textContent = counts.length ? Math.round(counts.reduce((a, b) => a + b, 0)) : "–";
+}
+
+function drawChart(canvas, history, now) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth || canvas.width, height = canvas.clientHeight || canvas.height;
+  if (canvas.width !== Math.round(width * ratio)) {
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  if (history.length < 2) return;
+  const top = Math.max(1, ...history.map(([, count]) => count)) * 1.15;
+  const x = (t) => width - ((now - t) / CHART_SECONDS) * width;
+  const y = (count) => height - 2 - (count / top) * (height - 4);
+  ctx.beginPath();
+  history.forEach(([t, count], i) => (i ? ctx.lineTo(x(t), y(count)) : ctx.moveTo(x(t), y(count))));
+  ctx.strokeStyle = getComputedStyle(canvas).color;
+  ctx.lineWidth = 1.5;
+  ctx.stroke();
+  ctx.fillStyle = ctx.strokeStyle;
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.fillText(`max ${Math.round(top / 1.15)}`, 4, 11);
+}
+
+// ---- video ------------------------------------------------------------------------------------
+
+function waitForIceGathering(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => pc.iceGatheringState === "complete" && resolve();
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, ICE_GATHER_MS); // send what we have; the server gathers its own candidates
+  });
+}
+
+async function connectWebRTC(id, state) {
+  const pc = new RTCPeerConnection({ iceServers });
+  state.pc = pc;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addEventListener("track", (event) => {
+    state.els.video.srcObject = event.streams[0] || new MediaStream([event.track]);
+    state.els.video.play().catch(() => {});
+  });
+  pc.addEventListener("connectionstatechange", () => {
+    if (pc.connectionState === "connected") state.failures = 0;
+    if (pc.connectionState === "failed" && state.pc === pc) retryVideo(id, state);
+  });
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitForIceGathering(pc);
+  const response = await fetch(api(id, "offer"), {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }),
+  });
+  if (!response.ok) throw new Error(`offer refused: HTTP ${response.status}`);
+  await pc.setRemoteDescription(await response.json());
+}
+
+function useMjpeg(id, state) {
+  state.usesMjpeg = true;
+  state.els.video.hidden = true;
+  state.els.img.hidden = false;
+  state.els.img.src = `${api(id, "mjpeg")}?t=${Date.now()}`;
+}
+
+function stopVideo(state) {
+  if (state.pc) state.pc.close();
+  state.pc = null;
+  state.els.video.srcObject = null;
+  state.els.img.removeAttribute("src");
+}
+
+function retryVideo(id, state) {
+  stopVideo(state);
+  state.failures += 1;
+  setTimeout(() => startVideo(id, state), RETRY_MS);
+}
+
+async function startVideo(id, state) {
+  if (document.hidden || state.pc) return;
+  if (!window.RTCPeerConnection || state.failures >= WEBRTC_ATTEMPTS) return useMjpeg(id, state);
+  try {
+    await connectWebRTC(id, state);
+  } catch (error) {
+    console.warn(`camera ${id}: ${error.message}`);
+    retryVideo(id, state);
+  }
+}
+
+// Nobody watches a hidden tab: close its connections so the server stops encoding for it.
+document.addEventListener("visibilitychange", () => {
+  for (const [id, state] of cameras) {
+    if (document.hidden) stopVideo(state);
+    else if (state.usesMjpeg) useMjpeg(id, state);
+    else startVideo(id, state);
+  }
+});
+
+// ---- data -------------------------------------------------------------------------------------
+
+function listenForReadings() {
+  const feed = document.getElementById("feed");
+  const source = new EventSource("/api/events");
+  source.addEventListener("open", () => { feed.textContent = "live"; feed.classList.remove("stale"); });
+  source.addEventListener("error", () => { feed.textContent = "reconnecting…"; feed.classList.add("stale"); });
+  source.addEventListener("reading", (event) => {
+    const reading = JSON.parse(event.data);
+    const state = cameras.get(reading.camera);
+    if (state) showReading(state, reading);
+  });
+}
+
+async function pollStatus() {
+  try {
+    const { cameras: list } = await getJSON("/api/cameras");
+    for (const camera of list) {
+      const state = cameras.get(camera.id);
+      if (state) showStatus(state, camera);
+    }
+  } catch (error) {
+    console.warn(error.message);
+  }
+}
+
+async function main() {
+  ({ ice_servers: iceServers } = await getJSON("/api/config"));
+  const { cameras: list } = await getJSON("/api/cameras");
+  document.getElementById("empty").hidden = list.length > 0;
+  for (const camera of list) {
+    const state = createCard(camera);
+    showStatus(state, camera);
+    if (camera.count != null) showReading(state, { ...camera, camera: camera.id });
+    startVideo(camera.id, state);
+  }
+  listenForReadings();
+  setInterval(pollStatus, STATUS_POLL_MS);
+}
+
+main().catch((error) => {
+  document.getElementById("feed").textContent = `error: ${error.message}`;
+});

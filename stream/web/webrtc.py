@@ -1,0 +1,199 @@
+"""WebRTC live view: one annotated video track per viewer, answered from the viewer's SDP offer.
+
+aiortc answers with every ICE candidate it gathers (no trickle), from host addresses that exclude
+127.0.0.1, as RFC 8445 asks. A browser on the same machine as a server whose only interface is
+loopback could then never connect, so a viewer whose HTTP request came over loopback also gets a
+127.0.0.1 host candidate (`_include_loopback`). Other networks use the configured STUN/TURN servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import aioice.ice
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamError, MediaStreamTrack
+from av import VideoFrame
+
+from stream.hub import Hub
+from stream.web.api import find_camera
+from stream.web.config import HttpConfig
+from stream.web.errors import json_error
+from stream.web.frames import CameraGone, NewestFrame
+from stream.web.limits import RateLimiter, ViewerSlots
+
+log = logging.getLogger(__name__)
+
+_include_loopback: ContextVar[bool] = ContextVar("include_loopback", default=False)
+_host_addresses = aioice.ice.get_host_addresses
+
+
+def _host_addresses_and_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    """aioice's host addresses, plus 127.0.0.1 while answering a viewer that is on this machine."""
+    addresses = _host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+    if use_ipv4 and _include_loopback.get() and "127.0.0.1" not in addresses:
+        addresses.append("127.0.0.1")
+    return addresses
+
+
+aioice.ice.get_host_addresses = _host_addresses_and_loopback
+
+
+class OfferError(ValueError):
+    """An SDP offer that cannot be answered (malformed, or asking for no video)."""
+
+
+class AnnotatedTrack(MediaStreamTrack):
+    """A video track whose `recv()` returns the camera's newest annotated frame, stamped with the time
+    elapsed since the first frame (real capture pacing, not an assumed 30 fps)."""
+
+    kind = "video"
+
+    def __init__(self, frames: NewestFrame) -> None:
+        super().__init__()
+        self.frames = frames
+        self._start: float | None = None
+
+    async def recv(self) -> VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        try:
+            image = await self.frames.next()
+        except CameraGone:
+            self.stop()
+            raise MediaStreamError from None
+        now = time.monotonic()
+        self._start = now if self._start is None else self._start
+        frame = VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts = round((now - self._start) * VIDEO_CLOCK_RATE)
+        frame.time_base = VIDEO_TIME_BASE
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.frames.close()
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+async def _read_offer(request: web.Request, max_bytes: int) -> str:
+    """The SDP text of a JSON offer body; 413 beyond `max_bytes` (the app's `client_max_size` also
+    stops a chunked body without a length there)."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise json_error(web.HTTPRequestEntityTooLarge, "the offer is larger than http.max_sdp_bytes")
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise json_error(web.HTTPBadRequest, 'the body must be JSON: {"type": "offer", "sdp": ...}') from None
+    if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
+        raise json_error(web.HTTPBadRequest, 'the body must be {"type": "offer", "sdp": "v=0..."}')
+    return body["sdp"]
+
+
+def _check_offer(sdp: str) -> None:
+    if not sdp.startswith("v=0") or "\nm=video " not in sdp.replace("\r\n", "\n"):
+        raise OfferError("the SDP offer must start with v=0 and contain a video media section")
+
+
+@dataclass(eq=False)
+class Viewer:
+    """One open peer connection sending one camera."""
+
+    camera: str
+    pc: RTCPeerConnection
+    track: AnnotatedTrack
+
+
+class LiveView:
+    """Answers offers within the viewer limits and owns every peer connection until it closes: on
+    disconnect or failure, when it does not connect within `connect_timeout_s`, and on shutdown."""
+
+    def __init__(self, hub: Hub, http: HttpConfig, slots: ViewerSlots) -> None:
+        self.hub, self.http, self.slots = hub, http, slots
+        self.viewers: set[Viewer] = set()
+        self.rate = RateLimiter(http.offer_rate_per_minute)
+
+    async def offer(self, request: web.Request) -> web.Response:
+        """`POST /api/cameras/{id}/offer`: `{"type": "offer", "sdp": ...}` in, the answer out."""
+        self.rate.check(request.remote or "")
+        camera = find_camera(self.hub, request)
+        sdp = await _read_offer(request, self.http.max_sdp_bytes)
+        try:
+            answer = await self.answer(camera.id, sdp, loopback=_is_loopback(request.remote))
+        except OfferError as exc:
+            raise json_error(web.HTTPBadRequest, str(exc)) from None
+        return web.json_response({"type": answer.type, "sdp": answer.sdp})
+
+    def _configuration(self) -> RTCConfiguration:
+        servers = [
+            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+            for s in self.http.ice_servers
+        ]
+        return RTCConfiguration(iceServers=servers)  # an empty list: no STUN lookups on a LAN
+
+    async def answer(self, camera_id: str, offer_sdp: str, *, loopback: bool) -> RTCSessionDescription:
+        """Negotiate a peer that sends `camera_id`'s annotated frames; raises OfferError on a bad offer."""
+        _check_offer(offer_sdp)
+        self.slots.acquire(camera_id)
+        frames = NewestFrame(
+            self.hub, self.hub.cameras[camera_id], self.http.live_fps, self.http.live_max_width
+        )
+        viewer = Viewer(camera_id, RTCPeerConnection(self._configuration()), AnnotatedTrack(frames))
+        self.viewers.add(viewer)
+        viewer.pc.on("connectionstatechange", lambda: self._on_state(viewer))
+        try:
+            await _negotiate(viewer.pc, viewer.track, offer_sdp, loopback)
+        except BaseException:
+            await self._close(viewer)
+            raise
+        asyncio.get_running_loop().call_later(self.http.connect_timeout_s, self._expire, viewer)
+        return viewer.pc.localDescription
+
+    def _on_state(self, viewer: Viewer) -> None:
+        log.debug("viewer of %s: %s", viewer.camera, viewer.pc.connectionState)
+        if viewer.pc.connectionState in ("failed", "closed"):
+            asyncio.ensure_future(self._close(viewer))
+
+    def _expire(self, viewer: Viewer) -> None:
+        if viewer in self.viewers and viewer.pc.connectionState != "connected":
+            log.info("closing a viewer of %s that did not connect in time", viewer.camera)
+            asyncio.ensure_future(self._close(viewer))
+
+    async def _close(self, viewer: Viewer) -> None:
+        """Close once: stop encoding, free the viewer slot, then close the connection."""
+        if viewer not in self.viewers:
+            return
+        self.viewers.discard(viewer)
+        viewer.track.stop()
+        self.slots.release(viewer.camera)
+        await viewer.pc.close()
+
+    async def close_all(self) -> None:
+        """Close every peer connection (on shutdown)."""
+        await asyncio.gather(*(self._close(viewer) for viewer in list(self.viewers)))
+
+
+async def _negotiate(pc: RTCPeerConnection, track: AnnotatedTrack, sdp: str, loopback: bool) -> None:
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        pc.addTrack(track)
+        answer = await pc.createAnswer()
+    except Exception as exc:  # aiortc reports bad SDP with assorted exception types
+        raise OfferError(f"cannot answer this SDP offer: {exc or type(exc).__name__}") from exc
+    token = _include_loopback.set(loopback)
+    try:
+        await pc.setLocalDescription(answer)
+    finally:
+        _include_loopback.reset(token)
