@@ -114,14 +114,14 @@ def cache_key(
 ) -> CacheKey:
     """The key of an engine for this ONNX file; GPU and TensorRT version default to this machine's."""
     check_batches(opt_batch, max_batch)
-    if gpu is None:
-        from engines.tensorrt_engine import cuda_device_name
-
-        gpu = cuda_device_name()
     if tensorrt_version is None:
         from engines.tensorrt_engine import import_tensorrt
 
         tensorrt_version = import_tensorrt().__version__
+    if gpu is None:
+        from engines.tensorrt_engine import cuda_device_name
+
+        gpu = cuda_device_name()
     effective = resolve_precision(precision, tensorrt_version, onnx_precision(onnx_path))
     return CacheKey(file_sha256(onnx_path), gpu, tensorrt_version, effective, max_batch, opt_batch)
 

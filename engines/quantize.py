@@ -9,8 +9,10 @@ map whose sum is the count, stays in FP32: its outputs are small and a uint8 gri
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,17 @@ from engines.preprocess import prepare_frame
 from engines.spec import SPEC
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+@contextmanager
+def quiet_root_logger():
+    """onnxruntime.quantization logs one INFO line per rescaled weight channel (hundreds) on the root
+    logger; hold INFO back while it runs."""
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def calibration_tiles(data_root: Path = DEFAULT_DATA_ROOT, images: int = 64) -> np.ndarray:
@@ -82,7 +95,7 @@ def quantize_model(
     }[method]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, quiet_root_logger():
         prepared = Path(scratch) / "prepared.onnx"
         progress("pre-processing the graph (shape inference, fusions)")
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)

@@ -1,0 +1,126 @@
+"""`crowdstream engine info` and `crowdstream bench engine` as a user runs them, in a child process
+where `import torch` fails, as on a service install without the `train` extra."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engines.frames import shanghaitech_images
+from tests.data_paths import DATA_ROOT, needs_data
+
+WITHOUT_TORCH = (
+    "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
+    "from crowdstream.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+ROW_FIELDS = {
+    "backend",
+    "model",
+    "mode",
+    "batch",
+    "inputs_per_second",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "calls",
+}
+
+
+def crowdstream(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+def test_engine_info_without_torch_says_why() -> None:
+    result = crowdstream("engine", "info")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert set(lines) == {"onnxruntime", "tensorrt", "torch"}
+    assert "available" in lines["onnxruntime"].split()[1]
+    assert lines["torch"].split()[1] == "unavailable"
+    assert "not installed (pip install 'crowdstream[train]')" in lines["torch"]
+
+
+def test_engine_info_json_lists_every_backend() -> None:
+    result = crowdstream("engine", "info", "--json")
+    assert result.returncode == 0, result.stderr
+    statuses = {s["backend"]: s for s in json.loads(result.stdout)}
+    assert statuses["onnxruntime"]["available"] is True
+    assert statuses["torch"] == {
+        "backend": "torch",
+        "available": False,
+        "detail": "not installed (pip install 'crowdstream[train]')",
+    }
+    assert statuses["tensorrt"]["available"] is False or "on " in statuses["tensorrt"]["detail"]
+
+
+@needs_data
+def test_bench_engine_json_without_torch() -> None:
+    result = crowdstream(
+        "bench",
+        "engine",
+        "--batch",
+        "1",
+        "3",
+        "--inputs",
+        "3",
+        "--frame-count",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "2",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)  # progress must not leak into stdout
+    assert "[engine]" in result.stderr
+    assert [(r["mode"], r["batch"]) for r in rows] == [("batch", 1), ("batch", 3), ("frame", 4)]
+    for row in rows:
+        assert set(row) == ROW_FIELDS
+        assert row["backend"] == "onnxruntime" and row["calls"] >= 20
+        assert row["inputs_per_second"] > 0 and 0 < row["latency_ms_p50"] <= row["latency_ms_p99"]
+        assert row["inputs_per_second"] == pytest.approx(
+            row["batch"] * 1000 / row["latency_ms_p50"], rel=0.02
+        )
+
+
+@needs_data
+def test_bench_engine_table_on_a_given_frame() -> None:
+    image = shanghaitech_images(DATA_ROOT.parent, "validation")[0]
+    result = crowdstream(
+        "bench", "engine", "--frames", str(image), "--batch", "2", "--inputs", "2", "--warmup", "0"
+    )
+    assert result.returncode == 0, result.stderr
+    header, _, *rows = result.stdout.splitlines()
+    assert header.split()[:4] == ["backend", "model", "mode", "batch"]
+    assert [row.split()[2:4] for row in rows] == [["batch", "2"], ["frame", "4"]]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bench", "engine", "--model", "/no/such.onnx"], "/no/such.onnx: model file not found"),
+        (["bench", "engine", "--frames", "/no/such/folder"], "/no/such/folder: no images found"),
+        (["engine", "build", "/no/such.onnx"], "/no/such.onnx: model file not found"),
+    ],
+)
+def test_user_mistakes_print_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = crowdstream(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"crowdstream: error: {message}"), result.stderr
+
+
+def test_bad_numbers_are_refused_by_argparse() -> None:
+    result = crowdstream("bench", "engine", "--batch", "0")
+    assert result.returncode == 2 and "expected a number >= 1, got 0" in result.stderr

@@ -1,0 +1,61 @@
+"""INT8 static quantisation: calibration sees training tiles only, and the INT8 model opens through
+load_engine and counts close to its FP32 source on held-out images."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from engines.counting import count_frames
+from engines.engine import EngineError, load_engine
+from engines.frames import read_frame, shanghaitech_images, spread
+from engines.models import DEFAULT_MODEL
+from engines.quantize import calibration_tiles, quantize_model
+from tests.data_paths import DATA_ROOT, needs_data
+
+pytestmark = needs_data
+ROOT = DATA_ROOT.parent
+
+
+def image_number(path: Path) -> int:
+    return int(re.findall(r"\d+", path.stem)[-1])
+
+
+def test_every_tenth_image_is_held_out_of_calibration() -> None:
+    train, validation = shanghaitech_images(ROOT, "train"), shanghaitech_images(ROOT, "validation")
+    assert not set(train) & set(validation)
+    assert sorted(train + validation) == sorted(shanghaitech_images(ROOT, "all"))
+    assert len(validation) * 9 == len(train)  # both parts hold a multiple of 10 images
+    assert all(image_number(p) % 10 == 0 for p in validation)  # IMG_10, IMG_20, ... in natural order
+    assert not any(image_number(p) % 10 == 0 for p in train)
+
+
+def test_calibration_tiles_are_model_inputs() -> None:
+    tiles = calibration_tiles(ROOT, images=3)
+    assert tiles.dtype == np.float32 and tiles.shape[1:] == (3, 224, 224) and len(tiles) >= 3
+    assert -3 < tiles.mean() < 3 and tiles.std() > 0.3  # standardised pixels, not raw 0..255
+
+
+def test_a_bad_calibration_method_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="calibration method must be one of minmax, entropy, percentile"):
+        quantize_model(DEFAULT_MODEL, tmp_path / "q.onnx", np.zeros((1, 3, 224, 224), np.float32), "kl")
+
+
+def test_int8_model_counts_close_to_fp32(tmp_path: Path) -> None:
+    out = quantize_model(DEFAULT_MODEL, tmp_path / "int8.onnx", calibration_tiles(ROOT, images=4))
+    graph = onnx.load(str(out)).graph
+    assert sum(n.op_type == "QuantizeLinear" for n in graph.node) > 20
+    last_conv = [n for n in graph.node if n.op_type == "Conv"][-1]
+    float_weights = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    assert last_conv.input[1] in float_weights  # the density-writing convolution stays FP32
+    frames = [read_frame(p) for p in spread(shanghaitech_images(ROOT, "validation"), 4)]
+    fp32 = np.array([r.count for r in count_frames(load_engine(DEFAULT_MODEL, threads=2), frames)])
+    int8_engine = load_engine(out, threads=2)
+    int8 = np.array([r.count for r in count_frames(int8_engine, frames)])
+    assert int8_engine.backend == "onnxruntime"
+    assert np.all(np.isfinite(int8)) and fp32.sum() > 0
+    assert abs(int8.sum() - fp32.sum()) / fp32.sum() < 0.15
