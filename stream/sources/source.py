@@ -1,0 +1,208 @@
+"""One camera's reader thread: keeps only the newest frame, paces files, survives every failure.
+
+The worker is slower than most cameras, so a source must never queue: each new frame replaces the previous
+one and an overwritten frame nobody took is counted as dropped. Whatever goes wrong (connection refused,
+stalled stream, undecodable bytes, a file that ends) the thread records it, reports the camera down and
+tries again with capped exponential backoff, forever; it never raises and never stops other cameras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Status = Literal["starting", "up", "down", "stopped", "ended"]
+
+MIN_BACKOFF = 0.5  # seconds before the first retry; doubles per failure up to max_backoff
+FPS_SMOOTHING = 0.1  # EMA weight of the newest frame interval
+MAX_PACING_LAG = 1.0  # a paced source this far behind its clock re-anchors instead of bursting
+
+
+class SourceFault(Exception):
+    """A reader's description of why a stream cannot be read right now (shown as `last_error`)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame. `image` is BGR uint8 (H, W, 3); `seq` increases per source from 1."""
+
+    image: np.ndarray
+    timestamp: float  # wall-clock capture time, time.time()
+    seq: int
+
+
+class Reader(Protocol):
+    """How a source kind opens and decodes. `finite` media (files, folders) are paced and may loop;
+    for live media an end of stream is a failure."""
+
+    finite: bool
+
+    def frames(self) -> Generator[tuple[np.ndarray, float | None], None, float | None]:
+        """Open the medium and yield (BGR image, media time in seconds or None); close it when the
+        generator is closed. Raise on failure. Finite media return the time their last frame ends,
+        so a slideshow's last image (or a one-image loop) is shown as long as the others."""
+
+
+def fit_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
+    """The largest size with the same aspect ratio and at most `max_pixels` pixels (never upscales)."""
+    if width * height <= max_pixels:
+        return width, height
+    scale = math.sqrt(max_pixels / (width * height))
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+class Source:
+    """A camera read by its own daemon thread; the worker polls `latest()` or blocks in `wait()`."""
+
+    def __init__(
+        self, camera_id: str, url: str, reader: Reader, *, loop: bool = True, max_backoff: float = 30.0
+    ) -> None:
+        self.camera_id = camera_id
+        self.url = url
+        self.loop = loop
+        self.max_backoff = max_backoff
+        self.status: Status = "starting"
+        self.reconnects = 0
+        self.dropped = 0
+        self.fps = 0.0
+        self.last_error: str | None = None
+        self._reader = reader
+        self._frame: Frame | None = None
+        self._taken = 0  # highest seq handed to a consumer
+        self._last_capture: float | None = None
+        self._anchor: float | None = None  # monotonic time of media time 0 in the current pass
+        self._changed = threading.Condition()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"source-{camera_id}", daemon=True)
+
+    def __repr__(self) -> str:
+        return f"Source({self.camera_id!r}, {self.url!r}, status={self.status!r})"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to finish and join it for at most `timeout` s. A thread stuck inside a blocking
+        open or read ends on its own within the open/read timeout and releases the capture then."""
+        with self._changed:
+            self._stopping.set()
+            self.status = "stopped"
+            self._changed.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def latest(self, after_seq: int = 0) -> Frame | None:
+        """The newest frame if it is newer than `after_seq`, else None. Never blocks on the reader."""
+        with self._changed:
+            return self._take(after_seq)
+
+    def wait(self, after_seq: int, timeout: float) -> Frame | None:
+        """Like `latest`, but wait up to `timeout` s for a frame newer than `after_seq`."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._newer(after_seq) or self._stopping.is_set(), timeout)
+            return self._take(after_seq)
+
+    def _newer(self, after_seq: int) -> bool:
+        return self._frame is not None and self._frame.seq > after_seq
+
+    def _take(self, after_seq: int) -> Frame | None:
+        if not self._newer(after_seq):
+            return None
+        self._taken = max(self._taken, self._frame.seq)
+        return self._frame
+
+    def _publish(self, image: np.ndarray) -> None:
+        now = time.time()
+        with self._changed:
+            if self._frame is not None and self._frame.seq > self._taken:
+                self.dropped += 1
+            seq = self._frame.seq + 1 if self._frame else 1
+            self._frame = Frame(image=image, timestamp=now, seq=seq)
+            self._changed.notify_all()
+        self._update_fps(now)
+        if self._set_status("up"):
+            log.info(
+                "source up", extra={"camera": self.camera_id, "url": self.url, "reconnects": self.reconnects}
+            )
+
+    def _update_fps(self, now: float) -> None:
+        if self._last_capture is not None and now > self._last_capture:
+            rate = 1.0 / (now - self._last_capture)
+            self.fps = rate if self.fps == 0.0 else self.fps + FPS_SMOOTHING * (rate - self.fps)
+        self._last_capture = now
+
+    def _set_status(self, status: Status) -> bool:
+        """Change the status unless it is already that or the source was stopped; True if it changed."""
+        with self._changed:
+            if self.status == status or self._stopping.is_set():
+                return False
+            self.status = status
+            return True
+
+    def _run(self) -> None:
+        """Play the medium again and again: loop finite media, back off after failures, until stopped."""
+        delay = MIN_BACKOFF
+        while not self._stopping.is_set():
+            before = self._frame.seq if self._frame else 0
+            error = self._play()
+            if self._stopping.is_set():
+                break
+            played = (self._frame.seq if self._frame else 0) > before
+            if error is None and played and self._reader.finite:
+                if not self.loop:
+                    self._set_status("ended")
+                    log.info("source ended", extra={"camera": self.camera_id, "url": self.url})
+                    return
+                continue
+            if played:
+                delay = MIN_BACKOFF
+            self._fail(error or ("stream ended" if played else "no decodable frames"))
+            self._stopping.wait(delay)
+            delay = min(delay * 2, self.max_backoff)
+            self.reconnects += 1
+
+    def _play(self) -> str | None:
+        """Publish frames until the medium ends (None) or fails (the reason)."""
+        self._anchor = None
+        try:
+            with contextlib.closing(self._reader.frames()) as frames:
+                while True:
+                    try:
+                        image, media_time = next(frames)
+                    except StopIteration as end:  # finite media return when their last frame ends
+                        self._pace(end.value)
+                        return None
+                    if self._pace(media_time):
+                        return None
+                    self._publish(image)
+        except Exception as exc:  # noqa: BLE001 - any reader failure is reported and retried, never raised
+            return str(exc) or type(exc).__name__
+
+    def _pace(self, media_time: float | None) -> bool:
+        """Sleep until `media_time` on this pass's clock; True if the source was stopped meanwhile.
+        When decoding falls behind, the clock re-anchors rather than rushing to catch up."""
+        if media_time is None:
+            return self._stopping.is_set()
+        now = time.monotonic()
+        if self._anchor is None or now - (self._anchor + media_time) > MAX_PACING_LAG:
+            self._anchor = now - media_time
+        return self._stopping.wait(max(0.0, self._anchor + media_time - now))
+
+    def _fail(self, error: str) -> None:
+        self.last_error = error
+        self._last_capture = None
+        self._set_status("down")
+        log.warning(
+            "source down",
+            extra={"camera": self.camera_id, "url": self.url, "error": error, "reconnects": self.reconnects},
+        )
