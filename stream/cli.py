@@ -1,9 +1,180 @@
-"""Subcommands of `stream`: `serve`, `count`, `bench stream`, `bench soak`."""
+"""Subcommands of `stream`: `serve`, `count`, `bench stream`, `bench soak`.
+
+Only argparse definitions live here; each handler imports what it needs when it runs, so the rest of
+the CLI starts instantly and never loads the service's dependencies.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+SERVE_EPILOG = """examples:
+  crowdstream serve                                   # the demo clip on http://127.0.0.1:8080
+  crowdstream serve -c examples/cameras.yaml          # cameras, zones and Redis from a file
+  crowdstream serve --source rtsp://cam1/stream --source video.mp4 --redis-url redis://localhost:6379/0
+  CROWDSTREAM_HTTP__PORT=9000 crowdstream serve -c cameras.yaml   # any key from the environment"""
+
+COUNT_EPILOG = """examples:
+  crowdstream count crowd.jpg -o overlay.png          # prints the count, writes the heatmap overlay
+  crowdstream count clip.mp4 --fps 1 -o overlay.mp4 --json"""
+
+BENCH_STREAM_EPILOG = """example:
+  crowdstream bench stream --cameras 8 --seconds 60 --json"""
+
+BENCH_SOAK_EPILOG = """example:
+  crowdstream bench soak --cameras 8 --minutes 10 --source rtsp://127.0.0.1:8554/live --json"""
+
+
+def _formatter(prog: str) -> argparse.RawDescriptionHelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=36)
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add this package's subcommands (filled in by the stream work)."""
+    """Add `serve`, `count`, `bench stream` and `bench soak`."""
+    _add_serve(commands)
+    _add_count(commands)
+    _add_bench_stream(bench)
+    _add_bench_soak(bench)
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="count people on live cameras; publish to Redis and Prometheus; live view",
+        description="Run the counting service until SIGINT/SIGTERM. Without a config it serves the bundled "
+        "demo clip with the shipped model on the CPU. Environment variables CROWDSTREAM_<SECTION>__<KEY> "
+        "override the file; the options below override both.",
+        epilog=SERVE_EPILOG,
+        formatter_class=_formatter,
+    )
+    parser.add_argument("-c", "--config", type=Path, help="YAML config file (see examples/cameras.yaml)")
+    parser.add_argument(
+        "--source",
+        action="append",
+        metavar="URL",
+        help="a camera URL (repeatable); replaces the config's cameras",
+    )
+    parser.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free one)")
+    parser.add_argument(
+        "--redis-url", help="redis://host:port/db (default: a private redis-server if installed)"
+    )
+    parser.add_argument("--model", help="model name or file (default: the shipped model)")
+    parser.add_argument("--backend", help="auto, onnxruntime, tensorrt or torch")
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from stream.config import cameras_from_urls, load_config
+    from stream.service import serve
+
+    flags = {
+        "http.host": args.host,
+        "http.port": args.port,
+        "redis.url": args.redis_url,
+        "engine.model": args.model,
+        "engine.backend": args.backend,
+    }
+    overrides = {key: value for key, value in flags.items() if value is not None}
+    if args.source:
+        overrides["cameras"] = cameras_from_urls(args.source)
+    config = load_config(args.config, overrides=overrides)
+    return asyncio.run(serve(config))
+
+
+def _add_count(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "count",
+        help="count people in one image or video file and write the heatmap overlay",
+        description="One-off counting: prints the count of an image (or of sampled video frames) and "
+        "optionally writes the overlay (an image, or a video for video input).",
+        epilog=COUNT_EPILOG,
+        formatter_class=_formatter,
+    )
+    parser.add_argument("path", type=Path, metavar="IMAGE_OR_VIDEO")
+    parser.add_argument(
+        "-o", "--output", type=Path, help="overlay file to write (.png/.jpg, or .mp4 for video)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--fps", type=float, default=2.0, help="video frames counted per second (default 2)")
+    parser.add_argument("--tiles", default="auto", help="'auto' or a grid such as 2x3")
+    parser.add_argument("--model", default="default", help="model name or file")
+    parser.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
+    parser.set_defaults(handler=_count)
+
+
+def _count(args: argparse.Namespace) -> int:
+    from stream.count import run_count
+
+    return run_count(
+        args.path,
+        args.output,
+        as_json=args.json,
+        fps=args.fps,
+        tiles=args.tiles,
+        model=args.model,
+        backend=args.backend,
+    )
+
+
+def _add_bench_stream(bench: argparse._SubParsersAction) -> None:
+    parser = bench.add_parser(
+        "stream",
+        help="throughput of N 720p file cameras through one worker",
+        description="Run N 720p video-file cameras through the worker and report sustained counted frames "
+        "per second per camera, dropped frames, CPU use, memory and frame age p50/p95.",
+        epilog=BENCH_STREAM_EPILOG,
+        formatter_class=_formatter,
+    )
+    _bench_common(parser)
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured duration (default 30)")
+    parser.set_defaults(handler=_bench_stream)
+
+
+def _add_bench_soak(bench: argparse._SubParsersAction) -> None:
+    parser = bench.add_parser(
+        "soak",
+        help="long run with Redis: memory over time, drops, reconnects, records written vs read",
+        description="Run the whole service (file cameras, optional RTSP cameras, a private redis-server) for "
+        "M minutes and report throughput, frame age, RSS at start and end, dropped frames, reconnects and "
+        "Redis records written versus read back.",
+        epilog=BENCH_SOAK_EPILOG,
+        formatter_class=_formatter,
+    )
+    _bench_common(parser)
+    parser.add_argument("--minutes", type=float, default=10.0, help="duration (default 10)")
+    parser.set_defaults(handler=_bench_soak)
+
+
+def _bench_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cameras", type=int, default=8, help="number of cameras (default 8)")
+    parser.add_argument("--max-fps", type=float, default=2.0, help="per-camera counting rate (default 2)")
+    parser.add_argument("--tiles", default="auto", help="tile grid per frame, 'auto' or RxC (default auto)")
+    parser.add_argument("--model", default="default", help="model name or file")
+    parser.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
+    parser.add_argument(
+        "--source",
+        action="append",
+        metavar="URL",
+        help="a camera URL (e.g. rtsp://…) used instead of a demo-clip camera (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _bench_stream(args: argparse.Namespace) -> int:
+    from stream.bench import BenchOptions, print_report, run_stream_bench
+
+    options = BenchOptions.from_args(args)
+    print_report(run_stream_bench(options, seconds=args.seconds), as_json=args.json)
+    return 0
+
+
+def _bench_soak(args: argparse.Namespace) -> int:
+    from stream.bench import BenchOptions, print_report, run_soak
+
+    options = BenchOptions.from_args(args)
+    print_report(run_soak(options, minutes=args.minutes), as_json=args.json)
+    return 0

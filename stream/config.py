@@ -276,30 +276,43 @@ def _read_yaml(path: Path) -> dict:
 
 
 def build_config(
-    data: Mapping[str, Any], source: str = "config", environ: Mapping[str, str] | None = None
+    data: Mapping[str, Any],
+    source: str = "config",
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> ServiceConfig:
-    """Validate a parsed mapping (plus environment overrides) into a ServiceConfig or raise ConfigError."""
+    """Validate a parsed mapping into a ServiceConfig or raise ConfigError. Environment variables apply
+    over the file, then `overrides` (dotted keys such as ``"http.port"``, from command-line flags)."""
     merged = copy.deepcopy(dict(data))
-    overrides = _env_overrides(os.environ if environ is None else environ)
+    changes = [
+        (path, value, f"{ENV_PREFIX}{'__'.join(path).upper()}")
+        for path, value in _env_overrides(os.environ if environ is None else environ)
+    ]
+    if changes:
+        source = f"{source} (with {ENV_PREFIX}* overrides)"
+    changes += [(key.split("."), value, f"option {key}") for key, value in (overrides or {}).items()]
     defaults = ServiceConfig().model_dump(mode="json")
-    for path, value in overrides:
+    for path, value, origin in changes:
         if path[0] not in merged and path[0] in defaults:
             merged[path[0]] = defaults[path[0]]
-        _apply_override(merged, path, value, f"{ENV_PREFIX}{'__'.join(path).upper()}")
-    if overrides:
-        source = f"{source} (with {ENV_PREFIX}* overrides)"
+        _apply_override(merged, path, value, origin)
     try:
         return ServiceConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from None
 
 
-def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> ServiceConfig:
-    """Read a YAML config file (or the defaults when `path` is None) and apply environment overrides."""
+def load_config(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ServiceConfig:
+    """Read a YAML config file (or the defaults when `path` is None), then apply environment variables
+    and command-line `overrides`."""
     if path is None:
-        return build_config({}, "defaults", environ)
+        return build_config({}, "defaults", environ, overrides)
     path = Path(path)
-    return build_config(_read_yaml(path), str(path), environ)
+    return build_config(_read_yaml(path), str(path), environ, overrides)
 
 
 def cameras_from_urls(urls: list[str]) -> list[dict[str, Any]]:

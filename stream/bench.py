@@ -1,0 +1,308 @@
+"""`bench stream` and `bench soak`: measured throughput, latency and resource use of the real service parts.
+
+`bench stream` runs N 720p video-file cameras (the bundled demo clip, each decoded by its own reader) through
+one worker. `bench soak` runs the whole service — readers, worker, a private redis-server, the web app —
+for minutes, samples memory, and finally reads back every record Redis holds to compare with what was
+written. Figures, not assertions: tests check behaviour, these commands measure it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stream.config import ServiceConfig, build_config
+from stream.hub import CameraReading, Hub
+from stream.metrics import StreamMetrics
+
+DEMO_CLIP = Path(__file__).resolve().parent / "demo" / "crowd-demo.mp4"
+WARMUP_S = 5.0
+RSS_SAMPLE_S = 10.0
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    cameras: int = 8
+    max_fps: float = 2.0
+    tiles: str = "auto"
+    model: str = "default"
+    backend: str = "auto"
+    sources: tuple[str, ...] = ()  # URLs replacing the first file cameras (e.g. RTSP)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> BenchOptions:
+        return cls(
+            args.cameras,
+            args.max_fps,
+            args.tiles,
+            args.model,
+            args.backend,
+            tuple(getattr(args, "source", None) or ()),
+        )
+
+    def config(self, **sections: dict) -> ServiceConfig:
+        """A service config with `cameras` cameras: the given source URLs first, the demo clip for the rest."""
+        urls = list(self.sources[: self.cameras]) + [str(DEMO_CLIP)] * max(
+            0, self.cameras - len(self.sources)
+        )
+        cameras = [
+            {"id": f"cam{i}", "url": url, "max_fps": self.max_fps, "tiles": self.tiles}
+            for i, url in enumerate(urls, start=1)
+        ]
+        data = {"cameras": cameras, "engine": {"model": self.model, "backend": self.backend}, **sections}
+        return build_config(data, "benchmark", environ={})
+
+
+class FrameAges:
+    """A publisher that only records how old each counted frame was when it was published."""
+
+    def __init__(self) -> None:
+        self.ages: list[float] = []
+
+    def publish(self, reading: CameraReading, extra: object = None) -> None:
+        self.ages.append(reading.frame_age)
+
+
+class ProcessUsage:
+    """CPU time and resident memory of this process (and its threads), from os.times and /proc."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.monotonic(), self._cpu()
+
+    @staticmethod
+    def _cpu() -> float:
+        times = os.times()
+        return times.user + times.system
+
+    def cpu_cores(self) -> float:
+        """Average cores busy since construction (2.0 = both cores of a 2-core machine)."""
+        return (self._cpu() - self.cpu) / max(1e-9, time.monotonic() - self.wall)
+
+    @staticmethod
+    def rss_mb() -> float:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 4) if values else None
+
+
+def _counter_total(metrics: StreamMetrics, name: str, camera: str) -> float:
+    return metrics.registry.get_sample_value(name, {"camera": camera}) or 0.0
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Per-camera counters at one moment; differences of two give the figures of a measured window."""
+
+    processed: dict[str, float]
+    dropped: float
+    reconnects: float
+
+    @classmethod
+    def read(cls, metrics: StreamMetrics, cameras: list[str]) -> Totals:
+        return cls(
+            {c: _counter_total(metrics, "crowd_frames_processed_total", c) for c in cameras},
+            sum(_counter_total(metrics, "crowd_frames_dropped_total", c) for c in cameras),
+            sum(_counter_total(metrics, "crowd_stream_reconnects_total", c) for c in cameras),
+        )
+
+    def fps_since(self, earlier: Totals, seconds: float) -> dict[str, float]:
+        return {c: round((n - earlier.processed[c]) / seconds, 3) for c, n in self.processed.items()}
+
+
+@dataclass
+class StreamReport:
+    cameras: int
+    seconds: float
+    tiles: str
+    max_fps: float
+    backend: str
+    fps_per_camera: dict[str, float]
+    fps_per_camera_min: float
+    fps_per_camera_mean: float
+    dropped_frames: int
+    frame_age_p50_s: float | None
+    frame_age_p95_s: float | None
+    inference_mean_s: float | None
+    cpu_cores_used: float
+    cpu_count: int
+    rss_mb: float
+    extra: dict = field(default_factory=dict)
+
+
+async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
+    from engines.engine import load_engine
+    from stream.sources import open_source
+    from stream.worker import Worker, build_zones
+
+    config = options.config()
+    engine = load_engine(config.engine.model, config.engine.backend, config.engine.threads)
+    metrics, ages = StreamMetrics(), FrameAges()
+    worker = Worker(engine, Hub(), metrics, publishers=[ages], max_batch=config.engine.max_batch)
+    sources = []
+    for camera in config.cameras:
+        source = open_source(camera.id, camera.url, loop=True)
+        source.start()
+        sources.append(source)
+        worker.add_camera(camera, source, build_zones(camera, config.zone_threshold))
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.sleep(WARMUP_S)
+        ids = [c.id for c in config.cameras]
+        before, inference_before = Totals.read(metrics, ids), _histogram(metrics, engine.backend)
+        ages.ages.clear()
+        usage = ProcessUsage()
+        await asyncio.sleep(seconds)
+        elapsed, cores = time.monotonic() - usage.wall, usage.cpu_cores()
+        after, inference_after = Totals.read(metrics, ids), _histogram(metrics, engine.backend)
+    finally:
+        stop.set()
+        await running
+        for source in sources:
+            await asyncio.to_thread(source.stop)
+        worker.close()
+    calls = inference_after[1] - inference_before[1]
+    fps = after.fps_since(before, elapsed)
+    return StreamReport(
+        cameras=len(config.cameras),
+        seconds=round(elapsed, 1),
+        tiles=options.tiles,
+        max_fps=options.max_fps,
+        backend=engine.backend,
+        fps_per_camera=fps,
+        fps_per_camera_min=min(fps.values()),
+        fps_per_camera_mean=round(sum(fps.values()) / len(fps), 3),
+        dropped_frames=int(after.dropped - before.dropped),
+        frame_age_p50_s=percentile(ages.ages, 50),
+        frame_age_p95_s=percentile(ages.ages, 95),
+        inference_mean_s=round((inference_after[0] - inference_before[0]) / calls, 4) if calls else None,
+        cpu_cores_used=round(cores, 2),
+        cpu_count=os.cpu_count() or 0,
+        rss_mb=round(ProcessUsage.rss_mb(), 1),
+    )
+
+
+def _histogram(metrics: StreamMetrics, backend: str) -> tuple[float, float]:
+    """(sum, count) of the inference-duration histogram."""
+    labels = {"backend": backend}
+    registry = metrics.registry
+    return (
+        registry.get_sample_value("crowd_inference_duration_seconds_sum", labels) or 0.0,
+        registry.get_sample_value("crowd_inference_duration_seconds_count", labels) or 0.0,
+    )
+
+
+def run_stream_bench(options: BenchOptions, seconds: float = 30.0) -> StreamReport:
+    return asyncio.run(_stream_bench(options, seconds))
+
+
+class ErrorCounter(logging.Handler):
+    """Counts log records at ERROR or above, and those carrying a traceback, while attached."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.errors = 0
+        self.exceptions = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.errors += 1
+        self.exceptions += record.exc_info is not None
+
+
+async def _soak(options: BenchOptions, minutes: float) -> StreamReport:
+    from stream.redis_publisher import counts_key
+    from stream.service import Service
+
+    config = options.config(http={"port": 0}, redis={"embedded": True, "maxlen": 10_000_000})
+    errors = ErrorCounter()
+    logging.getLogger().addHandler(errors)
+    service = Service(config)
+    samples: list[tuple[float, float]] = []
+    try:
+        await service.start()
+        if service.publisher is None:
+            from engines.errors import CrowdstreamError
+
+            raise CrowdstreamError("bench soak needs redis-server on PATH (apt-get install redis-server)")
+        await asyncio.sleep(WARMUP_S)
+        ids = [c.id for c in config.cameras]
+        before, usage, ages = Totals.read(service.metrics, ids), ProcessUsage(), FrameAges()
+        service.worker.publishers.append(ages)
+        deadline = usage.wall + minutes * 60
+        while (now := time.monotonic()) < deadline:
+            samples.append((round(now - usage.wall, 1), round(ProcessUsage.rss_mb(), 1)))
+            await asyncio.sleep(min(RSS_SAMPLE_S, max(0.0, deadline - now)))
+        samples.append((round(time.monotonic() - usage.wall, 1), round(ProcessUsage.rss_mb(), 1)))
+        elapsed, cores = time.monotonic() - usage.wall, usage.cpu_cores()
+        after = Totals.read(service.metrics, ids)
+        flushed = await service.publisher.flush(10)
+        read_back = sum(
+            [await service.publisher.client.xlen(counts_key(config.redis.prefix, i)) for i in ids]
+        )
+        written, redis_dropped = service.publisher.written, service.publisher.dropped
+    finally:
+        await service.stop()
+        logging.getLogger().removeHandler(errors)
+    start_rss, end_rss = samples[0][1], samples[-1][1]
+    fps = after.fps_since(before, elapsed)
+    return StreamReport(
+        cameras=len(ids),
+        seconds=round(elapsed, 1),
+        tiles=options.tiles,
+        max_fps=options.max_fps,
+        backend=config.engine.backend,
+        fps_per_camera=fps,
+        fps_per_camera_min=min(fps.values()),
+        fps_per_camera_mean=round(sum(fps.values()) / len(fps), 3),
+        dropped_frames=int(after.dropped - before.dropped),
+        frame_age_p50_s=percentile(ages.ages, 50),
+        frame_age_p95_s=percentile(ages.ages, 95),
+        inference_mean_s=None,
+        cpu_cores_used=round(cores, 2),
+        cpu_count=os.cpu_count() or 0,
+        rss_mb=end_rss,
+        extra={
+            "rss_start_mb": start_rss,
+            "rss_end_mb": end_rss,
+            "rss_growth_pct": round(100 * (end_rss - start_rss) / start_rss, 2),
+            "rss_samples": samples,
+            "reconnects": int(after.reconnects - before.reconnects),
+            "redis_flushed": flushed,
+            "redis_records_written": written,
+            "redis_records_read_back": read_back,
+            "redis_records_dropped": redis_dropped,
+            "errors_logged": errors.errors,
+            "exceptions_logged": errors.exceptions,
+            "sources": list(options.sources),
+        },
+    )
+
+
+def run_soak(options: BenchOptions, minutes: float = 10.0) -> StreamReport:
+    return asyncio.run(_soak(options, minutes))
+
+
+def print_report(report: StreamReport, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps(asdict(report), indent=2))
+        return
+    for key, value in asdict(report).items():
+        if key == "extra":
+            for extra_key, extra_value in value.items():
+                print(f"{extra_key:26} {extra_value}")
+        else:
+            print(f"{key:26} {value}")

@@ -1,0 +1,326 @@
+"""`crowdstream serve`: sources, the counting worker, Redis and Prometheus publishing, camera leases and
+the web app, wired together and shut down in order.
+
+Shutdown (SIGINT/SIGTERM) finishes the cycle in flight, releases leases, flushes the Redis backlog, stops
+the sources and the web server, and returns well within 10 s so an orchestrator never has to SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from engines.engine import load_engine
+from engines.errors import CrowdstreamError
+from stream.config import CameraConfig, ServiceConfig
+from stream.hub import Hub
+from stream.metrics import StreamMetrics
+from stream.redis_publisher import RedisPublisher
+from stream.worker import Worker, build_zones
+
+log = logging.getLogger(__name__)
+
+FLUSH_TIMEOUT = 5.0
+SOURCE_STOP_TIMEOUT = 2.0
+LEASE_POLL = 0.5
+
+
+class EmbeddedRedis:
+    """A private `redis-server` on a free loopback port for a service started without a Redis URL."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        self.workdir = tempfile.TemporaryDirectory(prefix="crowdstream-redis-")
+        self.port = _free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self, timeout: float = 5.0) -> None:
+        command = [
+            self.executable,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.workdir.name,
+        ]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and self.process.poll() is None:
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"embedded redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.workdir.cleanup()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Service:
+    """Everything `serve` runs; `start()` brings it up, `stop()` takes it down in order."""
+
+    config: ServiceConfig
+    hub: Hub = field(default_factory=Hub)
+    metrics: StreamMetrics = field(default_factory=StreamMetrics)
+    worker: Worker | None = None
+    publisher: RedisPublisher | None = None
+    redis_url: str | None = None
+    embedded: EmbeddedRedis | None = None
+    leases: object | None = None
+    sources: dict[str, object] = field(default_factory=dict)
+    runner: web.AppRunner | None = None
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    async def start(self) -> None:
+        config = self.config
+        engine = load_engine(config.engine.model, config.engine.backend, config.engine.threads)
+        await self._start_redis()
+        self.worker = Worker(
+            engine,
+            self.hub,
+            self.metrics,
+            publishers=[self.publisher] if self.publisher else [],
+            alpha=config.smoothing.alpha,
+            max_batch=config.engine.max_batch,
+            owns=self._owner_check(),
+            record_extra=self._record_extra(),
+        )
+        for camera in config.cameras:
+            self._open_camera(camera)
+        await self._start_web()
+        self.tasks.append(asyncio.create_task(self.worker.run(self.stop_event), name="worker"))
+        if self.leases is not None:
+            self.tasks.append(asyncio.create_task(self._follow_leases(), name="lease-follower"))
+        self.hub.ready = True
+        log.info(
+            "serving",
+            extra={
+                "cameras": len(config.cameras),
+                "backend": engine.backend,
+                "url": f"http://{config.http.host}:{self.bound_port}/",
+                "redis": self.redis_url or "none",
+            },
+        )
+
+    async def _start_redis(self) -> None:
+        redis_config = self.config.redis
+        self.redis_url = redis_config.url
+        if self.redis_url is None and redis_config.embedded and (executable := shutil.which("redis-server")):
+            self.embedded = EmbeddedRedis(executable)
+            await self.embedded.start()
+            self.redis_url = self.embedded.url
+            log.info("no redis url configured: started a private redis-server", extra={"url": self.redis_url})
+        if self.redis_url is None:
+            log.warning("no redis url and no redis-server on PATH: publishing to Prometheus only")
+            if self.config.cluster.enabled:
+                raise CrowdstreamError("cluster.enabled needs redis.url (leases live in Redis)")
+            return
+        self.publisher = RedisPublisher(
+            self.redis_url,
+            prefix=redis_config.prefix,
+            maxlen=redis_config.maxlen,
+            backlog=redis_config.backlog,
+            metrics=self.metrics,
+        )
+        self.tasks.append(asyncio.create_task(self.publisher.run(), name="redis-writer"))
+        if self.config.cluster.enabled:
+            self._start_leases()
+
+    def _start_leases(self) -> None:
+        from stream.leases import CameraLeases
+
+        cluster = self.config.cluster
+        worker_id = cluster.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.leases = CameraLeases(
+            self.publisher.client,
+            worker_id,
+            [c.id for c in self.config.cameras],
+            cluster.lease_ms,
+            self.config.redis.prefix,
+        )
+        self.tasks.append(asyncio.create_task(self.leases.run(), name="leases"))
+        log.info("cluster mode: counting only cameras this worker leases", extra={"worker": worker_id})
+
+    def _owner_check(self) -> Callable[[str], bool] | None:
+        return self.leases.owns if self.leases is not None else None
+
+    def _record_extra(self) -> Callable[[str], dict[str, str | int]] | None:
+        leases = self.leases
+        if leases is None:
+            return None
+        return lambda camera: {"worker": leases.worker_id, "fence": leases.token(camera) or 0}
+
+    def _open_camera(self, camera: CameraConfig) -> None:
+        """Open a camera's reader (only while this worker owns it, in cluster mode) and register it."""
+        from stream.sources import open_source
+
+        if self.leases is not None and not self.leases.owns(camera.id):
+            if camera.id not in self.worker.tasks:
+                self.worker.add_camera(camera, _Idle(), build_zones(camera, self.config.zone_threshold))
+            return
+        source = open_source(camera.id, camera.url, loop=camera.loop)
+        source.start()
+        self.sources[camera.id] = source
+        if camera.id in self.worker.tasks:
+            self.worker.replace_source(camera.id, source)
+        else:
+            self.worker.add_camera(camera, source, build_zones(camera, self.config.zone_threshold))
+
+    async def _follow_leases(self) -> None:
+        """Open readers for cameras this worker gained and close those it lost."""
+        cameras = {camera.id: camera for camera in self.config.cameras}
+        while True:
+            for camera_id, camera in cameras.items():
+                owned, open_ = self.leases.owns(camera_id), camera_id in self.sources
+                if owned and not open_:
+                    log.info("camera lease acquired", extra={"camera": camera_id})
+                    self._open_camera(camera)
+                elif open_ and not owned:
+                    log.info("camera lease lost", extra={"camera": camera_id})
+                    source = self.sources.pop(camera_id)
+                    self.worker.replace_source(camera_id, _Idle())
+                    await asyncio.to_thread(source.stop)
+                    self.metrics.forget_camera(camera_id)
+            await asyncio.sleep(LEASE_POLL)
+
+    async def _start_web(self) -> None:
+        from stream.web.app import create_app
+
+        http = self.config.http
+        app = create_app(
+            self.hub,
+            http,
+            registry=self.metrics.registry,
+            redis_url=self.redis_url,
+            key_prefix=self.config.redis.prefix,
+        )
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, http.host, http.port, shutdown_timeout=1.0)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise CrowdstreamError(
+                f"http: cannot listen on {http.host}:{http.port} ({exc.strerror})"
+            ) from None
+
+    @property
+    def bound_port(self) -> int | None:
+        """The port the web server listens on (useful with `http.port: 0`)."""
+        if self.runner is None or not self.runner.addresses:
+            return None
+        return self.runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Finish the cycle in flight, give leases back, flush Redis, close sources and the web server."""
+        self.hub.ready = False
+        self.stop_event.set()
+        worker_task = next((t for t in self.tasks if t.get_name() == "worker"), None)
+        if worker_task is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(worker_task), timeout=5)
+        await self._cancel_tasks(keep={"redis-writer"})
+        if self.leases is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.leases.release_all(), timeout=1)
+        await self._flush_redis()
+        await self._stop_sources()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.worker is not None:
+            self.worker.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+        log.info("stopped")
+
+    async def _cancel_tasks(self, keep: set[str] = frozenset()) -> None:
+        cancelled = [task for task in self.tasks if task.get_name() not in keep]
+        for task in cancelled:
+            task.cancel()
+        await asyncio.gather(*cancelled, return_exceptions=True)
+        self.tasks = [task for task in self.tasks if task.get_name() in keep]
+
+    async def _flush_redis(self) -> None:
+        if self.publisher is None:
+            return
+        if not await self.publisher.flush(FLUSH_TIMEOUT):
+            log.error(
+                "redis unreachable at shutdown: count records lost", extra={"records": self.publisher.backlog}
+            )
+        await self._cancel_tasks()
+        await self.publisher.aclose()
+
+    async def _stop_sources(self) -> None:
+        stops = [asyncio.to_thread(source.stop) for source in self.sources.values()]
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*stops, return_exceptions=True), timeout=SOURCE_STOP_TIMEOUT
+            )
+        except asyncio.TimeoutError:
+            log.warning("some camera readers did not stop in time", extra={"timeout_s": SOURCE_STOP_TIMEOUT})
+
+
+class _Idle:
+    """Stands in for a camera this worker does not own (cluster mode): no frames, status 'stopped'."""
+
+    status, reconnects, dropped, fps, last_error = "stopped", 0, 0, 0.0, None
+
+    def latest(self, after_seq: int = 0) -> None:
+        return None
+
+
+async def serve(config: ServiceConfig) -> int:
+    """Run the service until SIGINT or SIGTERM; returns the exit code (0 after a clean shutdown)."""
+    service = Service(config)
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop_requested.set)
+    try:
+        await service.start()
+        await stop_requested.wait()
+        log.info("shutting down")
+    finally:
+        await service.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return 0
