@@ -27,7 +27,7 @@ from stream.config import CameraConfig, ServiceConfig
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.redis_publisher import RedisPublisher
-from stream.worker import Worker, build_zones
+from stream.worker import IdleSource, Worker, build_zones
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class Service:
 
         if self.leases is not None and not self.leases.owns(camera.id):
             if camera.id not in self.worker.tasks:
-                self.worker.add_camera(camera, _Idle(), build_zones(camera, self.config.zone_threshold))
+                self.worker.add_camera(camera, IdleSource(), build_zones(camera, self.config.zone_threshold))
             return
         source = open_source(camera.id, camera.url, loop=camera.loop)
         source.start()
@@ -217,7 +217,7 @@ class Service:
                 elif open_ and not owned:
                     log.info("camera lease lost", extra={"camera": camera_id})
                     source = self.sources.pop(camera_id)
-                    self.worker.replace_source(camera_id, _Idle())
+                    self.worker.replace_source(camera_id, IdleSource())
                     await asyncio.to_thread(source.stop)
                     self.metrics.forget_camera(camera_id)
             await asyncio.sleep(LEASE_POLL)
@@ -297,15 +297,6 @@ class Service:
             )
         except asyncio.TimeoutError:
             log.warning("some camera readers did not stop in time", extra={"timeout_s": SOURCE_STOP_TIMEOUT})
-
-
-class _Idle:
-    """Stands in for a camera this worker does not own (cluster mode): no frames, status 'stopped'."""
-
-    status, reconnects, dropped, fps, last_error = "stopped", 0, 0, 0.0, None
-
-    def latest(self, after_seq: int = 0) -> None:
-        return None
 
 
 async def serve(config: ServiceConfig) -> int:

@@ -56,6 +56,15 @@ class FrameSource(Protocol):
     def latest(self, after_seq: int = 0) -> Frame | None: ...
 
 
+class IdleSource:
+    """A camera with no reader attached (in cluster mode, one another worker counts): never a frame."""
+
+    status, reconnects, dropped, fps, last_error = "stopped", 0, 0, 0.0, None
+
+    def latest(self, after_seq: int = 0) -> None:
+        return None
+
+
 class Publisher(Protocol):
     def publish(self, reading: CameraReading, extra: Mapping[str, str | int] | None = None) -> None: ...
 
@@ -278,11 +287,6 @@ class Worker:
     def _sync_health(self, task: CameraTask) -> None:
         """Mirror the source's status, reconnects and (for cameras without max_fps) drops into hub and metrics."""
         source, state = task.source, task.state
-        if state.status != source.status:
-            log.info(
-                "camera status",
-                extra={"camera": task.id, "status": source.status, "error": source.last_error},
-            )
         state.status, state.fps = source.status, source.fps
         self.metrics.stream_up.labels(task.id).set(1 if source.status == "up" else 0)
         if source.reconnects > task.reported_reconnects:

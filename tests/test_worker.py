@@ -1,0 +1,190 @@
+"""The counting worker with real sources (the bundled clip, real images, a camera that never answers) and
+the shipped model: batching, health reporting, smoothing, zones across resolution changes, lazy overlays."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from engines.counting import count_frames
+from engines.engine import Engine, load_engine
+from stream.config import CameraConfig
+from stream.hub import CameraReading, Hub
+from stream.metrics import WHOLE_FRAME, StreamMetrics
+from stream.sources import Source, open_source
+from stream.worker import DENSITY_SCALE, IdleSource, Worker, build_zones
+from tests.conftest import free_port
+from tests.data_paths import DATA_ROOT, needs_data
+
+
+class Recorder:
+    """A publisher that keeps every reading, in order."""
+
+    def __init__(self) -> None:
+        self.readings: list[CameraReading] = []
+
+    def publish(self, reading: CameraReading, extra: object = None) -> None:
+        self.readings.append(reading)
+
+    def of(self, camera: str) -> list[CameraReading]:
+        return [r for r in self.readings if r.camera == camera]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return load_engine("default")
+
+
+@pytest.fixture
+def sources() -> Iterator[list[Source]]:
+    """Sources a test opens; all are stopped afterwards, whatever happens."""
+    opened: list[Source] = []
+    yield opened
+    for source in opened:
+        source.stop()
+
+
+def add(worker: Worker, sources: list[Source], camera: CameraConfig, **options) -> Source:
+    source = open_source(camera.id, camera.url, **options)
+    source.start()
+    sources.append(source)
+    worker.add_camera(camera, source, build_zones(camera, lambda zone: zone.threshold))
+    return source
+
+
+async def run_until(worker: Worker, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Run the worker loop until `condition` holds (fails the test after `timeout` s)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+
+
+def sample(metrics: StreamMetrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_cameras_share_one_inference_and_match_direct_counting(engine, sources) -> None:
+    metrics, recorder, hub = StreamMetrics(), Recorder(), Hub()
+    worker = Worker(engine, hub, metrics, publishers=[recorder], alpha=0.5)
+    zone = {"name": "left", "polygon": [[0, 0], [640, 0], [640, 720], [0, 720]], "area_m2": 40.0}
+    add(worker, sources, CameraConfig(id="a", url="demo", max_fps=None, zones=[zone]))
+    add(worker, sources, CameraConfig(id="b", url="demo", max_fps=None))
+    await run_until(worker, lambda: len(recorder.of("a")) >= 3 and len(recorder.of("b")) >= 3)
+    worker.close()
+
+    cycles = sample(metrics, "crowd_inference_duration_seconds_count", backend=engine.backend)
+    assert cycles == worker.cycles and cycles < len(recorder.readings)  # both cameras shared cycles
+    state = hub.cameras["a"]
+    direct = count_frames(engine, [state.frame], "auto", DENSITY_SCALE)[0]
+    reading = state.reading
+    assert reading.count == pytest.approx(direct.count, rel=1e-4)
+    assert reading.count > 5  # the demo clip is a crowd
+    assert reading.frame_size == (1280, 720) and reading.frame_age > 0
+    left = reading.zones[0]
+    assert 0 < left.count < reading.count and left.density == pytest.approx(left.count / 40.0)
+    assert sample(metrics, "crowd_people", camera="a", zone=WHOLE_FRAME) == pytest.approx(reading.count)
+    assert sample(metrics, "crowd_density_people_per_square_meter", camera="a", zone="left") == pytest.approx(
+        left.density
+    )
+    assert sample(metrics, "crowd_frames_processed_total", camera="b") == len(recorder.of("b"))
+    x, y = reading.densest
+    assert 0 <= x < 1280 and 0 <= y < 720
+
+
+async def test_smoothed_count_is_an_ema_of_the_counts(engine, sources) -> None:
+    recorder = Recorder()
+    worker = Worker(engine, Hub(), StreamMetrics(), publishers=[recorder], alpha=0.25)
+    add(worker, sources, CameraConfig(id="a", url="demo", max_fps=None))
+    await run_until(worker, lambda: len(recorder.readings) >= 5)
+    worker.close()
+    readings = recorder.readings
+    assert readings[0].smoothed == readings[0].count
+    for previous, current in zip(readings, readings[1:], strict=False):
+        assert current.smoothed == pytest.approx(0.25 * current.count + 0.75 * previous.smoothed)
+
+
+async def test_dead_camera_is_reported_down_while_the_others_keep_counting(engine, sources) -> None:
+    metrics, recorder, hub = StreamMetrics(), Recorder(), Hub()
+    worker = Worker(engine, hub, metrics, publishers=[recorder])
+    add(worker, sources, CameraConfig(id="alive", url="demo", max_fps=4))
+    dead = CameraConfig(id="dead", url=f"rtsp://127.0.0.1:{free_port()}/live")
+    add(worker, sources, dead, open_timeout=1, read_timeout=1, max_backoff=0.5)
+    await run_until(
+        worker,
+        lambda: (
+            len(recorder.of("alive")) >= 6
+            and sample(metrics, "crowd_stream_reconnects_total", camera="dead") >= 2
+        ),
+    )
+    worker.close()
+    assert sample(metrics, "crowd_stream_up", camera="dead") == 0
+    assert sample(metrics, "crowd_stream_up", camera="alive") == 1
+    assert hub.cameras["dead"].status == "down" and hub.cameras["alive"].status == "up"
+    assert sample(metrics, "crowd_frames_processed_total", camera="dead") == 0
+    assert recorder.of("dead") == []
+
+
+def test_frames_missed_while_due_are_counted_as_dropped(engine) -> None:
+    metrics = StreamMetrics()
+    worker = Worker(engine, Hub(), metrics)
+    task = worker.add_camera(CameraConfig(id="a", url="demo", max_fps=2), IdleSource(), [])
+    worker._schedule(task, 100.0)  # first frame: due again half a second later
+    assert task.next_due == pytest.approx(100.5)
+    worker._schedule(task, 100.6)  # on time
+    assert task.next_due == pytest.approx(101.0)
+    worker._schedule(task, 102.3)  # the model was busy: the slots at 101.0 and 101.5 passed unused
+    assert sample(metrics, "crowd_frames_dropped_total", camera="a") == 2
+    assert task.next_due == pytest.approx(102.5)
+
+
+@needs_data
+async def test_resolution_change_keeps_zones_right_and_reports_zones_outside(
+    engine, sources, tmp_path, caplog
+):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    images = DATA_ROOT / "part_A" / "train_data" / "images"
+    shutil.copy(images / "IMG_1.jpg", folder / "1.jpg")  # 1024x768
+    shutil.copy(images / "IMG_103.jpg", folder / "2.jpg")  # 400x400
+    recorder = Recorder()
+    worker = Worker(engine, Hub(), StreamMetrics(), publishers=[recorder])
+    zone = {"name": "top", "polygon": [[0, 0], [1024, 0], [1024, 400], [0, 400]]}
+    add(worker, sources, CameraConfig(id="a", url=str(folder), max_fps=None, zones=[zone]), fps=8.0)
+    with caplog.at_level(logging.ERROR, logger="stream.worker"):
+        await run_until(
+            worker, lambda: {r.frame_size for r in recorder.readings} >= {(1024, 768), (400, 400)}
+        )
+    worker.close()
+    outside = [r for r in caplog.records if "outside the frame" in r.getMessage()]
+    assert len(outside) == 1 and outside[0].frame == "400x400"
+    small = next(r for r in recorder.readings if r.frame_size == (400, 400))
+    assert small.zones[0].count == pytest.approx(small.count, rel=1e-3)  # the zone covers all of it
+    large = next(r for r in recorder.readings if r.frame_size == (1024, 768))
+    assert 0 < large.zones[0].count < large.count
+
+
+async def test_overlay_is_rendered_only_for_watched_cameras(engine, sources) -> None:
+    recorder, hub = Recorder(), Hub()
+    worker = Worker(engine, hub, StreamMetrics(), publishers=[recorder])
+    add(worker, sources, CameraConfig(id="seen", url="demo", max_fps=None))
+    add(worker, sources, CameraConfig(id="unseen", url="demo", max_fps=None))
+    hub.add_viewer("seen")
+    await run_until(worker, lambda: len(recorder.of("seen")) >= 2 and len(recorder.of("unseen")) >= 2)
+    worker.close()
+    seen, unseen = hub.cameras["seen"], hub.cameras["unseen"]
+    assert unseen._rendered is None
+    assert seen._rendered is not None
+    rendered = seen._rendered[1]
+    assert rendered.shape == seen.frame.shape and not np.array_equal(rendered, seen.frame)
+    assert unseen.annotated_frame().shape == unseen.frame.shape  # a snapshot renders on demand
