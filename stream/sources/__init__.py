@@ -51,6 +51,8 @@ def open_source(
     """A not yet started Source for `url`. `fps` paces files (default: their own rate) and image
     folders (default 1 per second); live streams run at the camera's rate. Raises SourceError for a URL
     that can never work; everything that may recover (a camera that is off, garbage data) is retried."""
+    if not url.strip():
+        raise SourceError(f"camera {camera_id!r}: empty source URL")
     if fps is not None and fps <= 0:
         raise SourceError(f"camera {camera_id!r}: fps must be positive, got {fps}")
     reader = _reader(

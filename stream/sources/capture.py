@@ -11,6 +11,7 @@ resolution change mid-stream simply yields frames of the new size.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator, Iterator
 
 import av
@@ -63,6 +64,9 @@ class AvReader:
             container.close()
 
     def _open(self) -> av.container.InputContainer:
+        """The opened input. FFmpeg's RTSP demuxer turns an open timeout into "Invalid data", so a
+        failure that took the whole open timeout is reported as the timeout it was."""
+        began = time.monotonic()
         try:
             return av.open(
                 self.url,
@@ -70,8 +74,10 @@ class AvReader:
                 options=self.options,
                 timeout=(self.open_timeout, self.read_timeout),
             )
-        except av.error.ExitError:
-            raise SourceFault(f"no answer within {self.open_timeout:g} s") from None
+        except av.error.FFmpegError as exc:
+            if isinstance(exc, av.error.ExitError) or time.monotonic() - began >= self.open_timeout:
+                raise SourceFault(f"no answer within {self.open_timeout:g} s") from None
+            raise
 
     def _decode(
         self, container: av.container.InputContainer, stream: av.VideoStream

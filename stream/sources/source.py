@@ -151,7 +151,7 @@ class Source:
 
     def _run(self) -> None:
         """Play the medium again and again: loop finite media, back off after failures, until stopped."""
-        delay = MIN_BACKOFF
+        delay = min(MIN_BACKOFF, self.max_backoff)
         while not self._stopping.is_set():
             before = self._frame.seq if self._frame else 0
             error = self._play()
@@ -165,7 +165,7 @@ class Source:
                     return
                 continue
             if played:
-                delay = MIN_BACKOFF
+                delay = min(MIN_BACKOFF, self.max_backoff)
             self._fail(error or ("stream ended" if played else "no decodable frames"))
             self._stopping.wait(delay)
             delay = min(delay * 2, self.max_backoff)
