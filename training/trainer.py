@@ -106,10 +106,14 @@ class Trainer:
         if not path.exists():
             raise FileNotFoundError(f"{path}: nothing to resume (no last.pt in {self.out})")
         state = torch.load(path, map_location="cpu", weights_only=False)
+        planned = state.get("config", {}).get("epochs", self.config.epochs)
+        if planned != self.config.epochs:
+            raise ConfigError(f"{path}: this run was planned for {planned} epochs; resume with --epochs {planned}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.start_epoch, self.best_score = state["epoch"] + 1, state["best_score"]
+        self._truncate_log(self.start_epoch)
         log.info("resumed from %s at epoch %d", path, self.start_epoch + 1)
 
     def fit(self) -> dict:
@@ -153,6 +157,19 @@ class Trainer:
             bar.set_postfix(loss=f"{float(terms['total']):.3f}")
         steps = max(1, len(loader))
         return {"loss": sums.get("total", 0.0) / steps, **{k: sums.get(k, 0.0) / steps for k in ("pixel", "count", "tv")}}
+
+    def _truncate_log(self, epochs: int) -> None:
+        """Drop log rows of epochs after the checkpoint (written just before an interruption)."""
+        path = self.out / "log.csv"
+        if not path.exists():
+            return
+        with path.open() as handle:
+            reader = csv.DictReader(handle)
+            fields, rows = reader.fieldnames, [r for r in reader if int(r["epoch"]) <= epochs]
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields or LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
 
     def _log_row(self, row: dict) -> None:
         path = self.out / "log.csv"

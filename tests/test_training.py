@@ -1,0 +1,98 @@
+"""Training end to end on a few real images: checkpoints, log, curves, count head, ONNX export, resume."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.data_paths import needs_data
+
+pytest.importorskip("torch")
+
+
+@needs_data
+def test_train_small_run_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(train_command(out, epochs=1), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in (
+        "last.pt",
+        "best.pt",
+        "log.csv",
+        "curves.png",
+        "crowd-lite0.onnx",
+        "summary.json",
+        "config.json",
+    ):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert len(rows) == 1 and {"A_mae", "B_mae", "loss"} <= set(rows[0])
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["count_head"]["parts"]) == {"A", "B"}
+
+    from engines.engine import load_engine
+
+    engine = load_engine(out / "crowd-lite0.onnx")
+    density, count = engine.infer(np.zeros((2, 3, 224, 224), np.float32))
+    assert density.shape == (2, 1, 56, 56) and count.shape == (2,)
+    assert np.allclose(density.reshape(2, -1).sum(1), count, rtol=1e-3, atol=1e-3)
+
+
+@needs_data
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        train_command(out, epochs=3), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while not (out / "last.pt").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)  # the harshest interruption: no chance to clean up
+    process.wait()
+    done = len(list(csv.DictReader((out / "log.csv").open())))
+    assert 1 <= done < 3
+    result = subprocess.run(
+        [*train_command(out, epochs=3), "--resume"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = [int(row["epoch"]) for row in csv.DictReader((out / "log.csv").open())]
+    assert epochs == [1, 2, 3]
+
+
+def train_command(out, epochs):
+    return [
+        sys.executable,
+        "-m",
+        "crowdstream",
+        "train",
+        "--epochs",
+        str(epochs),
+        "--limit",
+        "6",
+        "--samples-per-part",
+        "8",
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+        "--threads",
+        "2",
+    ]
+
+
+def test_bad_training_config_is_one_line(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("epochs: -3\nbogus: 1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "crowdstream", "train", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "bad.yaml" in result.stderr
