@@ -28,16 +28,23 @@ def build_parser() -> argparse.ArgumentParser:
     from stream import cli as stream_cli
     from training import cli as training_cli
 
-    parser = argparse.ArgumentParser(prog="crowdstream", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="crowdstream",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"crowdstream {__version__}")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    bench = commands.add_parser("bench", help="benchmarks: engine speed, stream throughput, soak runs",
-                                description="Benchmarks that print measured figures (use --json for machines).",
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="example:\n  crowdstream bench engine --batch 1 8 --json")
+    bench = commands.add_parser(
+        "bench",
+        help="benchmarks: engine speed, stream throughput, soak runs",
+        description="Benchmarks that print measured figures (use --json for machines).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  crowdstream bench engine --batch 1 8 --json",
+    )
     bench_commands = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", title="benchmarks")
     bench.set_defaults(handler=lambda _args: bench.print_help() or 2)
     for module in (training_cli, engines_cli, stream_cli):

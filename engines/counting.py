@@ -26,8 +26,11 @@ class FrameCount:
 
 
 def count_frames(
-    engine: Engine, frames: list[np.ndarray], tiles: str | tuple[int, int] = "auto",
-    scale: float = 0.25, max_batch: int = 32,
+    engine: Engine,
+    frames: list[np.ndarray],
+    tiles: str | tuple[int, int] = "auto",
+    scale: float = 0.25,
+    max_batch: int = 32,
 ) -> list[FrameCount]:
     """Count people in several frames with as few engine calls as possible."""
     if not frames:
@@ -44,5 +47,7 @@ def count_frames(
     for _, grid in prepared:
         part = slice(offset, offset + grid.count)
         offset += grid.count
-        results.append(FrameCount(stitch(all_density[part], grid, scale), float(all_counts[part].sum()), grid, scale))
+        results.append(
+            FrameCount(stitch(all_density[part], grid, scale), float(all_counts[part].sum()), grid, scale)
+        )
     return results

@@ -7,13 +7,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
 GAMMA = 0.4
 """Colour level = (density / vmax) ** GAMMA: a sparse head spread over many pixels stays visible next to a
 dense cluster whose per-pixel density is a hundred times higher."""
 
 
-def colorize_density(density: np.ndarray, height: int, width: int, vmax: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def colorize_density(
+    density: np.ndarray, height: int, width: int, vmax: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Density → (BGR heat image, alpha in 0..1) at height×width. `vmax` fixes the colour scale (people per
     pixel of the given map); by default the 99.5th percentile of the non-zero map is full red."""
     density = np.asarray(density, dtype=np.float32)
@@ -33,12 +34,23 @@ def blend_heatmap(frame: np.ndarray, density: np.ndarray, vmax: float | None = N
     return (frame.astype(np.float32) * (1 - alpha) + heat.astype(np.float32) * alpha).astype(np.uint8)
 
 
-def draw_label(image: np.ndarray, text: str, origin: tuple[int, int] = (12, 12), scale: float | None = None) -> np.ndarray:
+def draw_label(
+    image: np.ndarray, text: str, origin: tuple[int, int] = (12, 12), scale: float | None = None
+) -> np.ndarray:
     """Draw white text on a dark box, sized relative to the image, in place; returns the image."""
     scale = scale or max(0.5, image.shape[1] / 1400)
     thickness = max(1, round(scale * 2))
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     x, y = origin
     cv2.rectangle(image, (x, y), (x + w + 12, y + h + base + 12), (20, 20, 20), -1)
-    cv2.putText(image, text, (x + 6, y + h + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        text,
+        (x + 6, y + h + 6),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        thickness,
+        cv2.LINE_AA,
+    )
     return image

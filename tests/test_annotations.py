@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from tests.data_paths import PART_A, PART_B, needs_data
 from training.annotations import (
-    AnnotationError, iter_dataset, load_nwpu, load_points_file, load_shanghaitech, read_shanghaitech_points,
+    AnnotationError,
+    iter_dataset,
+    load_nwpu,
+    load_points_file,
+    load_shanghaitech,
+    read_shanghaitech_points,
 )
 
 
@@ -39,8 +44,9 @@ def test_dataset_iterates_in_natural_order():
 @needs_data
 def test_nwpu_json_built_from_real_points(tmp_path):
     points = read_shanghaitech_points(PART_B / "ground-truth" / "GT_IMG_2.mat")
-    (tmp_path / "0002.json").write_text(json.dumps(
-        {"img_id": "IMG_2.jpg", "human_num": len(points), "points": points.tolist()}))
+    (tmp_path / "0002.json").write_text(
+        json.dumps({"img_id": "IMG_2.jpg", "human_num": len(points), "points": points.tolist()})
+    )
     sample = load_nwpu(tmp_path / "0002.json", PART_B / "images")
     assert sample.count == len(points) and not sample.notes
 
@@ -75,12 +81,15 @@ def test_csv_with_and_without_header(tmp_path, image):
     assert load_points_file(tmp_path / "b.csv", image).count == 2
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("bad.json", b"{not json", "not valid JSON"),
-    ("bad.mat", b"MATLAB garbage", "not a readable ShanghaiTech .mat"),
-    ("bad.csv", b"1,2\nthree,four\n", "x,y"),
-    ("shape.json", b'{"points": [[1, 2, 3], "x"]}', "points must be"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("bad.json", b"{not json", "not valid JSON"),
+        ("bad.mat", b"MATLAB garbage", "not a readable ShanghaiTech .mat"),
+        ("bad.csv", b"1,2\nthree,four\n", "x,y"),
+        ("shape.json", b'{"points": [[1, 2, 3], "x"]}', "points must be"),
+    ],
+)
 def test_unreadable_annotations_name_the_file(tmp_path, image, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
@@ -109,11 +118,18 @@ def test_truncated_and_empty_images_are_refused(tmp_path):
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(payload=st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode),
-                         st.recursive(st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=5)),
-                                      lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
-                                      max_leaves=12).map(lambda v: json.dumps(v).encode())),
-       suffix=st.sampled_from([".json", ".csv", ".mat"]))
+@given(
+    payload=st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200).map(str.encode),
+        st.recursive(
+            st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=5)),
+            lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+            max_leaves=12,
+        ).map(lambda v: json.dumps(v).encode()),
+    ),
+    suffix=st.sampled_from([".json", ".csv", ".mat"]),
+)
 def test_fuzzed_annotation_files_give_a_sample_or_a_clear_error(tmp_path, image, payload, suffix):
     path = tmp_path / f"fuzz{suffix}"
     path.write_bytes(payload)

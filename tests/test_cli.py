@@ -14,7 +14,9 @@ from tests.data_paths import PART_B, needs_data
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "crowdstream", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "crowdstream", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def all_commands(parser: argparse.ArgumentParser, prefix=()):
@@ -74,12 +76,15 @@ def test_eval_prints_valid_json_with_the_metrics():
     assert report["game"]["0"] == pytest.approx(report["mae"], rel=1e-3)
 
 
-@pytest.mark.parametrize("args", [
-    ("eval", "/no/such/folder"),
-    ("eval", "/tmp", "--tiles", "banana"),
-    ("density", "/no/image.jpg", "/no/points.json", "-o", "/tmp/x.png"),
-    ("eval", "/tmp", "--model", "/no/model.onnx"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("eval", "/no/such/folder"),
+        ("eval", "/tmp", "--tiles", "banana"),
+        ("density", "/no/image.jpg", "/no/points.json", "-o", "/tmp/x.png"),
+        ("eval", "/tmp", "--model", "/no/model.onnx"),
+    ],
+)
 def test_user_mistakes_give_one_line_and_exit_2(args):
     result = run_cli(*args)
     assert result.returncode == 2

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from training.metrics import (
-    bias, errors_by_bucket, game_error, mae, nae, region_counts_from_density, region_counts_from_points, rmse,
+    bias,
+    errors_by_bucket,
+    game_error,
+    mae,
+    nae,
+    region_counts_from_density,
+    region_counts_from_points,
+    rmse,
 )
 
 
@@ -14,7 +21,9 @@ def test_mae_rmse_nae_bias_by_hand():
     predicted, truth = [10, 20, 0, 55], [12, 20, 0, 50]
     assert mae(predicted, truth) == pytest.approx((2 + 0 + 0 + 5) / 4)
     assert rmse(predicted, truth) == pytest.approx(math.sqrt((4 + 0 + 0 + 25) / 4))
-    assert nae(predicted, truth) == pytest.approx((2 / 12 + 0 / 20 + 5 / 50) / 3)  # the empty image is skipped
+    assert nae(predicted, truth) == pytest.approx(
+        (2 / 12 + 0 / 20 + 5 / 50) / 3
+    )  # the empty image is skipped
     assert bias(predicted, truth) == pytest.approx((-2 + 0 + 0 + 5) / 4)
 
 
@@ -27,11 +36,11 @@ def test_game_levels_by_hand():
     # 4x4 image; true heads: two in the top-left quadrant, one bottom-right
     points = np.array([[0.5, 0.5], [1.5, 1.5], [3.5, 3.5]])
     density = np.zeros((4, 4))
-    density[0, 0] = 1.0   # top-left: predicts 1 of 2
-    density[0, 3] = 1.0   # top-right: predicts 1 of 0
-    density[3, 3] = 1.0   # bottom-right: right
-    assert game_error(density, points, 4, 4, 0) == pytest.approx(0.0)   # 3 vs 3 overall
-    assert game_error(density, points, 4, 4, 1) == pytest.approx(2.0)   # |1-2| + |1-0|
+    density[0, 0] = 1.0  # top-left: predicts 1 of 2
+    density[0, 3] = 1.0  # top-right: predicts 1 of 0
+    density[3, 3] = 1.0  # bottom-right: right
+    assert game_error(density, points, 4, 4, 0) == pytest.approx(0.0)  # 3 vs 3 overall
+    assert game_error(density, points, 4, 4, 1) == pytest.approx(2.0)  # |1-2| + |1-0|
     # 1-pixel cells: head (1.5, 1.5) is missed (+1), the top-right pixel is a false alarm (+1)
     assert game_error(density, points, 4, 4, 2) == pytest.approx(2.0)
 

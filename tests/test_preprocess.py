@@ -6,13 +6,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engines.preprocess import (
-    as_bgr, cut_tiles, normalise, parse_tiles, plan_tiles, prepare_frame, resize_density, split_density, stitch,
+    as_bgr,
+    cut_tiles,
+    normalise,
+    parse_tiles,
+    plan_tiles,
+    prepare_frame,
+    resize_density,
+    split_density,
+    stitch,
 )
 from engines.spec import INPUT_SIZE, OUTPUT_SIZE
 
 
 @settings(max_examples=60, deadline=None)
-@given(h=st.integers(1, 300), w=st.integers(1, 300), oh=st.integers(1, 300), ow=st.integers(1, 300), seed=st.integers(0, 99))
+@given(
+    h=st.integers(1, 300),
+    w=st.integers(1, 300),
+    oh=st.integers(1, 300),
+    ow=st.integers(1, 300),
+    seed=st.integers(0, 99),
+)
 def test_resize_density_keeps_the_integral(h, w, oh, ow, seed):
     density = np.random.default_rng(seed).random((h, w), dtype=np.float32)
     resized = resize_density(density, oh, ow)
@@ -21,7 +35,13 @@ def test_resize_density_keeps_the_integral(h, w, oh, ow, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(h=st.integers(16, 900), w=st.integers(16, 900), rows=st.integers(1, 4), cols=st.integers(1, 4), seed=st.integers(0, 9))
+@given(
+    h=st.integers(16, 900),
+    w=st.integers(16, 900),
+    rows=st.integers(1, 4),
+    cols=st.integers(1, 4),
+    seed=st.integers(0, 9),
+)
 def test_tiles_split_the_map_and_stitch_back_to_the_same_total(h, w, rows, cols, seed):
     density = np.random.default_rng(seed).random((h, w), dtype=np.float32)
     grid = plan_tiles(h, w, (rows, cols))
@@ -43,8 +63,10 @@ def test_stitch_puts_each_tile_back_in_its_place():
     assert 200 <= y < 400 and 200 <= x < 400
 
 
-@pytest.mark.parametrize(("size", "expected"), [((768, 1024), (2, 2)), ((720, 1280), (2, 3)), ((200, 300), (1, 1)),
-                                                ((1080, 1920), (2, 4))])
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((768, 1024), (2, 2)), ((720, 1280), (2, 3)), ((200, 300), (1, 1)), ((1080, 1920), (2, 4))],
+)
 def test_auto_tiles_keep_tiles_near_the_target_size(size, expected):
     grid = plan_tiles(*size, "auto")
     assert (grid.rows, grid.cols) == expected

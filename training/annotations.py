@@ -159,7 +159,9 @@ def load_points_file(annotation: Path, image_path: Path) -> Sample:
         raw = read_shanghaitech_points(annotation)
     else:
         data = _read_json(annotation)
-        raw = _as_point_array(data["points"] if isinstance(data, dict) and "points" in data else data, annotation)
+        raw = _as_point_array(
+            data["points"] if isinstance(data, dict) and "points" in data else data, annotation
+        )
     return _sample(Path(image_path), raw, annotation, None)
 
 
@@ -236,6 +238,8 @@ def list_dataset(root: Path) -> list[Path]:
 def load_any(path: Path) -> Sample:
     """Load one item returned by `list_dataset`."""
     path = Path(path)
-    return load_nwpu(path, path.parent.parent / "images" if path.parent.name == "jsons" else None) if (
-        path.suffix == ".json"
-    ) else load_shanghaitech(path)
+    return (
+        load_nwpu(path, path.parent.parent / "images" if path.parent.name == "jsons" else None)
+        if (path.suffix == ".json")
+        else load_shanghaitech(path)
+    )

@@ -13,7 +13,9 @@ from training.models import CrowdLite0
 
 
 @torch.no_grad()
-def tile_integrals(model: CrowdLite0, images: list[LoadedImage], tiles: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def tile_integrals(
+    model: CrowdLite0, images: list[LoadedImage], tiles: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(integral per tile, true people per tile, image index per tile) with the stream's tiling."""
     model.eval()
     integrals, truths, owners = [], [], []
@@ -45,7 +47,9 @@ def image_counts(per_tile: np.ndarray, owners: np.ndarray, images: int) -> np.nd
     return np.bincount(owners, weights=per_tile, minlength=images)
 
 
-def calibrate_count_head(model: CrowdLite0, train: list[LoadedImage], validation: list[LoadedImage], tiles: str) -> dict:
+def calibrate_count_head(
+    model: CrowdLite0, train: list[LoadedImage], validation: list[LoadedImage], tiles: str
+) -> dict:
     """Fit on training tiles, compare on validation, set the model's head (identity if it does not help)."""
     s_train, t_train, _ = tile_integrals(model, train, tiles)
     coefficients = fit_coefficients(s_train, t_train)

@@ -19,9 +19,13 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     _add_eval(commands)
     _add_density(commands)
     _add_export(commands)
-    models = bench.add_parser("models", formatter_class=RAW, help="parameters, GFLOPs and CPU speed of each model",
-                              description="Compare the production model with the seed report's two networks.",
-                              epilog="example:\n  crowdstream bench models --json")
+    models = bench.add_parser(
+        "models",
+        formatter_class=RAW,
+        help="parameters, GFLOPs and CPU speed of each model",
+        description="Compare the production model with the seed report's two networks.",
+        epilog="example:\n  crowdstream bench models --json",
+    )
     models.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
     models.add_argument("--repeats", type=int, default=10, help="timed forward passes per model (default 10)")
     models.set_defaults(handler=_bench_models)
@@ -36,13 +40,16 @@ def _require_torch() -> None:
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "train", formatter_class=RAW, help="train the density model (and fit the count head, export ONNX)",
+        "train",
+        formatter_class=RAW,
+        help="train the density model (and fit the count head, export ONNX)",
         description="Train CrowdLite0 on ShanghaiTech parts A and B together (balanced), validate every epoch on\n"
         "a fixed hold-out (every 10th image) with the stream's own tiling, keep the best checkpoint, fit the\n"
         "count head, and export <out>/crowd-lite0.onnx. Safe to interrupt: rerun with --resume.",
         epilog="examples:\n  crowdstream train -c training/configs/crowd-lite0.yaml\n"
         "  crowdstream train --epochs 1 --limit 8 --out runs/smoke\n"
-        "  crowdstream train -c training/configs/crowd-lite0.yaml --resume")
+        "  crowdstream train -c training/configs/crowd-lite0.yaml --resume",
+    )
     p.add_argument("-c", "--config", type=Path, help="YAML file of TrainConfig settings (flags override it)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--limit", type=int, help="at most this many images per part (quick runs)")
@@ -63,9 +70,17 @@ def _train(args: argparse.Namespace) -> int:
     from training.finalize import finalize_run
     from training.trainer import Trainer
 
-    overrides = {"epochs": args.epochs, "limit": args.limit, "samples_per_part": args.samples_per_part,
-                 "batch_size": args.batch_size, "lr": args.lr, "tiles": args.tiles, "threads": args.threads,
-                 "seed": args.seed, "out": args.out}
+    overrides = {
+        "epochs": args.epochs,
+        "limit": args.limit,
+        "samples_per_part": args.samples_per_part,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "tiles": args.tiles,
+        "threads": args.threads,
+        "seed": args.seed,
+        "out": args.out,
+    }
     config = load_train_config(args.config, overrides)
     trainer = Trainer(config)
     if args.resume:
@@ -77,14 +92,19 @@ def _train(args: argparse.Namespace) -> int:
 
 def _add_eval(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "eval", formatter_class=RAW, help="score a model on an annotated data set (MAE, RMSE, NAE, GAME)",
+        "eval",
+        formatter_class=RAW,
+        help="score a model on an annotated data set (MAE, RMSE, NAE, GAME)",
         description="Count every image of a ShanghaiTech-layout (images/ + ground-truth/) or NWPU-layout folder with\n"
         "the stream's tiling and report MAE, RMSE (the field's 'MSE'), NAE, GAME(0-3), bias and errors by\n"
         "crowd size (0-50, 51-200, 201-500, 501+).",
         epilog="examples:\n  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --limit 20 --json\n"
-        "  crowdstream eval ../shared/data/shanghaitech/part_A/train_data --holdout   # the validation images")
+        "  crowdstream eval ../shared/data/shanghaitech/part_A/train_data --holdout   # the validation images",
+    )
     p.add_argument("dataset", type=Path, help="data set folder")
-    p.add_argument("--model", default="default", help="ONNX/engine file or shipped name (default: the shipped model)")
+    p.add_argument(
+        "--model", default="default", help="ONNX/engine file or shipped name (default: the shipped model)"
+    )
     p.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
     p.add_argument("--tiles", default="auto", help="auto or RxC, e.g. 2x2 (default auto)")
     p.add_argument("--limit", type=int, help="only the first N images")
@@ -106,10 +126,21 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.dataset.is_dir():
         raise CrowdstreamError(f"{args.dataset}: no such data set folder")
     engine = load_engine(args.model, args.backend, threads=args.threads)
-    result = evaluate(engine, root=args.dataset, tiles=args.tiles, limit=args.limit,
-                      every=10 if args.holdout else None, progress=sys.stderr.isatty() or not args.json)
-    summary = {"dataset": str(args.dataset), "model": str(engine.model_path), "backend": engine.backend,
-               "tiles": args.tiles, **result.summary()}
+    result = evaluate(
+        engine,
+        root=args.dataset,
+        tiles=args.tiles,
+        limit=args.limit,
+        every=10 if args.holdout else None,
+        progress=sys.stderr.isatty() or not args.json,
+    )
+    summary = {
+        "dataset": str(args.dataset),
+        "model": str(engine.model_path),
+        "backend": engine.backend,
+        "tiles": args.tiles,
+        **result.summary(),
+    }
     if args.json:
         print(json.dumps(summary))
     else:
@@ -118,27 +149,38 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict) -> None:
-    print(f"{summary['images']} images of {summary['dataset']} ({summary['backend']}, tiles {summary['tiles']})")
-    print(f"  MAE {summary['mae']:.2f}   RMSE {summary['rmse']:.2f}   NAE {summary['nae']:.3f}   bias {summary['bias']:+.2f}")
+    print(
+        f"{summary['images']} images of {summary['dataset']} ({summary['backend']}, tiles {summary['tiles']})"
+    )
+    print(
+        f"  MAE {summary['mae']:.2f}   RMSE {summary['rmse']:.2f}   NAE {summary['nae']:.3f}   bias {summary['bias']:+.2f}"
+    )
     print("  GAME " + "  ".join(f"L{k}={v:.2f}" for k, v in summary["game"].items()))
     for bucket, values in summary["buckets"].items():
-        print(f"  {bucket:>8} people: {values['images']:4d} images  MAE {values['mae']:.2f}  bias {values['bias']:+.2f}")
+        print(
+            f"  {bucket:>8} people: {values['images']:4d} images  MAE {values['mae']:.2f}  bias {values['bias']:+.2f}"
+        )
     print(f"  {summary['seconds_per_image'] * 1000:.1f} ms per image")
 
 
 def _add_density(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "density", formatter_class=RAW, help="draw an image's ground-truth density map and count",
+        "density",
+        formatter_class=RAW,
+        help="draw an image's ground-truth density map and count",
         description="Turn head points into a density map (geometry-adaptive Gaussians by default) and write the\n"
         "image with the heatmap and the count drawn on it. Annotation: ShanghaiTech .mat, NWPU-style .json,\n"
         "a JSON list of [x, y] or a CSV of x,y.",
         epilog="example:\n  crowdstream density ../shared/data/shanghaitech/part_B/train_data/images/IMG_1.jpg \\\n"
-        "      ../shared/data/shanghaitech/part_B/train_data/ground-truth/GT_IMG_1.mat -o density.png")
+        "      ../shared/data/shanghaitech/part_B/train_data/ground-truth/GT_IMG_1.mat -o density.png",
+    )
     p.add_argument("image", type=Path)
     p.add_argument("annotation", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="PNG/JPEG file to write")
     p.add_argument("--method", default="adaptive", choices=["adaptive", "gaussian", "disc"])
-    p.add_argument("--sigma", type=float, default=4.0, help="fixed sigma (gaussian) / lone-head sigma (adaptive)")
+    p.add_argument(
+        "--sigma", type=float, default=4.0, help="fixed sigma (gaussian) / lone-head sigma (adaptive)"
+    )
     p.set_defaults(handler=_density)
 
 
@@ -150,8 +192,12 @@ def _density(args: argparse.Namespace) -> int:
     from training.density import DensityConfig, density_map
 
     sample = load_points_file(args.annotation, args.image)
-    density = density_map(sample.points, sample.height, sample.width, DensityConfig(method=args.method, sigma=args.sigma))
-    picture = draw_label(blend_heatmap(sample.load_image(), density), f"{sample.count} people ({args.method})")
+    density = density_map(
+        sample.points, sample.height, sample.width, DensityConfig(method=args.method, sigma=args.sigma)
+    )
+    picture = draw_label(
+        blend_heatmap(sample.load_image(), density), f"{sample.count} people ({args.method})"
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.output), picture):
         raise CrowdstreamError(f"{args.output}: cannot write an image there (use .png or .jpg)")
@@ -161,14 +207,21 @@ def _density(args: argparse.Namespace) -> int:
 
 def _add_export(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "export", formatter_class=RAW, help="export a training checkpoint to ONNX (the engines contract)",
+        "export",
+        formatter_class=RAW,
+        help="export a training checkpoint to ONNX (the engines contract)",
         description="Write a checkpoint as ONNX with a dynamic batch axis and outputs density and count, and check\n"
         "that ONNX Runtime reproduces PyTorch.",
-        epilog="example:\n  crowdstream export runs/crowd-lite0/best.pt -o engines/models/crowd-lite0.onnx")
+        epilog="example:\n  crowdstream export runs/crowd-lite0/best.pt -o engines/models/crowd-lite0.onnx",
+    )
     p.add_argument("checkpoint", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True)
-    p.add_argument("--count-head", choices=["auto", "on", "off"], default="auto",
-                   help="auto: as decided by calibration on validation (default)")
+    p.add_argument(
+        "--count-head",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="auto: as decided by calibration on validation (default)",
+    )
     p.set_defaults(handler=_export)
 
 

@@ -36,12 +36,20 @@ class LoadedImage:
     part: str
 
 
-def load_images(items: list[Path], part: str, config: DensityConfig, limit: int | None = None) -> list[LoadedImage]:
+def load_images(
+    items: list[Path], part: str, config: DensityConfig, limit: int | None = None
+) -> list[LoadedImage]:
     loaded = []
     for path in tqdm(items[:limit], desc=f"loading {part}", unit="img", leave=False):
         sample = load_any(path)
-        loaded.append(LoadedImage(sample, sample.load_image(),
-                                  density_map(sample.points, sample.height, sample.width, config), part))
+        loaded.append(
+            LoadedImage(
+                sample,
+                sample.load_image(),
+                density_map(sample.points, sample.height, sample.width, config),
+                part,
+            )
+        )
     return loaded
 
 
@@ -58,7 +66,9 @@ class Augment:
 class TileDataset(Dataset):
     """Random stream-sized tiles. Each part contributes equally per epoch (balanced dense/sparse sampling)."""
 
-    def __init__(self, images: list[LoadedImage], tiles: str, samples_per_part: int, augment: Augment, seed: int):
+    def __init__(
+        self, images: list[LoadedImage], tiles: str, samples_per_part: int, augment: Augment, seed: int
+    ):
         self.groups = {}
         for image in images:
             self.groups.setdefault(image.part, []).append(image)

@@ -49,13 +49,23 @@ class Evaluation:
         }
 
 
-def evaluate(engine: Engine, samples: list[Sample] | None = None, root: Path | None = None,
-             tiles: str = "auto", limit: int | None = None, every: int | None = None, progress: bool = True) -> Evaluation:
+def evaluate(
+    engine: Engine,
+    samples: list[Sample] | None = None,
+    root: Path | None = None,
+    tiles: str = "auto",
+    limit: int | None = None,
+    every: int | None = None,
+    progress: bool = True,
+) -> Evaluation:
     """Count every image (or every `every`-th, the held-out split) and compare with its annotation."""
     if samples is None:
         items = list_dataset(root) if every else None
-        samples = ([load_any(p) for i, p in enumerate(items) if (i + 1) % every == 0] if items is not None
-                   else list(_take(iter_dataset(root), limit)))
+        samples = (
+            [load_any(p) for i, p in enumerate(items) if (i + 1) % every == 0]
+            if items is not None
+            else list(_take(iter_dataset(root), limit))
+        )
     samples = samples[:limit] if limit else samples
     result = Evaluation()
     for sample in tqdm(samples, desc="evaluating", unit="img", disable=not progress):

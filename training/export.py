@@ -41,10 +41,18 @@ def export_onnx(model: CrowdLite0, out: Path, use_count_head: bool, opset: int =
     wrapper = ExportWrapper(model.eval(), use_count_head).eval()
     example = torch.zeros(1, *SPEC.input_shape)
     torch.onnx.export(
-        wrapper, (example,), str(out), input_names=[SPEC.input_name],
+        wrapper,
+        (example,),
+        str(out),
+        input_names=[SPEC.input_name],
         output_names=[SPEC.density_name, SPEC.count_name],
-        dynamic_axes={SPEC.input_name: {0: "batch"}, SPEC.density_name: {0: "batch"}, SPEC.count_name: {0: "batch"}},
-        opset_version=opset, dynamo=False,
+        dynamic_axes={
+            SPEC.input_name: {0: "batch"},
+            SPEC.density_name: {0: "batch"},
+            SPEC.count_name: {0: "batch"},
+        },
+        opset_version=opset,
+        dynamo=False,
     )
     _check_parity(wrapper, out)
     return out
@@ -75,8 +83,13 @@ def export_checkpoint(checkpoint: Path, out: Path, use_count_head: bool | None =
     if use_count_head is None:
         use_count_head = bool(state.get("count_head", {}).get("ship", False))
     path = export_onnx(model, out, use_count_head)
-    info = {"checkpoint": str(checkpoint), "onnx": str(path), "sha256": file_sha256(path),
-            "count_head": use_count_head, "epoch": state.get("epoch", -1) + 1}
+    info = {
+        "checkpoint": str(checkpoint),
+        "onnx": str(path),
+        "sha256": file_sha256(path),
+        "count_head": use_count_head,
+        "epoch": state.get("epoch", -1) + 1,
+    }
     Path(out).with_suffix(".json").write_text(json.dumps(info, indent=2))
     return info
 

@@ -26,6 +26,11 @@ def finalize_run(config: TrainConfig) -> dict:
     state["count_head"] = report
     _atomic_save(state, best)
     info = export_checkpoint(best, out / "crowd-lite0.onnx")
-    summary = {"best_epoch": state["epoch"] + 1, "validation": state["validation"], "count_head": report, "export": info}
+    summary = {
+        "best_epoch": state["epoch"] + 1,
+        "validation": state["validation"],
+        "count_head": report,
+        "export": info,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -16,7 +16,9 @@ class LossWeights:
     tv: float = 0.1
 
 
-def density_loss(pred: torch.Tensor, target: torch.Tensor, weights: LossWeights = LossWeights()) -> dict[str, torch.Tensor]:
+def density_loss(
+    pred: torch.Tensor, target: torch.Tensor, weights: LossWeights = LossWeights()
+) -> dict[str, torch.Tensor]:
     """Loss terms for a batch of (N, 1, H, W) maps; 'total' is what to minimise."""
     pred_count = pred.flatten(1).sum(1)
     true_count = target.flatten(1).sum(1)

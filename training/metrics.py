@@ -43,9 +43,7 @@ def region_counts_from_points(points: np.ndarray, height: int, width: int, level
     """People per cell of a 2^level × 2^level grid over the image, from head points."""
     cells = 2**level
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    counts, _, _ = np.histogram2d(
-        points[:, 1], points[:, 0], bins=cells, range=[[0, height], [0, width]]
-    )
+    counts, _, _ = np.histogram2d(points[:, 1], points[:, 0], bins=cells, range=[[0, height], [0, width]])
     return counts
 
 

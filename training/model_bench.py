@@ -35,18 +35,22 @@ def bench_models(repeats: int = 10) -> list[dict]:
     for name in ARCHITECTURES:
         model = build_model(name, pretrained=False)
         slow = name == "seed-nopool"  # ~240 GFLOPs per input: a few passes are plenty
-        rows.append({
-            "model": name,
-            "parameters": count_parameters(model),
-            "gflops": round(count_flops(model) / 1e9, 2),
-            "torch_cpu_ms": round(_time_forward(model, 2 if slow else repeats), 1),
-            **accuracy.get(name, {}),
-        })
+        rows.append(
+            {
+                "model": name,
+                "parameters": count_parameters(model),
+                "gflops": round(count_flops(model) / 1e9, 2),
+                "torch_cpu_ms": round(_time_forward(model, 2 if slow else repeats), 1),
+                **accuracy.get(name, {}),
+            }
+        )
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
     lines = [f"{'model':16} {'params':>10} {'GFLOPs':>8} {'CPU ms':>8}"]
     for row in rows:
-        lines.append(f"{row['model']:16} {row['parameters'] / 1e6:9.2f}M {row['gflops']:8.2f} {row['torch_cpu_ms']:8.1f}")
+        lines.append(
+            f"{row['model']:16} {row['parameters'] / 1e6:9.2f}M {row['gflops']:8.2f} {row['torch_cpu_ms']:8.1f}"
+        )
     return "\n".join(lines)

@@ -17,8 +17,15 @@ from torch import nn
 from engines.spec import OUTPUT_STRIDE
 
 # (expand ratio, kernel, stride, output channels, repeats) — EfficientNet-Lite0 (no squeeze-excite, ReLU6).
-LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
-                (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+LITE0_STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
 FEATURE_BLOCKS = {4: 2, 8: 4, 16: 10, 32: 15}
 """Index of the last block at each stride: the decoder's taps."""
 DENSITY_GAIN = 0.01
@@ -133,7 +140,9 @@ class CrowdLite0(nn.Module):
             {str(s): nn.Conv2d(c, width, 1) for s, c in ((4, 24), (8, 40), (16, 112), (32, 320))}
         )
         self.smooth = nn.ModuleDict({str(s): nn.Conv2d(width, width, 3, padding=1) for s in (4, 8, 16)})
-        self.head = nn.Sequential(nn.Conv2d(width, 32, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(32, 1, 1))
+        self.head = nn.Sequential(
+            nn.Conv2d(width, 32, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(32, 1, 1)
+        )
         self.count_head = CountHead()
         self._freeze()
 
@@ -170,8 +179,12 @@ class SeedKatnoria(nn.Module):
         super().__init__()
         cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256]
         self.features = _vgg_layers(cfg)
-        self.head = nn.Sequential(nn.Conv2d(256, 128, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(128, 1, 3, padding=1), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(
+            nn.Conv2d(256, 128, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 1, 3, padding=1),
+            nn.ReLU(inplace=True),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         density = self.head(self.features(x))  # stride 4: the seed upsampled it 4× back to 224

@@ -33,7 +33,9 @@ def validation_score(per_part: dict[str, dict[str, float]]) -> float:
 
 
 @torch.no_grad()
-def predict_counts(model: torch.nn.Module, images: list[LoadedImage], tiles: str, batch: int = 32) -> np.ndarray:
+def predict_counts(
+    model: torch.nn.Module, images: list[LoadedImage], tiles: str, batch: int = 32
+) -> np.ndarray:
     """Whole-image counts through the production tiling (engines.preprocess.prepare_frame)."""
     model.eval()
     counts = []
@@ -46,14 +48,20 @@ def predict_counts(model: torch.nn.Module, images: list[LoadedImage], tiles: str
     return np.array(counts)
 
 
-def evaluate_parts(model: torch.nn.Module, images: list[LoadedImage], tiles: str) -> dict[str, dict[str, float]]:
+def evaluate_parts(
+    model: torch.nn.Module, images: list[LoadedImage], tiles: str
+) -> dict[str, dict[str, float]]:
     predicted = predict_counts(model, images, tiles)
     report = {}
     for part in sorted({i.part for i in images}):
         chosen = [k for k, i in enumerate(images) if i.part == part]
         truth = np.array([images[k].sample.count for k in chosen], dtype=float)
-        report[part] = {"mae": mae(predicted[chosen], truth), "rmse": rmse(predicted[chosen], truth),
-                        "bias": float((predicted[chosen] - truth).mean()), "mean_count": float(truth.mean())}
+        report[part] = {
+            "mae": mae(predicted[chosen], truth),
+            "rmse": rmse(predicted[chosen], truth),
+            "bias": float((predicted[chosen] - truth).mean()),
+            "mean_count": float(truth.mean()),
+        }
     return report
 
 
@@ -70,7 +78,10 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer, max_lr=config.lr, total_steps=config.epochs * self._steps_per_epoch(), pct_start=0.1
+            self.optimizer,
+            max_lr=config.lr,
+            total_steps=config.epochs * self._steps_per_epoch(),
+            pct_start=0.1,
         )
         self.weights = LossWeights(config.loss_pixel, config.loss_count, config.loss_tv)
         self.start_epoch, self.best_score = 0, float("inf")
@@ -108,7 +119,9 @@ class Trainer:
         state = torch.load(path, map_location="cpu", weights_only=False)
         planned = state.get("config", {}).get("epochs", self.config.epochs)
         if planned != self.config.epochs:
-            raise ConfigError(f"{path}: this run was planned for {planned} epochs; resume with --epochs {planned}")
+            raise ConfigError(
+                f"{path}: this run was planned for {planned} epochs; resume with --epochs {planned}"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -118,11 +131,24 @@ class Trainer:
 
     def fit(self) -> dict:
         train, validation = self.load_data()
-        dataset = TileDataset(train, self.config.tiles, self.samples_per_part,
-                              Augment(scale=self.config.scale_jitter, colour=self.config.colour_jitter,
-                                      greyscale=self.config.greyscale), self.config.seed)
-        loader = DataLoader(dataset, batch_size=self.config.batch_size, shuffle=True, num_workers=0,
-                            generator=torch.Generator().manual_seed(self.config.seed))
+        dataset = TileDataset(
+            train,
+            self.config.tiles,
+            self.samples_per_part,
+            Augment(
+                scale=self.config.scale_jitter,
+                colour=self.config.colour_jitter,
+                greyscale=self.config.greyscale,
+            ),
+            self.config.seed,
+        )
+        loader = DataLoader(
+            dataset,
+            batch_size=self.config.batch_size,
+            shuffle=True,
+            num_workers=0,
+            generator=torch.Generator().manual_seed(self.config.seed),
+        )
         (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
         report = {}
         for epoch in range(self.start_epoch, self.config.epochs):
@@ -132,13 +158,26 @@ class Trainer:
             losses = self._train_epoch(loader, epoch)
             report = evaluate_parts(self.model, validation, self.config.tiles)
             score = validation_score(report)
-            row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - started, 1), **losses,
-                   "lr": self.scheduler.get_last_lr()[0], "score": score}
+            row = {
+                "epoch": epoch + 1,
+                "seconds": round(time.perf_counter() - started, 1),
+                **losses,
+                "lr": self.scheduler.get_last_lr()[0],
+                "score": score,
+            }
             for part, values in report.items():
-                row.update({f"{part}_mae": values["mae"], f"{part}_rmse": values["rmse"], f"{part}_bias": values["bias"]})
+                row.update(
+                    {
+                        f"{part}_mae": values["mae"],
+                        f"{part}_rmse": values["rmse"],
+                        f"{part}_bias": values["bias"],
+                    }
+                )
             self._log_row(row)
             self._checkpoint(epoch, score, report)
-            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            tqdm.write(
+                " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+            )
         plot_curves(self.out / "log.csv", self.out / "curves.png")
         return report
 
@@ -156,7 +195,10 @@ class Trainer:
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             bar.set_postfix(loss=f"{float(terms['total']):.3f}")
         steps = max(1, len(loader))
-        return {"loss": sums.get("total", 0.0) / steps, **{k: sums.get(k, 0.0) / steps for k in ("pixel", "count", "tv")}}
+        return {
+            "loss": sums.get("total", 0.0) / steps,
+            **{k: sums.get(k, 0.0) / steps for k in ("pixel", "count", "tv")},
+        }
 
     def _truncate_log(self, epochs: int) -> None:
         """Drop log rows of epochs after the checkpoint (written just before an interruption)."""
@@ -183,14 +225,22 @@ class Trainer:
             writer.writerow(row)
 
     def _checkpoint(self, epoch: int, score: float, report: dict) -> None:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "epoch": epoch, "best_score": min(score, self.best_score),
-                 "config": self.config.model_dump(mode="json"), "validation": report}
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": epoch,
+            "best_score": min(score, self.best_score),
+            "config": self.config.model_dump(mode="json"),
+            "validation": report,
+        }
         _atomic_save(state, self.out / "last.pt")
         if score < self.best_score:
             self.best_score = score
             _atomic_save(state, self.out / "best.pt")
-            (self.out / "best.json").write_text(json.dumps({"epoch": epoch + 1, "score": score, "validation": report}, indent=2))
+            (self.out / "best.json").write_text(
+                json.dumps({"epoch": epoch + 1, "score": score, "validation": report}, indent=2)
+            )
 
 
 def _atomic_save(state: dict, path: Path) -> None:

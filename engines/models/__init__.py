@@ -6,8 +6,11 @@ from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = MODELS_DIR / "crowd-lite0.onnx"
-NAMED_MODELS = {"default": DEFAULT_MODEL, "crowd-lite0": DEFAULT_MODEL,
-                "crowd-lite0-int8": MODELS_DIR / "crowd-lite0-int8.onnx"}
+NAMED_MODELS = {
+    "default": DEFAULT_MODEL,
+    "crowd-lite0": DEFAULT_MODEL,
+    "crowd-lite0-int8": MODELS_DIR / "crowd-lite0-int8.onnx",
+}
 
 
 def resolve_model(model: str | Path) -> Path:
