@@ -111,9 +111,15 @@ class RtspServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
 
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) the server: connections stay open but no data flows, like a hung camera."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
         from tests.conftest import stop_process_group
 
+        self.freeze(False)
         if self.process is not None:
             stop_process_group(self.process)
 
