@@ -16,11 +16,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def json_error(
-    kind: type[web.HTTPException], message: str, headers: Mapping[str, str] | None = None
+    kind: type[web.HTTPException], message: str, headers: Mapping[str, str] | None = None, **arguments: int
 ) -> web.HTTPException:
-    """An aiohttp HTTP exception of class `kind` whose body is the JSON error object."""
+    """An aiohttp HTTP exception of class `kind` (with its own required `arguments`) whose body is the
+    JSON error object."""
     body = json.dumps({"error": message, "status": kind.status_code})
-    return kind(text=body, content_type="application/json", headers=headers)
+    return kind(text=body, content_type="application/json", headers=headers, **arguments)
 
 
 def _as_json(exc: web.HTTPException) -> web.Response:

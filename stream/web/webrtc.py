@@ -92,7 +92,12 @@ async def _read_offer(request: web.Request, max_bytes: int) -> str:
     """The SDP text of a JSON offer body; 413 beyond `max_bytes` (the app's `client_max_size` also
     stops a chunked body without a length there)."""
     if request.content_length is not None and request.content_length > max_bytes:
-        raise json_error(web.HTTPRequestEntityTooLarge, "the offer is larger than http.max_sdp_bytes")
+        raise json_error(
+            web.HTTPRequestEntityTooLarge,
+            f"the offer is larger than {max_bytes} bytes",
+            max_size=max_bytes,
+            actual_size=request.content_length,
+        )
     try:
         body = json.loads(await request.read())
     except (ValueError, UnicodeDecodeError):
@@ -102,9 +107,17 @@ async def _read_offer(request: web.Request, max_bytes: int) -> str:
     return body["sdp"]
 
 
+REQUIRED_SDP_LINES = ("m=video ", "a=fingerprint:", "a=ice-ufrag:", "a=ice-pwd:")
+
+
 def _check_offer(sdp: str) -> None:
-    if not sdp.startswith("v=0") or "\nm=video " not in sdp.replace("\r\n", "\n"):
-        raise OfferError("the SDP offer must start with v=0 and contain a video media section")
+    """Cheap checks before any work: aiortc accepts an offer without these but fails after answering."""
+    lines = sdp.splitlines()
+    missing = [
+        prefix.strip() for prefix in REQUIRED_SDP_LINES if not any(x.startswith(prefix) for x in lines)
+    ]
+    if not sdp.startswith("v=0") or missing:
+        raise OfferError(f"the SDP offer must start with v=0 and have {', '.join(missing) or 'its lines'}")
 
 
 @dataclass(eq=False)
