@@ -31,7 +31,8 @@ from stream.worker import IdleSource, Worker, build_zones
 
 log = logging.getLogger(__name__)
 
-FLUSH_TIMEOUT = 5.0
+SHUTDOWN_BUDGET = 8.0
+"""Seconds from SIGTERM to exit; orchestrators commonly SIGKILL after 10."""
 SOURCE_STOP_TIMEOUT = 2.0
 LEASE_POLL = 0.5
 
@@ -251,26 +252,38 @@ class Service:
         return self.runner.addresses[0][1]
 
     async def stop(self) -> None:
-        """Finish the cycle in flight, give leases back, flush Redis, close sources and the web server."""
+        """Finish the cycle in flight, give leases back, flush Redis, close sources and the web server,
+        all within SHUTDOWN_BUDGET seconds (each step gets what the earlier ones left)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_BUDGET
         self.hub.ready = False
         self.stop_event.set()
         worker_task = next((t for t in self.tasks if t.get_name() == "worker"), None)
         if worker_task is not None:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(worker_task), timeout=5)
+                await asyncio.wait_for(
+                    asyncio.shield(worker_task), timeout=max(0.5, deadline - loop.time() - 3)
+                )
         await self._cancel_tasks(keep={"redis-writer"})
         if self.leases is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.leases.release_all(), timeout=1)
-        await self._flush_redis()
-        await self._stop_sources()
+        await self._flush_redis(max(0.5, deadline - loop.time() - 2))
+        await self._stop_sources(max(0.2, min(SOURCE_STOP_TIMEOUT, deadline - loop.time() - 0.5)))
         if self.runner is not None:
             await self.runner.cleanup()
         if self.worker is not None:
             self.worker.close()
         if self.embedded is not None:
             self.embedded.stop()
-        log.info("stopped")
+        publisher = self.publisher
+        log.info(
+            "stopped",
+            extra={
+                "records_written": publisher.written if publisher else 0,
+                "records_lost": publisher.backlog if publisher else 0,
+            },
+        )
 
     async def _cancel_tasks(self, keep: set[str] = frozenset()) -> None:
         cancelled = [task for task in self.tasks if task.get_name() not in keep]
@@ -279,24 +292,20 @@ class Service:
         await asyncio.gather(*cancelled, return_exceptions=True)
         self.tasks = [task for task in self.tasks if task.get_name() in keep]
 
-    async def _flush_redis(self) -> None:
+    async def _flush_redis(self, timeout: float) -> None:
         if self.publisher is None:
             return
-        if not await self.publisher.flush(FLUSH_TIMEOUT):
+        if not await self.publisher.flush(timeout):
             log.error(
                 "redis unreachable at shutdown: count records lost", extra={"records": self.publisher.backlog}
             )
         await self._cancel_tasks()
         await self.publisher.aclose()
 
-    async def _stop_sources(self) -> None:
-        stops = [asyncio.to_thread(source.stop) for source in self.sources.values()]
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(*stops, return_exceptions=True), timeout=SOURCE_STOP_TIMEOUT
-            )
-        except asyncio.TimeoutError:
-            log.warning("some camera readers did not stop in time", extra={"timeout_s": SOURCE_STOP_TIMEOUT})
+    async def _stop_sources(self, timeout: float) -> None:
+        """Stop every reader at once; one stuck in a blocking read ends by itself at its read timeout."""
+        stops = [asyncio.to_thread(source.stop, timeout) for source in self.sources.values()]
+        await asyncio.gather(*stops, return_exceptions=True)
 
 
 async def serve(config: ServiceConfig) -> int:

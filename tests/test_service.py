@@ -1,0 +1,216 @@
+"""`crowdstream serve` as a real subprocess: SIGTERM flushes and exits 0 within 10 s, Redis killed and
+restarted under load loses nothing and keeps order, and it runs without any Redis at all."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream.redis_publisher import counts_key
+from tests.conftest import RedisServer, free_port, stop_process_group
+
+PREFIX = "svc:"
+
+
+class Served:
+    """A `crowdstream serve` process with its log file and HTTP port."""
+
+    def __init__(self, process: subprocess.Popen, log: Path, port: int) -> None:
+        self.process, self.log, self.port = process, log, port
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+        except OSError:
+            return 0, ""
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        status, text = self.get("/metrics")
+        if status != 200:
+            return None
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return sample.value
+        return None
+
+    def logs(self) -> str:
+        return self.log.read_text()
+
+    def wait_until(
+        self, condition: Callable[[], bool], timeout: float = 90.0, what: str = "condition"
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"serve exited with {self.process.returncode} waiting for {what}:\n{self.logs()[-3000:]}"
+                )
+            if condition():
+                return
+            time.sleep(0.2)
+        pytest.fail(f"timed out waiting for {what}:\n{self.logs()[-3000:]}")
+
+    def terminate(self, timeout: float = 10.0) -> tuple[int, float]:
+        """SIGTERM; returns (exit code, seconds it took)."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        return code, time.monotonic() - started
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Start `crowdstream serve` with a config (and environment); always stopped at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(config: dict, env: dict[str, str] | None = None) -> Served:
+        port = free_port()
+        config = {**config, "http": {"port": port}}
+        path = tmp_path / f"service-{len(started)}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        log = tmp_path / f"service-{len(started)}.log"
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CROWDSTREAM_")}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crowdstream", "serve", "-c", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+            env={**environment, **(env or {})},
+            start_new_session=True,
+        )
+        started.append(process)
+        served = Served(process, log, port)
+        served.wait_until(lambda: served.get("/readyz")[0] == 200, what="/readyz")
+        return served
+
+    yield start
+    for process in started:
+        stop_process_group(process)
+
+
+def demo_cameras(count: int, max_fps: float = 4.0) -> list[dict]:
+    return [{"id": f"cam{i}", "url": "demo", "max_fps": max_fps} for i in range(1, count + 1)]
+
+
+def records_written(served: Served) -> int:
+    match = re.search(r"stopped records_written=(\d+) records_lost=(\d+)", served.logs())
+    assert match, served.logs()[-2000:]
+    assert match.group(2) == "0"
+    return int(match.group(1))
+
+
+def read_streams(url: str, cameras: list[str]) -> dict[str, list[tuple[str, dict]]]:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return {camera: client.xrange(counts_key(PREFIX, camera)) for camera in cameras}
+    finally:
+        client.close()
+
+
+def assert_ordered(entries: list[tuple[str, dict]]) -> None:
+    ids = [tuple(map(int, entry_id.split("-"))) for entry_id, _ in entries]
+    stamps = [float(fields["timestamp"]) for _, fields in entries]
+    assert ids == sorted(set(ids)) and stamps == sorted(stamps)
+
+
+def test_sigterm_flushes_records_held_back_and_exits_0(serve, redis_server: RedisServer) -> None:
+    served = serve({"cameras": demo_cameras(2), "redis": {"url": redis_server.url, "prefix": PREFIX}})
+    served.wait_until(lambda: (served.metric("crowd_redis_records_written_total") or 0) >= 4, what="records")
+    os.kill(redis_server.process.pid, signal.SIGSTOP)  # Redis hangs: records pile up in memory
+    try:
+        served.wait_until(lambda: (served.metric("crowd_redis_backlog") or 0) >= 3, what="a backlog")
+        served.process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    code = served.process.wait(timeout=10)
+    assert code == 0
+    streams = read_streams(redis_server.url, ["cam1", "cam2"])
+    assert sum(len(entries) for entries in streams.values()) == records_written(served)
+    for entries in streams.values():
+        assert_ordered(entries)
+    assert "Traceback" not in served.logs()
+
+
+def test_redis_outage_under_load_loses_nothing_and_keeps_order(serve, redis_server: RedisServer) -> None:
+    served = serve({"cameras": demo_cameras(2), "redis": {"url": redis_server.url, "prefix": PREFIX}})
+    served.wait_until(lambda: (served.metric("crowd_redis_records_written_total") or 0) >= 4, what="records")
+    redis_server.kill()
+    counted_before = served.metric("crowd_frames_processed_total", camera="cam1")
+    served.wait_until(lambda: (served.metric("crowd_redis_backlog") or 0) >= 6, what="the backlog to rise")
+    assert served.metric("crowd_redis_up") == 0
+    assert served.metric("crowd_frames_processed_total", camera="cam1") > counted_before  # still counting
+    redis_server.start()
+    served.wait_until(lambda: served.metric("crowd_redis_backlog") == 0, what="the backlog to drain")
+    assert served.metric("crowd_redis_up") == 1
+    assert served.metric("crowd_redis_records_dropped_total") == 0
+    code, seconds = served.terminate()
+    assert code == 0 and seconds < 10
+    streams = read_streams(redis_server.url, ["cam1", "cam2"])
+    assert sum(len(entries) for entries in streams.values()) == records_written(served)
+    for entries in streams.values():
+        assert_ordered(entries)
+    assert "redis unreachable, buffering" in served.logs() and "redis reachable" in served.logs()
+
+
+def test_without_redis_it_publishes_to_prometheus_only(serve) -> None:
+    path = os.pathsep.join(
+        p for p in os.environ["PATH"].split(os.pathsep) if not Path(p, "redis-server").exists()
+    )
+    served = serve({"cameras": demo_cameras(1)}, env={"PATH": path})
+    served.wait_until(
+        lambda: (served.metric("crowd_frames_processed_total", camera="cam1") or 0) >= 2,
+        what="counted frames",
+    )
+    assert served.metric("crowd_people", camera="cam1", zone="") > 0
+    assert served.metric("crowd_stream_up", camera="cam1") == 1
+    code, _seconds = served.terminate()
+    assert code == 0
+    assert served.logs().count("publishing to Prometheus only") == 1
+
+
+def test_without_a_redis_url_it_starts_a_private_redis(serve) -> None:
+    served = serve({"cameras": demo_cameras(1), "redis": {"prefix": PREFIX}})
+    served.wait_until(lambda: (served.metric("crowd_redis_records_written_total") or 0) >= 2, what="records")
+    url = re.search(r"started a private redis-server url=(\S+)", served.logs()).group(1)
+    assert len(read_streams(url, ["cam1"])["cam1"]) >= 2
+    code, _seconds = served.terminate()
+    assert code == 0
+    with pytest.raises(redis.ConnectionError):  # the private server went away with the service
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+
+
+def test_sources_from_the_command_line_and_a_bad_one(tmp_path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crowdstream",
+            "serve",
+            "--source",
+            "ftp://nowhere/x",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "unsupported source 'ftp://nowhere/x'" in result.stderr
