@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 DENSITY_SCALE = 0.25
 """Density maps are kept at a quarter of the frame size: enough for zones and heatmaps, 16× less work."""
 
+GOLDEN_RATIO = 0.6180339887
+"""Cameras' schedules are offset by multiples of this fraction of a period, so with capacity to spare
+each cycle carries a few cameras (short batches, young frames) instead of all of them at once."""
+
 MIN_PEOPLE_FOR_DENSEST = 0.5
 """Below this many people a "densest point" is noise, so none is reported."""
 
@@ -77,6 +81,7 @@ class CameraTask:
     source: FrameSource
     zones: list[Zone]
     state: CameraState
+    phase: float = 0.0  # fraction of a period this camera's schedule is offset by
     last_seq: int = 0
     next_due: float = 0.0
     smoothed: float | None = None
@@ -154,7 +159,7 @@ class Worker:
         state = self.hub.cameras.get(camera.id) or CameraState(camera.id, camera.display_name)
         state.zones, state.render = zone_info, functools.partial(render_overlay, zones=zones)
         self.hub.cameras[camera.id] = state
-        task = CameraTask(camera, source, zones, state)
+        task = CameraTask(camera, source, zones, state, phase=(len(self.tasks) * GOLDEN_RATIO) % 1.0)
         self.tasks[camera.id] = task
         self._sync_health(task)
         return task
@@ -211,8 +216,8 @@ class Worker:
         period = task.period
         if not period:
             return
-        if task.next_due == 0.0:
-            task.next_due = now + period
+        if task.next_due == 0.0:  # first frame: start the grid at the camera's phase
+            task.next_due = now + period * (1.0 + task.phase)
             return
         missed = int((now - task.next_due) // period)
         if missed > 0:

@@ -139,6 +139,8 @@ def test_frames_missed_while_due_are_counted_as_dropped(engine) -> None:
     metrics = StreamMetrics()
     worker = Worker(engine, Hub(), metrics)
     task = worker.add_camera(CameraConfig(id="a", url="demo", max_fps=2), IdleSource(), [])
+    assert task.phase == 0.0  # the first camera; the next ones start their grid part of a period later
+    assert 0 < worker.add_camera(CameraConfig(id="b", url="demo"), IdleSource(), []).phase < 1
     worker._schedule(task, 100.0)  # first frame: due again half a second later
     assert task.next_due == pytest.approx(100.5)
     worker._schedule(task, 100.6)  # on time
