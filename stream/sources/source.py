@@ -34,7 +34,8 @@ class SourceFault(Exception):
 
 @dataclass(frozen=True)
 class Frame:
-    """One captured frame. `image` is BGR uint8 (H, W, 3); `seq` increases per source from 1."""
+    """One captured frame. `image` is BGR uint8 (H, W, 3), shared with every taker: copy it before
+    drawing on it. `seq` increases per source from 1, so gaps show frames dropped in between."""
 
     image: np.ndarray
     timestamp: float  # wall-clock capture time, time.time()
@@ -80,6 +81,7 @@ class Source:
         self._frame: Frame | None = None
         self._taken = 0  # highest seq handed to a consumer
         self._last_capture: float | None = None
+        self._interval: float | None = None  # smoothed seconds between captures
         self._anchor: float | None = None  # monotonic time of media time 0 in the current pass
         self._changed = threading.Condition()
         self._stopping = threading.Event()
@@ -136,9 +138,13 @@ class Source:
             )
 
     def _update_fps(self, now: float) -> None:
+        """Smooth the frame interval, not the rate: 1/dt overstates the rate whenever frames jitter."""
         if self._last_capture is not None and now > self._last_capture:
-            rate = 1.0 / (now - self._last_capture)
-            self.fps = rate if self.fps == 0.0 else self.fps + FPS_SMOOTHING * (rate - self.fps)
+            interval = now - self._last_capture
+            if self._interval is not None:
+                interval = self._interval + FPS_SMOOTHING * (interval - self._interval)
+            self._interval = interval
+            self.fps = 1.0 / interval
         self._last_capture = now
 
     def _set_status(self, status: Status) -> bool:
@@ -199,10 +205,14 @@ class Source:
         return self._stopping.wait(max(0.0, self._anchor + media_time - now))
 
     def _fail(self, error: str) -> None:
+        """Record a failure. Logged as a warning when the camera goes down or the reason changes; the
+        same error on every retry of a long outage is logged at debug level only."""
+        repeated = self.status == "down" and error == self.last_error
         self.last_error = error
-        self._last_capture = None
+        self.fps, self._interval, self._last_capture = 0.0, None, None
         self._set_status("down")
-        log.warning(
+        log.log(
+            logging.DEBUG if repeated else logging.WARNING,
             "source down",
             extra={"camera": self.camera_id, "url": self.url, "error": error, "reconnects": self.reconnects},
         )
