@@ -40,6 +40,7 @@ def test_rtsp_camera_survives_its_server_dying_and_returning(rtsp_server: RtspSe
 
         rtsp_server.kill()
         wait_until(lambda: camera.status == "down", 10, "the dead server is noticed")
+        assert camera.fps == 0.0 and camera.last_error
         reconnects = camera.reconnects
         wait_until(
             lambda: camera.reconnects >= reconnects + 2, 10, "reconnect attempts continue while it is gone"
