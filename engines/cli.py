@@ -149,7 +149,7 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
     quantize = actions.add_parser(
         "quantize",
         help="INT8 copy of an ONNX model, calibrated on training tiles",
-        description="Static INT8 quantisation with ONNX Runtime (QDQ, per-channel weights), calibrated on tiles "
+        description="Static INT8 quantisation with ONNX Runtime (QLinearConv, per-channel weights), calibrated on tiles "
         "of ShanghaiTech training images (the held-out every-10th images are never used).",
         formatter_class=RAW,
         epilog="example:\n  crowdstream engine quantize crowd-lite0 --images 64 "

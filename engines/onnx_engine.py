@@ -37,22 +37,32 @@ def session_options(threads: int = 0, spin: bool = False):
     return options
 
 
-def open_session(model_path: Path, threads: int = 0, spin: bool = False, providers: tuple[str, ...] = ()):
-    """The process-wide session for (model file, settings); created on first use."""
+def open_session(
+    model_path: Path,
+    threads: int = 0,
+    spin: bool = False,
+    providers: tuple[str, ...] = (),
+    fold_pads: bool = True,
+):
+    """The process-wide session for (model file, settings); created on first use. `fold_pads` runs
+    engines.onnx_passes first (same results, about twice the speed on exported "same"-padded models)."""
     import onnxruntime as ort
+
+    from engines.onnx_passes import optimised_model
 
     path = Path(model_path).resolve()
     providers = tuple(providers) or ("CPUExecutionProvider",)
-    key = (path, path.stat().st_mtime_ns, threads, spin, providers)
+    key = (path, path.stat().st_mtime_ns, threads, spin, providers, fold_pads)
     with _SESSIONS_LOCK:
         if key not in _SESSIONS:
             try:
+                model = optimised_model(path) if fold_pads else str(path)
                 _SESSIONS[key] = ort.InferenceSession(
-                    str(path), session_options(threads, spin), providers=list(providers)
+                    model, session_options(threads, spin), providers=list(providers)
                 )
-            except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            except Exception as exc:  # onnxruntime and onnx raise their own Fail/InvalidGraph/... types
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise EngineError(f"{model_path}: not a usable ONNX model ({reason})") from exc
+                raise EngineError(f"{model_path}: not a usable ONNX model ({reason[:200]})") from exc
         return _SESSIONS[key]
 
 
@@ -62,10 +72,15 @@ class OnnxEngine:
     backend = "onnxruntime"
 
     def __init__(
-        self, model_path: Path, threads: int = 0, spin: bool = False, providers: tuple[str, ...] = ()
+        self,
+        model_path: Path,
+        threads: int = 0,
+        spin: bool = False,
+        providers: tuple[str, ...] = (),
+        fold_pads: bool = True,
     ):
         self.model_path = Path(model_path)
-        self.session = open_session(self.model_path, threads, spin, providers)
+        self.session = open_session(self.model_path, threads, spin, providers, fold_pads)
         self._check_signature()
 
     def _check_signature(self) -> None:
