@@ -53,6 +53,13 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--config", type=Path, help="YAML file of TrainConfig settings (flags override it)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--limit", type=int, help="at most this many images per part (quick runs)")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        dest="time_budget_minutes",
+        metavar="MINUTES",
+        help="fit the learning-rate schedule into this much training time",
+    )
     p.add_argument("--samples-per-part", type=int, help="random tiles per part per epoch")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -72,6 +79,7 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = {
         "epochs": args.epochs,
+        "time_budget_minutes": args.time_budget_minutes,
         "limit": args.limit,
         "samples_per_part": args.samples_per_part,
         "batch_size": args.batch_size,

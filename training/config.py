@@ -32,7 +32,10 @@ class TrainConfig(BaseModel):
     validation_every: int = Field(10, ge=2, description="every n-th image of each part is held out")
     tiles: str = "auto"
     density_method: str = "adaptive"
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(30, ge=1, description="planned epochs (an upper bound when a time budget is set)")
+    time_budget_minutes: float | None = Field(
+        None, gt=0, description="end the run annealed once this much training time is spent"
+    )
     samples_per_part: int = Field(800, ge=1, description="random tiles drawn from each part per epoch")
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-3, gt=0)

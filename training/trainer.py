@@ -21,6 +21,7 @@ from training.density import DensityConfig
 from training.losses import LossWeights, density_loss
 from training.metrics import mae, rmse
 from training.models import CrowdLite0
+from training.schedule import WarmupCosine
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "seconds", "loss", "pixel", "count", "tv", "lr", "score"]
@@ -77,12 +78,9 @@ class Trainer:
         self.model = CrowdLite0(frozen_blocks=config.frozen_blocks)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer,
-            max_lr=config.lr,
-            total_steps=config.epochs * self._steps_per_epoch(),
-            pct_start=0.1,
-        )
+        budget = config.time_budget_minutes * 60 if config.time_budget_minutes else None
+        self.schedule = WarmupCosine(config.lr, config.epochs * self._steps_per_epoch(), budget)
+        self.step, self.elapsed = 0, 0.0
         self.weights = LossWeights(config.loss_pixel, config.loss_count, config.loss_tv)
         self.start_epoch, self.best_score = 0, float("inf")
 
@@ -117,14 +115,9 @@ class Trainer:
         if not path.exists():
             raise FileNotFoundError(f"{path}: nothing to resume (no last.pt in {self.out})")
         state = torch.load(path, map_location="cpu", weights_only=False)
-        planned = state.get("config", {}).get("epochs", self.config.epochs)
-        if planned != self.config.epochs:
-            raise ConfigError(
-                f"{path}: this run was planned for {planned} epochs; resume with --epochs {planned}"
-            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.elapsed = state["step"], state["elapsed"]
         self.start_epoch, self.best_score = state["epoch"] + 1, state["best_score"]
         self._truncate_log(self.start_epoch)
         log.info("resumed from %s at epoch %d", path, self.start_epoch + 1)
@@ -152,6 +145,9 @@ class Trainer:
         (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
         report = {}
         for epoch in range(self.start_epoch, self.config.epochs):
+            if self.progress >= 1.0:
+                log.info("time budget spent after %d epochs", epoch)
+                break
             dataset.set_epoch(epoch)
             loader.generator.manual_seed(self.config.seed + epoch)
             started = time.perf_counter()
@@ -162,7 +158,7 @@ class Trainer:
                 "epoch": epoch + 1,
                 "seconds": round(time.perf_counter() - started, 1),
                 **losses,
-                "lr": self.scheduler.get_last_lr()[0],
+                "lr": self.optimizer.param_groups[0]["lr"],
                 "score": score,
             }
             for part, values in report.items():
@@ -186,11 +182,15 @@ class Trainer:
         sums: dict[str, float] = {}
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False)
         for images, targets in bar:
+            started = time.perf_counter()
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.schedule.lr(self.progress)
             terms = density_loss(self.model(images), targets, self.weights)
             self.optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             self.optimizer.step()
-            self.scheduler.step()
+            self.step += 1
+            self.elapsed += time.perf_counter() - started
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             bar.set_postfix(loss=f"{float(terms['total']):.3f}")
@@ -199,6 +199,10 @@ class Trainer:
             "loss": sums.get("total", 0.0) / steps,
             **{k: sums.get(k, 0.0) / steps for k in ("pixel", "count", "tv")},
         }
+
+    @property
+    def progress(self) -> float:
+        return self.schedule.progress(self.step, self.elapsed)
 
     def _truncate_log(self, epochs: int) -> None:
         """Drop log rows of epochs after the checkpoint (written just before an interruption)."""
@@ -228,7 +232,8 @@ class Trainer:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
             "epoch": epoch,
             "best_score": min(score, self.best_score),
             "config": self.config.model_dump(mode="json"),
