@@ -52,7 +52,10 @@ def cuda_call(result):
 def cuda_device_name(device: int = 0) -> str:
     """The GPU's marketing name (e.g. 'NVIDIA H100 80GB HBM3'); raises EngineError without a GPU."""
     cudart = import_cudart()
-    count = cuda_call(cudart.cudaGetDeviceCount())
+    try:
+        count = cuda_call(cudart.cudaGetDeviceCount())
+    except EngineError as exc:  # no driver, or a driver without devices
+        raise EngineError(f"no usable CUDA GPU ({exc})") from exc
     if count <= device:
         raise EngineError(f"no CUDA GPU number {device} on this machine ({count} found)")
     name = cuda_call(cudart.cudaGetDeviceProperties(device)).name

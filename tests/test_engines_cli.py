@@ -3,6 +3,7 @@ where `import torch` fails, as on a service install without the `train` extra.""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -119,6 +120,14 @@ def test_user_mistakes_print_one_line_and_exit_2(args: list[str], message: str) 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"crowdstream: error: {message}"), result.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_engine_build_without_tensorrt_says_how_to_install_it() -> None:
+    result = crowdstream("engine", "build", "default")
+    assert result.returncode == 2
+    assert "crowdstream: error: tensorrt: not installed (pip install --extra-index-url" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_bad_numbers_are_refused_by_argparse() -> None:
