@@ -254,6 +254,7 @@ async def _soak(options: BenchOptions, minutes: float) -> StreamReport:
             [await service.publisher.client.xlen(counts_key(config.redis.prefix, i)) for i in ids]
         )
         written, redis_dropped = service.publisher.written, service.publisher.dropped
+        backend = service.worker.engine.backend
     finally:
         await service.stop()
         logging.getLogger().removeHandler(errors)
@@ -264,7 +265,7 @@ async def _soak(options: BenchOptions, minutes: float) -> StreamReport:
         seconds=round(elapsed, 1),
         tiles=options.tiles,
         max_fps=options.max_fps,
-        backend=config.engine.backend,
+        backend=backend,
         fps_per_camera=fps,
         fps_per_camera_min=min(fps.values()),
         fps_per_camera_mean=round(sum(fps.values()) / len(fps), 3),
