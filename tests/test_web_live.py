@@ -1,0 +1,227 @@
+"""The live view with real WebRTC clients (aiortc) and raw sockets: annotated frames at the source's
+pace, loopback viewing without STUN, peers closed on disconnect, on a failed negotiation and on
+shutdown, a stalled MJPEG viewer dropped without hurting the others, and 20 viewers at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import resource
+import socket
+import time
+
+import aiohttp
+import numpy as np
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from stream.web.app import LIVE_VIEW, VIEWER_SLOTS
+from stream.web.config import HttpConfig
+from tests.test_web_support import Served, serve
+
+
+async def offer_answer(url: str, camera: str) -> tuple[RTCPeerConnection, dict]:
+    """A receiving peer and the server's answer to its offer (not yet applied)."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{url}/api/cameras/{camera}/offer", json={"type": "offer", "sdp": pc.localDescription.sdp}
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        return pc, await response.json()
+
+
+async def watch(
+    url: str, camera: str, answer_filter=lambda sdp: sdp
+) -> tuple[RTCPeerConnection, MediaStreamTrack]:
+    """Connect a viewer and return its peer and the video track it receives."""
+    pc, answer = await offer_answer(url, camera)
+    track = asyncio.get_running_loop().create_future()
+    pc.on("track", track.set_result)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_filter(answer["sdp"]), type="answer"))
+    return pc, await asyncio.wait_for(track, 10)
+
+
+async def receive(track: MediaStreamTrack, count: int, timeout: float = 20) -> list[tuple[float, object]]:
+    """`count` decoded frames with the wall-clock time each arrived."""
+    frames = []
+    async with asyncio.timeout(timeout):
+        while len(frames) < count:
+            frame = await track.recv()
+            frames.append((time.monotonic(), frame))
+    return frames
+
+
+async def until(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def released(served: Served) -> bool:
+    """No peer, slot or watcher left on the server."""
+    live = served.app[LIVE_VIEW]
+    return not live.viewers and not served.app[VIEWER_SLOTS].open and not any(served.hub.viewers.values())
+
+
+def nearest(image: np.ndarray, candidates: list[np.ndarray]) -> float:
+    return min(float(np.abs(image.astype(np.float32) - c.astype(np.float32)).mean()) for c in candidates)
+
+
+async def test_viewer_gets_annotated_frames_at_the_source_pace() -> None:
+    async with serve(HttpConfig(live_fps=30)) as served:
+        pc, track = await watch(served.url, "gate")
+        frames = await receive(track, 24)
+        assert served.hub.watching("gate") and not served.hub.watching("hall")
+        camera, clip = served.hub.cameras["gate"], served.feed.clip
+        raws = clip.frames
+        annotated = [
+            camera.render(f, d, camera.reading) for f, d in zip(clip.frames, clip.densities, strict=True)
+        ]
+        last = frames[-1][1].to_ndarray(format="bgr24")
+        assert last.shape == raws[0].shape
+        assert nearest(last, annotated) < 0.5 * nearest(last, raws)
+        label = (slice(4, 30), slice(4, 160))  # the count label's box in the top-left corner
+        assert nearest(last[label], [a[label] for a in annotated]) < 0.5 * nearest(
+            last[label], [r[label] for r in raws]
+        )
+        wall = frames[-1][0] - frames[0][0]
+        media = (frames[-1][1].pts - frames[0][1].pts) * float(frames[0][1].time_base)
+        assert 0.6 < media / wall < 1.6, (media, wall)  # timestamps follow the wall clock
+        rate = (len(frames) - 1) / wall
+        assert 0.4 * clip.fps < rate < 2 * clip.fps, rate  # the source's pace, not a fixed 30 fps
+        await pc.close()
+        await until(lambda: released(served))
+
+
+async def test_loopback_viewer_connects_through_a_127_0_0_1_candidate() -> None:
+    def loopback_only(sdp: str) -> str:
+        lines = [
+            line for line in sdp.splitlines() if not line.startswith("a=candidate:") or " 127.0.0.1 " in line
+        ]
+        return "\r\n".join(lines) + "\r\n"
+
+    async with serve() as served:
+        _, answer = await offer_answer(served.url, "hall")
+        assert re.search(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 \d+ typ host", answer["sdp"])
+        pc, track = await watch(served.url, "hall", loopback_only)
+        assert len(await receive(track, 5)) == 5
+        await pc.close()
+
+
+async def test_a_peer_that_never_connects_is_closed() -> None:
+    async with serve(HttpConfig(connect_timeout_s=1.5)) as served:
+        offer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        offer.addTransceiver("video", direction="recvonly")
+        await offer.setLocalDescription(await offer.createOffer())
+        body = json.dumps({"type": "offer", "sdp": offer.localDescription.sdp}).encode()
+        request = (
+            f"POST /api/cameras/gate/offer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        port = int(served.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            raw.sendall(request)  # and hang up before reading the answer
+        ignored, _ = await offer_answer(served.url, "gate")  # answered, but never applied
+        await until(lambda: len(served.app[LIVE_VIEW].viewers) == 2 or released(served), 5)
+        await until(lambda: released(served), 10)
+        await offer.close()
+        await ignored.close()
+
+
+async def test_shutdown_closes_every_peer() -> None:
+    async with serve() as served:
+        pcs = [await watch(served.url, camera) for camera in ("gate", "hall")]
+        for _, track in pcs:
+            await receive(track, 2)
+        server_peers = [viewer.pc for viewer in served.app[LIVE_VIEW].viewers]
+        assert len(server_peers) == 2
+    assert all(pc.connectionState == "closed" for pc in server_peers)
+    assert released(served)
+    for pc, _ in pcs:
+        await pc.close()
+
+
+async def test_a_stopped_camera_stops_its_viewers_encoding() -> None:
+    async with serve() as served:
+        pc, track = await watch(served.url, "gate")
+        await receive(track, 2)
+        served.hub.cameras["gate"].status = "stopped"
+        served.feed.zones.pop("gate")
+        await until(lambda: not served.hub.watching("gate"), 5)
+        await pc.close()
+
+
+async def test_a_stalled_mjpeg_viewer_is_dropped_and_others_keep_playing() -> None:
+    async with serve(HttpConfig(stall_timeout_s=1.0, live_fps=30)) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(b"GET /api/cameras/gate/mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
+        await until(lambda: served.hub.viewers.get("gate") == 1, 5)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{served.url}/api/cameras/gate/mjpeg") as live,
+        ):
+            parts = 0
+            async with asyncio.timeout(60):
+                while served.hub.viewers.get("gate", 0) > 1 or parts < 10:
+                    await live.content.readuntil(b"--frame\r\n")
+                    parts += 1
+            assert served.app[VIEWER_SLOTS].open == {"gate": 1}  # only the reading viewer is left
+            await live.content.readuntil(b"--frame\r\n")  # and it still gets frames
+        stalled.settimeout(5)  # the server hung up: what it sent drains, then EOF or a reset, no timeout
+        with contextlib.suppress(ConnectionResetError):
+            while stalled.recv(1 << 20):
+                pass
+        stalled.close()
+        await until(lambda: released(served))
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+@pytest.mark.timeout(180)
+async def test_twenty_viewers_at_once_with_half_of_them_not_reading() -> None:
+    http = HttpConfig(
+        max_viewers_per_camera=20,
+        max_viewers_total=20,
+        live_fps=5,
+        live_max_width=320,
+        offer_rate_per_minute=100,
+    )
+    async with serve(http) as served:
+        memory = []
+        for _ in range(2):
+            viewers = await asyncio.gather(*(watch(served.url, ("gate", "hall")[i % 2]) for i in range(20)))
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    f"{served.url}/api/cameras/gate/offer", json={"type": "offer", "sdp": "v=0"}
+                ) as refused,
+            ):
+                assert refused.status == 400  # malformed: refused before the viewer limit is even checked
+            reading = viewers[::2]  # the others never call recv(): they stopped reading
+            received = await asyncio.gather(*(receive(track, 10, timeout=60) for _, track in reading))
+            for frames in received:
+                assert (len(frames) - 1) / (
+                    frames[-1][0] - frames[0][0]
+                ) > 1.5  # unaffected by the silent ones
+            assert len(served.app[LIVE_VIEW].viewers) == 20
+            await asyncio.gather(*(pc.close() for pc, _ in viewers))
+            await until(lambda: released(served), 15)
+            memory.append(rss_mb())
+        assert memory[1] - memory[0] < 80, memory  # a second round of 20 viewers leaves nothing behind
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 < 2000
