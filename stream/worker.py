@@ -293,6 +293,8 @@ class Worker:
         """Mirror the source's status, reconnects and (for cameras without max_fps) drops into hub and metrics."""
         source, state = task.source, task.state
         state.status, state.fps = source.status, source.fps
+        if isinstance(source, IdleSource):
+            return  # counted by another worker: its health series live there, not here
         self.metrics.stream_up.labels(task.id).set(1 if source.status == "up" else 0)
         if source.reconnects > task.reported_reconnects:
             self.metrics.reconnects.labels(task.id).inc(source.reconnects - task.reported_reconnects)

@@ -214,3 +214,34 @@ def test_sources_from_the_command_line_and_a_bad_one(tmp_path) -> None:
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "unsupported source 'ftp://nowhere/x'" in result.stderr
+
+
+def test_cluster_workers_split_cameras_and_take_over_after_sigkill(serve, redis_server: RedisServer) -> None:
+    config = {
+        "cameras": demo_cameras(2, max_fps=2),
+        "redis": {"url": redis_server.url, "prefix": PREFIX},
+        "cluster": {"enabled": True, "lease_ms": 1500},
+    }
+    first = serve({**config, "cluster": {**config["cluster"], "worker_id": "first"}})
+    second = serve({**config, "cluster": {**config["cluster"], "worker_id": "second"}})
+
+    def owned(served: Served) -> set[str]:
+        return {c for c in ("cam1", "cam2") if served.metric("crowd_stream_up", camera=c) == 1}
+
+    second.wait_until(lambda: len(owned(first)) == 1 and len(owned(second)) == 1, what="the cameras to split")
+    (lost,) = owned(first)
+    assert first.metric("crowd_stream_up", camera=({"cam1", "cam2"} - {lost}).pop()) is None  # no false alarm
+    os.killpg(first.process.pid, signal.SIGKILL)
+    second.wait_until(lambda: owned(second) == {"cam1", "cam2"}, what="the survivor to take over")
+    second.wait_until(
+        lambda: (second.metric("crowd_frames_processed_total", camera=lost) or 0) >= 2,
+        what="the taken-over camera to be counted",
+    )
+    code, _seconds = second.terminate()
+    assert code == 0
+    entries = read_streams(redis_server.url, [lost])[lost]
+    workers = [fields["worker"] for _, fields in entries]
+    assert workers[0] == "first" and workers[-1] == "second"
+    fences = [int(fields["fence"]) for _, fields in entries]
+    assert fences == sorted(fences) and fences[-1] > fences[0]
+    assert_ordered(entries)
