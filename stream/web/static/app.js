@@ -2,7 +2,8 @@
 // blocked), the newest count, per-zone counts, a chart of the last minutes and a red state for zones
 // over their threshold. Counts arrive as Server-Sent Events; camera status is polled.
 
-const CHART_SECONDS = 300;
+const CHART_SECONDS = 300; // the chart keeps this much history
+const CHART_MIN_SECONDS = 60; // and spans at least this much while history is shorter
 const STATUS_POLL_MS = 5000;
 const RETRY_MS = 3000;
 const WEBRTC_ATTEMPTS = 2; // failed WebRTC attempts before a camera falls back to MJPEG
@@ -92,7 +93,8 @@ function drawChart(canvas, history, now) {
   ctx.clearRect(0, 0, width, height);
   if (history.length < 2) return;
   const top = Math.max(1, ...history.map(([, count]) => count)) * 1.15;
-  const x = (t) => width - ((now - t) / CHART_SECONDS) * width;
+  const span = Math.max(CHART_MIN_SECONDS, now - history[0][0]);
+  const x = (t) => width - ((now - t) / span) * width;
   const y = (count) => height - 2 - (count / top) * (height - 4);
   ctx.beginPath();
   history.forEach(([t, count], i) => (i ? ctx.lineTo(x(t), y(count)) : ctx.moveTo(x(t), y(count))));
@@ -101,7 +103,7 @@ function drawChart(canvas, history, now) {
   ctx.stroke();
   ctx.fillStyle = ctx.strokeStyle;
   ctx.font = "10px system-ui, sans-serif";
-  ctx.fillText(`max ${Math.round(top / 1.15)}`, 4, 11);
+  ctx.fillText(`max ${Math.round(top / 1.15)} · last ${Math.round(span / 60)} min`, 4, 11);
 }
 
 // ---- video ------------------------------------------------------------------------------------

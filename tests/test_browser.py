@@ -1,0 +1,161 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright (never `playwright
+install`). The page must play the live WebRTC video, show the counts the API reports, turn a camera
+red when a zone is over its threshold, enlarge on click, log in when a token is set, and fall back to
+MJPEG where WebRTC is missing. A screenshot is saved under test-artifacts/."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from stream.web.config import HttpConfig
+from tests.test_web_support import TOKEN, Served, get_json, serve
+
+playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install -y chromium")
+
+FRAMES_DECODED = """async (id) => {
+  const state = window.crowdstream && window.crowdstream.cameras.get(id);
+  if (!state || !state.pc) return 0;
+  let decoded = 0;
+  (await state.pc.getStats()).forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "video") decoded = r.framesDecoded; });
+  return decoded;
+}"""
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    async with playwright_api.async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def eventually(probe, check, timeout: float = 20):
+    """Poll an async `probe` until `check(value)` holds; return the value or fail with the last one."""
+    deadline, value = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        value = await probe()
+        if check(value):
+            return value
+        await asyncio.sleep(0.2)
+    pytest.fail(f"gave up waiting; last value {value!r}")
+
+
+async def wait_for_playing_video(page, camera: str) -> int:
+    """Wait until the camera's video element plays decoded WebRTC frames; the decoded-frame count."""
+    decoded = await eventually(lambda: page.evaluate(FRAMES_DECODED, camera), lambda n: n > 5)
+    await eventually(lambda: page.evaluate(FRAMES_DECODED, camera), lambda n: n > decoded + 5)
+    video = f"article[data-camera={camera}] video"
+    assert await page.eval_on_selector(video, "v => v.readyState >= 2 && !v.paused && v.videoWidth") > 0
+    return decoded
+
+
+async def shown_counts(page) -> dict[str, str]:
+    return await page.eval_on_selector_all(
+        "article.camera",
+        "cards => Object.fromEntries(cards.map(c => [c.dataset.camera, "
+        "c.querySelector('.count .value').textContent]))",
+    )
+
+
+async def check_counts_match_api(page, served: Served) -> None:
+    """Freeze the counts (frames keep flowing), then the page must show what /api/cameras says."""
+    served.feed.readings = False
+    async with aiohttp.ClientSession() as session:
+        _, body = await get_json(session, f"{served.url}/api/cameras")
+    expected = {camera["id"]: str(round(camera["count"])) for camera in body["cameras"]}
+    await eventually(lambda: shown_counts(page), lambda shown: shown == expected, timeout=10)
+
+
+async def test_dashboard_plays_video_and_shows_the_api_counts(browser) -> None:
+    async with serve() as served:
+        page = await browser.new_page(viewport={"width": 1280, "height": 860})
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.goto(served.url)
+        await page.wait_for_selector("article.camera[data-camera=hall]")
+        for camera in ("gate", "hall"):
+            await wait_for_playing_video(page, camera)
+        await check_counts_match_api(page, served)
+        assert await page.get_attribute("article[data-camera=gate]", "class") == "camera alert"
+        assert await page.get_attribute("article[data-camera=hall]", "class") == "camera"
+        assert (
+            await page.eval_on_selector("article[data-camera=gate] .zones li", "li => li.className")
+            == "alert"
+        )
+        assert await page.text_content("#feed") == "live"
+        await page.wait_for_function("window.crowdstream.cameras.get('gate').history.length > 3")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=ARTIFACTS / "dashboard.png")
+        await page.click("article[data-camera=hall]")
+        assert "expanded" in await page.get_attribute("article[data-camera=hall]", "class")
+        assert served.hub.watching("gate") and served.hub.watching("hall")
+        await page.close()
+        await eventually(lambda: asyncio.sleep(0, not any(served.hub.viewers.values())), bool, timeout=15)
+        assert errors == []
+
+
+async def test_phone_layout_is_one_column(browser) -> None:
+    async with serve() as served:
+        page = await browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+        await page.goto(served.url)
+        await page.wait_for_selector("article.camera[data-camera=hall]")
+        boxes = [
+            await page.eval_on_selector(
+                f"article[data-camera={c}]", "e => e.getBoundingClientRect().toJSON()"
+            )
+            for c in ("gate", "hall")
+        ]
+        assert boxes[0]["x"] == boxes[1]["x"] and boxes[1]["y"] > boxes[0]["y"]
+        assert boxes[0]["width"] <= 390
+        await page.close()
+
+
+async def test_login_with_the_token_then_watch(browser) -> None:
+    async with serve(HttpConfig(token=TOKEN)) as served:
+        page = await browser.new_page()
+        await page.goto(served.url)
+        assert page.url.endswith("/login")
+        await page.fill("input[name=password]", "wrong-token-wrong-token")
+        await page.click("button[type=submit]")
+        await page.wait_for_selector("#failed:not([hidden])")
+        await page.fill("input[name=password]", TOKEN)
+        await page.click("button[type=submit]")
+        await page.wait_for_selector("article.camera[data-camera=gate]")
+        await wait_for_playing_video(page, "gate")
+        await page.close()
+
+
+async def test_mjpeg_fallback_where_webrtc_is_missing(browser) -> None:
+    async with serve() as served:
+        page = await browser.new_page()
+        await page.add_init_script("delete window.RTCPeerConnection")
+        await page.goto(served.url)
+        image = "article[data-camera=gate] img.fallback"
+        await page.wait_for_selector(f"{image}:not([hidden])")
+        width = await eventually(lambda: page.eval_on_selector(image, "i => i.naturalWidth"), lambda w: w > 0)
+        assert width == served.feed.clip.frames[0].shape[1]
+        assert await page.eval_on_selector("article[data-camera=gate] video", "v => v.hidden")
+        await eventually(lambda: asyncio.sleep(0, served.hub.watching("gate")), bool)
+        await page.close()
