@@ -99,3 +99,28 @@ def test_the_torch_backend_rejects_a_file_that_is_not_torchscript(tmp_path: Path
 def test_the_tensorrt_backend_says_how_to_install_it() -> None:
     with pytest.raises(EngineError, match=r"tensorrt: not installed \(pip install --extra-index-url"):
         load_engine("default", backend="tensorrt")
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        (lambda x: x.mean(1, keepdim=True), r"must return \(density, count\), got Tensor"),
+        (
+            lambda x: (x[:, :1], x.flatten(1).sum(1)),
+            r"outputs have shapes \(1, 1, 224, 224\) and \(1,\), expected \(1, 1, 56, 56\) and \(1,\)",
+        ),
+    ],
+)
+def test_a_torchscript_model_breaking_the_contract_is_rejected(tmp_path: Path, outputs, message: str) -> None:
+    torch = pytest.importorskip(
+        "torch", reason="the torch backend needs torch (pip install 'crowdstream[train]')"
+    )
+
+    class Wrong(torch.nn.Module):
+        def forward(self, x):
+            return outputs(x)
+
+    path = tmp_path / "wrong.pt"
+    torch.jit.trace(Wrong(), torch.zeros(1, 3, 224, 224)).save(str(path))
+    with pytest.raises(EngineError, match=message):
+        load_engine(path)
