@@ -232,11 +232,24 @@ class Worker:
         started = time.perf_counter()
         counted = []
         for tiles, members in groups.items():
-            images = [frame.image for _, frame in members]
-            results = count_frames(self.engine, images, tiles, DENSITY_SCALE, self.max_batch)
-            counted += [(task, frame, result) for (task, frame), result in zip(members, results, strict=True)]
+            counted += self._infer(tiles, members)
         self.metrics.inference.labels(self.engine.backend).observe(time.perf_counter() - started)
         return [self._read(task, frame, result.density, result.count) for task, frame, result in counted]
+
+    def _infer(
+        self, tiles: str, members: list[tuple[CameraTask, Frame]]
+    ) -> list[tuple[CameraTask, Frame, object]]:
+        """One batch for all members; if it fails, each frame alone, so one bad frame costs only its camera."""
+        try:
+            results = count_frames(
+                self.engine, [f.image for _, f in members], tiles, DENSITY_SCALE, self.max_batch
+            )
+            return [(task, frame, result) for (task, frame), result in zip(members, results, strict=True)]
+        except Exception:
+            if len(members) == 1:
+                log.exception("frame could not be counted; skipping it", extra={"camera": members[0][0].id})
+                return []
+        return [item for member in members for item in self._infer(tiles, [member])]
 
     def _read(self, task: CameraTask, frame: Frame, density: np.ndarray, count: float) -> Counted:
         height, width = frame.image.shape[:2]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -16,7 +17,7 @@ from engines.engine import Engine, load_engine
 from stream.config import CameraConfig
 from stream.hub import CameraReading, Hub
 from stream.metrics import WHOLE_FRAME, StreamMetrics
-from stream.sources import Source, open_source
+from stream.sources import Frame, Source, open_source
 from stream.worker import DENSITY_SCALE, IdleSource, Worker, build_zones
 from tests.conftest import free_port
 from tests.data_paths import DATA_ROOT, needs_data
@@ -190,3 +191,28 @@ async def test_overlay_is_rendered_only_for_watched_cameras(engine, sources) -> 
     rendered = seen._rendered[1]
     assert rendered.shape == seen.frame.shape and not np.array_equal(rendered, seen.frame)
     assert unseen.annotated_frame().shape == unseen.frame.shape  # a snapshot renders on demand
+
+
+class OneFrame:
+    """A reader holding a single fixed frame (here one no real reader would produce: float pixels)."""
+
+    status, reconnects, dropped, fps, last_error = "up", 0, 0, 1.0, None
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.frame = Frame(image, time.time(), 1)
+
+    def latest(self, after_seq: int = 0) -> Frame | None:
+        return self.frame if after_seq < 1 else None
+
+
+async def test_a_frame_that_cannot_be_counted_costs_only_its_camera(engine, sources, caplog) -> None:
+    recorder = Recorder()
+    worker = Worker(engine, Hub(), StreamMetrics(), publishers=[recorder])
+    add(worker, sources, CameraConfig(id="good", url="demo", max_fps=None))
+    worker.add_camera(CameraConfig(id="bad", url="demo"), OneFrame(np.zeros((720, 1280, 3), np.float32)), [])
+    with caplog.at_level(logging.ERROR, logger="stream.worker"):
+        await run_until(worker, lambda: len(recorder.of("good")) >= 2)
+    worker.close()
+    assert recorder.of("bad") == []
+    failures = [r for r in caplog.records if r.getMessage().startswith("frame could not be counted")]
+    assert len(failures) == 1 and failures[0].camera == "bad"
