@@ -11,6 +11,7 @@ resolution change mid-stream simply yields frames of the new size.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Generator, Iterator
 
@@ -20,7 +21,6 @@ import numpy as np
 from stream.sources.source import SourceFault, fit_size
 
 DEFAULT_FPS = 25.0  # pace of a file that states no frame rate
-MAX_BAD_PACKETS = 100  # consecutive undecodable packets before the stream counts as garbage
 
 
 class AvReader:
@@ -49,6 +49,21 @@ class AvReader:
         self.fps = fps
 
     def frames(self) -> Generator[tuple[np.ndarray, float | None], None, float | None]:
+        try:
+            yield from self._frames()
+        except av.error.FFmpegError as exc:
+            raise SourceFault(self._describe(exc)) from exc
+
+    @staticmethod
+    def _describe(exc: av.error.FFmpegError) -> str:
+        """FFmpeg's reason without its errno noise; a missing or forbidden path is named, since a
+        webcam index opens /dev/videoN and a file may vanish."""
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, (FileNotFoundError, PermissionError)) and exc.filename:
+            return f"{reason}: {exc.filename}"
+        return reason
+
+    def _frames(self) -> Generator[tuple[np.ndarray, float | None], None, float | None]:
         container = self._open()
         try:
             if not container.streams.video:
@@ -66,6 +81,8 @@ class AvReader:
     def _open(self) -> av.container.InputContainer:
         """The opened input. FFmpeg's RTSP demuxer turns an open timeout into "Invalid data", so a
         failure that took the whole open timeout is reported as the timeout it was."""
+        if self.finite and os.path.getsize(self.url) == 0:
+            raise SourceFault("empty file")
         began = time.monotonic()
         try:
             return av.open(
@@ -76,25 +93,25 @@ class AvReader:
             )
         except av.error.FFmpegError as exc:
             if isinstance(exc, av.error.ExitError) or time.monotonic() - began >= self.open_timeout:
-                raise SourceFault(f"no answer within {self.open_timeout:g} s") from None
+                raise SourceFault(f"no valid answer within {self.open_timeout:g} s") from None
             raise
 
     def _decode(
         self, container: av.container.InputContainer, stream: av.VideoStream
     ) -> Iterator[av.VideoFrame]:
-        """Frames of `stream`, skipping corrupt packets; too many in a row means the bytes are garbage."""
-        bad = 0
+        """Frames of `stream`, skipping corrupt packets. Packets that keep arriving without giving a
+        picture for `read_timeout` seconds mean the bytes are garbage, just as silence would."""
+        last_picture, problem = time.monotonic(), "no picture"
         try:
             for packet in container.demux(stream):
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError as exc:
-                    bad += 1
-                    if bad >= MAX_BAD_PACKETS:
-                        raise SourceFault(f"undecodable stream: {exc}") from None
-                    continue
+                    frames, problem = [], str(exc)
                 if frames:
-                    bad = 0
+                    last_picture = time.monotonic()
+                elif time.monotonic() - last_picture > self.read_timeout:
+                    raise SourceFault(f"undecodable stream for {self.read_timeout:g} s: {problem}")
                 yield from frames
         except av.error.ExitError:
             raise SourceFault(f"no data within {self.read_timeout:g} s") from None
