@@ -34,6 +34,15 @@ def test_every_tenth_image_is_held_out_of_calibration() -> None:
     assert not any(image_number(p) % 10 == 0 for p in train)
 
 
+def test_the_split_is_the_one_training_uses() -> None:
+    from training.datasets import split_items
+
+    for part in ("part_A", "part_B"):
+        train, validation = split_items(ROOT / "shanghaitech" / part / "train_data")
+        assert [p for p in shanghaitech_images(ROOT, "validation") if part in p.parts] == validation
+        assert [p for p in shanghaitech_images(ROOT, "train") if part in p.parts] == train
+
+
 def test_calibration_tiles_are_model_inputs() -> None:
     tiles = calibration_tiles(ROOT, images=3)
     assert tiles.dtype == np.float32 and tiles.shape[1:] == (3, 224, 224) and len(tiles) >= 3
