@@ -498,3 +498,11 @@ def test_http_stream_of_undecodable_pictures_goes_down(mjpeg_server: MjpegServer
     source = started("mad", f"{mjpeg_server.url}/bad-parts", **FAST)
     wait_until(lambda: source.status == "down", 30, "a stream without a single decodable picture is given up")
     assert "undecodable" in source.last_error and source.latest() is None
+
+
+def test_camera_passwords_stay_out_of_logs(started, caplog: pytest.LogCaptureFixture) -> None:
+    source = started("secret", f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/stream", **FAST)
+    wait_until(lambda: source.status == "down", 10, "the refused camera is reported")
+    assert source.safe_url.startswith("rtsp://admin:***@127.0.0.1:") and "hunter2" not in repr(source)
+    logged = [record for record in caplog.records if record.name.startswith("stream.sources")]
+    assert logged and all("hunter2" not in str(record.__dict__) for record in logged)

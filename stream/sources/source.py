@@ -16,6 +16,7 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -62,6 +63,16 @@ def fit_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
     return max(1, int(width * scale)), max(1, int(height * scale))
 
 
+def redact(url: str) -> str:
+    """`url` without its password (rtsp://admin:secret@cam/ → rtsp://admin:***@cam/): camera URLs often
+    carry credentials and logs must not."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 class Source:
     """A camera read by its own daemon thread; the worker polls `latest()` or blocks in `wait()`."""
 
@@ -88,7 +99,12 @@ class Source:
         self._thread = threading.Thread(target=self._run, name=f"source-{camera_id}", daemon=True)
 
     def __repr__(self) -> str:
-        return f"Source({self.camera_id!r}, {self.url!r}, status={self.status!r})"
+        return f"Source({self.camera_id!r}, {self.safe_url!r}, status={self.status!r})"
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password replaced by ***, for logs and status pages."""
+        return redact(self.url)
 
     def start(self) -> None:
         self._thread.start()
@@ -134,7 +150,8 @@ class Source:
         self._update_fps(now)
         if self._set_status("up"):
             log.info(
-                "source up", extra={"camera": self.camera_id, "url": self.url, "reconnects": self.reconnects}
+                "source up",
+                extra={"camera": self.camera_id, "url": self.safe_url, "reconnects": self.reconnects},
             )
 
     def _update_fps(self, now: float) -> None:
@@ -167,7 +184,7 @@ class Source:
             if error is None and played and self._reader.finite:
                 if not self.loop:
                     self._set_status("ended")
-                    log.info("source ended", extra={"camera": self.camera_id, "url": self.url})
+                    log.info("source ended", extra={"camera": self.camera_id, "url": self.safe_url})
                     return
                 continue
             if played:
@@ -214,5 +231,10 @@ class Source:
         log.log(
             logging.DEBUG if repeated else logging.WARNING,
             "source down",
-            extra={"camera": self.camera_id, "url": self.url, "error": error, "reconnects": self.reconnects},
+            extra={
+                "camera": self.camera_id,
+                "url": self.safe_url,
+                "error": error,
+                "reconnects": self.reconnects,
+            },
         )
