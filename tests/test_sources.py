@@ -302,9 +302,10 @@ def test_urls_that_can_never_work_are_refused_at_once(url: str, message: str) ->
         open_source("cam", url)
 
 
-def test_rate_must_be_positive(clip: Path) -> None:
-    with pytest.raises(SourceError, match="fps must be positive"):
-        open_source("cam", str(clip), fps=0)
+@pytest.mark.parametrize("option", ["fps", "open_timeout", "read_timeout", "max_backoff", "max_pixels"])
+def test_limits_must_be_positive(option: str, clip: Path) -> None:
+    with pytest.raises(SourceError, match=f"'cam': {option} must be positive, got 0"):
+        open_source("cam", str(clip), **{option: 0})
 
 
 def test_missing_webcam_is_reported_and_retried(started) -> None:

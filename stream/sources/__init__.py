@@ -53,8 +53,16 @@ def open_source(
     that can never work; everything that may recover (a camera that is off, garbage data) is retried."""
     if not url.strip():
         raise SourceError(f"camera {camera_id!r}: empty source URL")
-    if fps is not None and fps <= 0:
-        raise SourceError(f"camera {camera_id!r}: fps must be positive, got {fps}")
+    limits = {
+        "open_timeout": open_timeout,
+        "read_timeout": read_timeout,
+        "max_backoff": max_backoff,
+        "max_pixels": max_pixels,
+        "fps": 1 if fps is None else fps,
+    }
+    for name, value in limits.items():
+        if value <= 0:
+            raise SourceError(f"camera {camera_id!r}: {name} must be positive, got {value}")
     reader = _reader(
         camera_id,
         url.strip(),
@@ -69,13 +77,13 @@ def open_source(
 def _reader(
     camera_id: str, url: str, *, open_timeout: float, read_timeout: float, max_pixels: int, fps: float | None
 ) -> Reader:
-    timeouts = {"open_timeout": open_timeout, "read_timeout": read_timeout, "max_pixels": max_pixels}
+    common = {"open_timeout": open_timeout, "read_timeout": read_timeout, "max_pixels": max_pixels}
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in _STREAM_SCHEMES:
-        return AvReader(url, finite=False, options=_STREAM_SCHEMES[scheme], **timeouts)
+        return AvReader(url, finite=False, options=_STREAM_SCHEMES[scheme], **common)
     webcam = _WEBCAM.match(url)
     if webcam:
-        return AvReader(f"/dev/video{webcam.group(1)}", finite=False, container_format="v4l2", **timeouts)
+        return AvReader(f"/dev/video{webcam.group(1)}", finite=False, container_format="v4l2", **common)
     if scheme not in ("", "file"):
         raise SourceError(
             f"camera {camera_id!r}: unsupported source {url!r}; expected rtsp://, http(s)://, "
@@ -85,5 +93,5 @@ def _reader(
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
         return FolderReader(path, camera_id=camera_id, fps=fps or 1.0, max_pixels=max_pixels)
     if path.is_file():
-        return AvReader(str(path), finite=True, fps=fps, **timeouts)
+        return AvReader(str(path), finite=True, fps=fps, **common)
     raise SourceError(f"camera {camera_id!r}: no such file or folder: {path}")
