@@ -6,7 +6,8 @@ by an atomic compare-and-`PEXPIRE` every `lease_ms / 3`. A worker that dies stop
 expire after `lease_ms`, and the others take its cameras over on their next round.
 
 Load spreading: every worker refreshes a heartbeat in the sorted set `{prefix}workers` each round and
-holds at most `ceil(cameras / live_workers)` leases, releasing its surplus when a worker joins. Each
+holds at most `ceil(cameras / live_workers)` leases, releasing its surplus when a worker joins (one round
+after it stopped counting those cameras, so no frame of theirs is in flight anywhere else). Each
 worker tries free cameras in its own rendezvous-hash order, so the workers rarely race for the same key
 and a camera tends to return to the same worker after a restart.
 
@@ -122,9 +123,10 @@ class CameraLeases:
         # Room for clock-rate drift and scheduling between `sent` and the key's real expiry.
         self.margin = max(lease_ms / 10, 50) / 1000
         self._held: dict[str, tuple[int, float]] = {}  # camera -> (token, local deadline)
+        self._draining: dict[str, int] = {}  # surplus given up locally, deleted in Redis next round
         self._acquire = redis.register_script(ACQUIRE)
         self._renew = redis.register_script(RENEW)
-        self._release = redis.register_script(RELEASE)
+        self._release_script = redis.register_script(RELEASE)
         self._heartbeat = redis.register_script(HEARTBEAT)
 
     def owns(self, camera_id: str) -> bool:
@@ -153,20 +155,25 @@ class CameraLeases:
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
     async def step(self) -> None:
-        """One round: heartbeat, renew what is ours, release surplus, then take free cameras up to quota."""
+        """One round: heartbeat, renew what is ours, hand over last round's surplus, mark this round's
+        surplus, then take free cameras up to the quota."""
         workers = int(await self._heartbeat(keys=[self._workers_key], args=[self.worker_id, self.lease_ms]))
         quota = math.ceil(len(self.camera_ids) / max(workers, 1))
         await self._renew_held()
-        surplus = self.owned()[quota:]
-        if surplus:
-            await self._release_cameras(surplus)
+        await self._release(self._draining)
+        # owns() turns False now, but the key is deleted only next round: a frame this worker is counting
+        # right now is published before another worker can start on the camera.
+        self._draining = {camera: self._held.pop(camera)[0] for camera in self.owned()[quota:]}
         wanted = quota - len(self.owned())
         if wanted > 0:
             await self._acquire_free(wanted)
 
     async def release_all(self) -> None:
-        """Give every lease still ours back at once (graceful shutdown), so others need not wait it out."""
-        await self._release_cameras(list(self._held))
+        """Give every lease still ours back at once (graceful shutdown, after the worker has stopped
+        counting), so others need not wait for the leases to expire."""
+        held = {camera: token for camera, (token, _deadline) in self._held.items()}
+        self._held.clear()
+        await self._release({**self._draining, **held})
         await self.redis.zrem(self._workers_key, self.worker_id)
 
     @property
@@ -199,17 +206,18 @@ class CameraLeases:
                 log.warning("camera leases: lost %s", camera)
                 del self._held[camera]
 
-    async def _release_cameras(self, cameras: list[str]) -> None:
-        # Forget locally first: owns() must be False before another worker can take the key.
-        held = {c: self._held.pop(c)[0] for c in cameras if c in self._held}
-        if held:
-            log.info("camera leases: releasing %s", ", ".join(held))
-            await self._release(
-                keys=[self._lease_key(c) for c in held], args=[self._value(t) for t in held.values()]
+    async def _release(self, tokens: dict[str, int]) -> None:
+        """Delete the leases (camera -> token) that still hold our value; drops them from `tokens`."""
+        if tokens:
+            log.info("camera leases: releasing %s", ", ".join(tokens))
+            cameras = list(tokens)
+            await self._release_script(
+                keys=[self._lease_key(c) for c in cameras], args=[self._value(tokens[c]) for c in cameras]
             )
+            tokens.clear()
 
     async def _acquire_free(self, wanted: int) -> None:
-        candidates = [c for c in self.camera_ids if c not in self._held]
+        candidates = [c for c in self.camera_ids if c not in self._held and c not in self._draining]
         if not candidates:
             return
         keys = [key for c in candidates for key in (self._lease_key(c), f"{self._lease_key(c)}:token")]

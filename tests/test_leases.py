@@ -136,6 +136,27 @@ async def test_a_joining_worker_gets_its_share(cluster: Cluster) -> None:
     assert cluster.violations == []
 
 
+async def test_surplus_is_handed_over_a_round_after_it_stops_being_counted(
+    client: redis.asyncio.Redis,
+) -> None:
+    first = CameraLeases(client, "first", CAMERAS, lease_ms=LEASE_MS)
+    second = CameraLeases(client, "second", CAMERAS, lease_ms=LEASE_MS)
+    await first.step()
+    await second.step()  # joins: two live workers now, but every camera is still taken
+    assert len(first.owned()) == len(CAMERAS) and second.owned() == []
+    await first.step()  # quota 4: gives up 3 locally, keeps their keys one more round
+    given_up = [c for c in CAMERAS if not first.owns(c)]
+    assert len(given_up) == len(CAMERAS) - math.ceil(len(CAMERAS) / 2)
+    for camera in given_up:
+        assert (await client.get(f"crowd:lease:{camera}")).startswith("first ")
+    await second.step()
+    assert second.owned() == []
+    await first.step()  # deletes them
+    await second.step()
+    assert sorted(second.owned()) == sorted(given_up)
+    assert not set(first.owned()) & set(second.owned())
+
+
 async def test_crashed_worker_cameras_are_taken_over_within_the_lease(cluster: Cluster) -> None:
     for worker in ("a", "b", "c"):
         cluster.start(worker)
