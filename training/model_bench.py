@@ -29,28 +29,65 @@ def _time_forward(model: torch.nn.Module, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _onnx_ms(repeats: int) -> float | None:
+    """Median batch-1 milliseconds of the shipped ONNX model through ONNX Runtime (the service's path)."""
+    from engines.engine import load_engine
+
+    engine = load_engine("default")
+    x = torch.randn(1, 3, 224, 224).numpy()
+    engine.infer(x)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        engine.infer(x)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def _accuracy(results: dict, name: str) -> dict:
+    """Flatten the held-out metrics of one model (see bench/model_report.py) into table columns."""
+    columns = {}
+    for part, values in results.get(name, {}).items():
+        columns[f"{part}_mae"] = round(values["mae"], 2)
+        columns[f"{part}_rmse"] = round(values["rmse"], 2)
+    return columns
+
+
 def bench_models(repeats: int = 10) -> list[dict]:
+    """One row per model: parameters, GFLOPs per 224×224 input, CPU ms per input, held-out accuracy
+    (where a trained result is recorded; the seed networks are compared untrained, for size and speed)."""
     accuracy = json.loads(ACCURACY_FILE.read_text()) if ACCURACY_FILE.exists() else {}
     rows = []
     for name in ARCHITECTURES:
         model = build_model(name, pretrained=False)
         slow = name == "seed-nopool"  # ~240 GFLOPs per input: a few passes are plenty
-        rows.append(
-            {
-                "model": name,
-                "parameters": count_parameters(model),
-                "gflops": round(count_flops(model) / 1e9, 2),
-                "torch_cpu_ms": round(_time_forward(model, 2 if slow else repeats), 1),
-                **accuracy.get(name, {}),
-            }
-        )
+        row = {
+            "model": name,
+            "parameters": count_parameters(model),
+            "gflops": round(count_flops(model) / 1e9, 2),
+            "torch_cpu_ms": round(_time_forward(model, 2 if slow else repeats), 1),
+        }
+        if name == "crowd-lite0":
+            row["onnxruntime_cpu_ms"] = round(_onnx_ms(repeats), 1)
+            for variant in ("count head", "integral"):
+                rows.append(
+                    {**row, "model": f"{name} ({variant})", **_accuracy(accuracy, f"{name} ({variant})")}
+                )
+        else:
+            rows.append(row)
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"{'model':16} {'params':>10} {'GFLOPs':>8} {'CPU ms':>8}"]
+    header = f"{'model':26} {'params':>8} {'GFLOPs':>7} {'torch ms':>9} {'ORT ms':>7} {'A MAE':>7} {'A RMSE':>7} {'B MAE':>7} {'B RMSE':>7}"
+    lines = [header]
     for row in rows:
+        cells = [
+            row.get(k)
+            for k in ("onnxruntime_cpu_ms", "part_A_mae", "part_A_rmse", "part_B_mae", "part_B_rmse")
+        ]
+        rest = " ".join(f"{c:7.1f}" if c is not None else f"{'-':>7}" for c in cells)
         lines.append(
-            f"{row['model']:16} {row['parameters'] / 1e6:9.2f}M {row['gflops']:8.2f} {row['torch_cpu_ms']:8.1f}"
+            f"{row['model']:26} {row['parameters'] / 1e6:7.2f}M {row['gflops']:7.2f} {row['torch_cpu_ms']:9.1f} {rest}"
         )
     return "\n".join(lines)
