@@ -195,7 +195,8 @@ def _key_path(location: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         elif not part.startswith(("function-", "tagged-union")):
-            text += f".{part}" if text else part
+            shown = part if part.isprintable() and part.strip() == part and part else repr(part)
+            text += f".{shown}" if text else shown
     return text or "(top level)"
 
 

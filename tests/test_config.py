@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stream.config import ConfigError, ServiceConfig, build_config, load_config
@@ -193,8 +193,9 @@ documents = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.dictionaries(st.sampled_from(KEYS), documents, max_size=6))
+@example(data={"cameras": None, "cluster": {"\n": None}})  # a key with a line break, echoed in the message
 def test_fuzzed_documents_load_or_raise_config_error(data) -> None:
     try:
         config = build_config(data, "fuzz.yaml", environ={})
@@ -204,7 +205,7 @@ def test_fuzzed_documents_load_or_raise_config_error(data) -> None:
         assert isinstance(config, ServiceConfig)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     text=st.text(
         alphabet=st.sampled_from(list("cameras:[]{}-, \n\tidurlzone0123.:'\"&*!|>#%@`")), max_size=80
@@ -219,7 +220,7 @@ def test_fuzzed_yaml_text_loads_or_raises_config_error(tmp_path, text) -> None:
         assert str(path) in str(exc)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     environ=st.dictionaries(
         st.builds(
