@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stream.sources import open_source
+from stream.sources.capture import AvReader
 from tests.conftest import free_port
 from tests.rtsp_server import RtspServer
 from tests.test_sources import wait_until
@@ -71,3 +73,18 @@ def test_rtsp_camera_that_hangs_is_down_after_the_read_timeout(rtsp_server: Rtsp
         wait_until(lambda: camera.status == "up", 20, "the camera recovers once the server answers again")
     finally:
         camera.stop()
+
+
+def test_live_reader_that_stalls_skips_the_backlog_instead_of_decoding_it(rtsp_server: RtspServer) -> None:
+    reader = AvReader(rtsp_server.url, finite=False, options={"rtsp_transport": "tcp"}, read_timeout=5.0)
+    frames = reader.frames()
+    try:
+        for _ in range(10):
+            next(frames)
+        assert reader.skipped == 0, "a reader that keeps up decodes everything"
+        time.sleep(3.0)  # the consumer stalls; the server keeps sending 15 fps into the socket
+        for _ in range(10):
+            next(frames)
+        assert reader.skipped >= 15, "the stale seconds were skipped, not decoded"
+    finally:
+        frames.close()

@@ -18,7 +18,8 @@ from collections.abc import Generator, Iterator
 import av
 import numpy as np
 
-from stream.sources.source import SourceFault, fit_size
+from stream.sources.lag import CatchUp
+from stream.sources.source import SourceFault, fit_size, redact
 
 DEFAULT_FPS = 25.0  # pace of a file that states no frame rate
 
@@ -47,6 +48,7 @@ class AvReader:
         self.read_timeout = read_timeout
         self.max_pixels = max_pixels
         self.fps = fps
+        self.skipped = 0  # live packets skipped undecoded to catch up with real time
 
     def frames(self) -> Generator[tuple[np.ndarray, float | None], None, float | None]:
         try:
@@ -102,12 +104,15 @@ class AvReader:
         """Frames of `stream`, skipping corrupt packets. Packets that keep arriving without giving a
         picture for `read_timeout` seconds mean the bytes are garbage, just as silence would."""
         last_picture, problem = time.monotonic(), "no picture"
+        catch_up = None if self.finite else CatchUp(redact(self.url))
         try:
             for packet in container.demux(stream):
+                if catch_up is not None and self._skip(catch_up, packet):
+                    continue
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError as exc:
-                    frames, problem = [], str(exc)
+                    frames, problem = [], self._describe(exc)
                 if frames:
                     last_picture = time.monotonic()
                 elif time.monotonic() - last_picture > self.read_timeout:
@@ -115,6 +120,12 @@ class AvReader:
                 yield from frames
         except av.error.ExitError:
             raise SourceFault(f"no data within {self.read_timeout:g} s") from None
+
+    def _skip(self, catch_up: CatchUp, packet: av.Packet) -> bool:
+        media_time = None if packet.pts is None else float(packet.pts * packet.time_base)
+        skip = catch_up.skip(media_time, packet.is_keyframe, time.monotonic())
+        self.skipped += skip
+        return skip
 
     def _image(self, frame: av.VideoFrame) -> np.ndarray:
         """BGR pixels, downscaled by swscale in the same pass when the frame exceeds max_pixels."""

@@ -48,6 +48,7 @@ class Reader(Protocol):
     for live media an end of stream is a failure."""
 
     finite: bool
+    skipped: int  # frames a live reader dropped undecoded to catch up with real time
 
     def frames(self) -> Generator[tuple[np.ndarray, float | None], None, float | None]:
         """Open the medium and yield (BGR image, media time in seconds or None); close it when the
@@ -85,7 +86,7 @@ class Source:
         self.max_backoff = max_backoff
         self.status: Status = "starting"
         self.reconnects = 0
-        self.dropped = 0
+        self._overwritten = 0
         self.fps = 0.0
         self.last_error: str | None = None
         self._reader = reader
@@ -100,6 +101,12 @@ class Source:
 
     def __repr__(self) -> str:
         return f"Source({self.camera_id!r}, {self.safe_url!r}, status={self.status!r})"
+
+    @property
+    def dropped(self) -> int:
+        """Stale frames nobody got: overwritten before anyone took them, or skipped undecoded by a live
+        reader that fell behind real time."""
+        return self._overwritten + self._reader.skipped
 
     @property
     def safe_url(self) -> str:
@@ -143,7 +150,7 @@ class Source:
         now = time.time()
         with self._changed:
             if self._frame is not None and self._frame.seq > self._taken:
-                self.dropped += 1
+                self._overwritten += 1
             seq = self._frame.seq + 1 if self._frame else 1
             self._frame = Frame(image=image, timestamp=now, seq=seq)
             self._changed.notify_all()
