@@ -27,6 +27,7 @@ from stream.config import CameraConfig
 from stream.hub import CameraReading, CameraState, Hub
 from stream.metrics import WHOLE_FRAME, StreamMetrics
 from stream.overlay import render_overlay
+from stream.sources import Frame
 from stream.zones import Zone
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,6 @@ each cycle carries a few cameras (short batches, young frames) instead of all of
 
 MIN_PEOPLE_FOR_DENSEST = 0.5
 """Below this many people a "densest point" is noise, so none is reported."""
-
-
-class Frame(Protocol):
-    image: np.ndarray
-    timestamp: float  # wall-clock seconds of capture
-    seq: int
 
 
 class FrameSource(Protocol):
@@ -167,7 +162,7 @@ class Worker:
     def replace_source(self, camera_id: str, source: FrameSource) -> None:
         """Point a camera at a new reader (after the service reopened it), keeping its smoothing."""
         task = self.tasks[camera_id]
-        task.source, task.last_seq = source, 0
+        task.source, task.last_seq, task.next_due = source, 0, 0.0
         task.reported_reconnects = task.reported_dropped = 0
 
     async def run(self, stop: asyncio.Event, idle_sleep: float = 0.01) -> None:
@@ -206,13 +201,14 @@ class Worker:
             frame = task.source.latest(task.last_seq)
             if frame is None:
                 continue
-            self._schedule(task, now)
+            self._schedule(task, now, skipped=frame.seq - task.last_seq - 1 if task.last_seq else 0)
             task.last_seq = frame.seq
             due.append((task, frame))
         return due
 
-    def _schedule(self, task: CameraTask, now: float) -> None:
-        """Advance the camera's due time on a fixed grid; whole periods it waited past are dropped frames."""
+    def _schedule(self, task: CameraTask, now: float, skipped: int) -> None:
+        """Advance the camera's due time on a fixed grid. Whole periods it waited past are dropped frames,
+        as far as the camera sent frames meanwhile (`skipped`): a camera that was down lost nothing here."""
         period = task.period
         if not period:
             return
@@ -220,8 +216,8 @@ class Worker:
             task.next_due = now + period * (1.0 + task.phase)
             return
         missed = int((now - task.next_due) // period)
-        if missed > 0:
-            self.metrics.frames_dropped.labels(task.id).inc(missed)
+        if min(missed, skipped) > 0:
+            self.metrics.frames_dropped.labels(task.id).inc(min(missed, skipped))
         task.next_due += (missed + 1) * period
 
     def _count(self, due: list[tuple[CameraTask, Frame]]) -> list[Counted]:

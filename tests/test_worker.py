@@ -142,13 +142,16 @@ def test_frames_missed_while_due_are_counted_as_dropped(engine) -> None:
     task = worker.add_camera(CameraConfig(id="a", url="demo", max_fps=2), IdleSource(), [])
     assert task.phase == 0.0  # the first camera; the next ones start their grid part of a period later
     assert 0 < worker.add_camera(CameraConfig(id="b", url="demo"), IdleSource(), []).phase < 1
-    worker._schedule(task, 100.0)  # first frame: due again half a second later
+    worker._schedule(task, 100.0, skipped=0)  # first frame: due again half a second later
     assert task.next_due == pytest.approx(100.5)
-    worker._schedule(task, 100.6)  # on time
+    worker._schedule(task, 100.6, skipped=5)  # on time: the frames in between were not due
     assert task.next_due == pytest.approx(101.0)
-    worker._schedule(task, 102.3)  # the model was busy: the slots at 101.0 and 101.5 passed unused
+    worker._schedule(task, 102.3, skipped=15)  # the model was busy: slots 101.0 and 101.5 passed unused
     assert sample(metrics, "crowd_frames_dropped_total", camera="a") == 2
     assert task.next_due == pytest.approx(102.5)
+    worker._schedule(task, 110.2, skipped=1)  # the camera was down: one frame came while 15 slots passed
+    assert sample(metrics, "crowd_frames_dropped_total", camera="a") == 3
+    assert task.next_due == pytest.approx(110.5)
 
 
 @needs_data
