@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -27,7 +28,11 @@ from stream.config import CameraConfig, ServiceConfig
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.redis_publisher import RedisPublisher
+from stream.sources import Source, open_source
 from stream.worker import IdleSource, Worker, build_zones
+
+if TYPE_CHECKING:
+    from stream.leases import CameraLeases
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +110,8 @@ class Service:
     publisher: RedisPublisher | None = None
     redis_url: str | None = None
     embedded: EmbeddedRedis | None = None
-    leases: object | None = None
-    sources: dict[str, object] = field(default_factory=dict)
+    leases: CameraLeases | None = None
+    sources: dict[str, Source] = field(default_factory=dict)
     runner: web.AppRunner | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -192,8 +197,6 @@ class Service:
 
     def _open_camera(self, camera: CameraConfig) -> None:
         """Open a camera's reader (only while this worker owns it, in cluster mode) and register it."""
-        from stream.sources import open_source
-
         if self.leases is not None and not self.leases.owns(camera.id):
             if camera.id not in self.worker.tasks:
                 self.worker.add_camera(camera, IdleSource(), build_zones(camera, self.config.zone_threshold))
