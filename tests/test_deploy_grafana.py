@@ -16,7 +16,7 @@ from tests.test_service import Served, serve  # noqa: F401 - the `serve` fixture
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 PROVISIONING = DEPLOY / "grafana" / "provisioning"
 EXPRESSIONS_UID = "__expr__"  # Grafana's server-side expressions (reduce, threshold), not a data source
-SCRAPE_LABELS = {"job", "instance", "deployment", "namespace", "pod"}  # added by Prometheus, not the worker
+SCRAPE_LABELS = {"job", "instance"}  # added by Prometheus, not the worker
 SUFFIXES = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}
 SELECTOR = re.compile(r"\b(crowd_[a-z0-9_]+)\s*(\{[^}]*\})?")
 MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")

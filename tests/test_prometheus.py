@@ -109,8 +109,8 @@ def scrape_config_for(port: int) -> dict:
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(PROMETHEUS / "rules" / "*.yml")]
     job = next(job for job in config["scrape_configs"] if job["job_name"] == "crowdstream")
-    job["static_configs"][0]["targets"] = [f"127.0.0.1:{port}"]
-    job.pop("file_sd_configs")
+    del job["dns_sd_configs"], job["file_sd_configs"]  # compose's service discovery
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
     return config
 
 
