@@ -17,6 +17,7 @@ from stream.web.errors import Handler, json_errors
 from stream.web.events import Events
 from stream.web.limits import OpenStreams, ViewerSlots
 from stream.web.media import Media
+from stream.web.metrics import WebCollector
 from stream.web.webrtc import LiveView
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -69,6 +70,8 @@ def create_app(
     )
     login = Login(access, STATIC / "login.html")
     app[LIVE_VIEW], app[VIEWER_SLOTS], app[EVENTS] = live, slots, events
+    collector = WebCollector(slots, live, events)
+    registry.register(collector)
 
     async def index(request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
@@ -96,6 +99,7 @@ def create_app(
         await live.close_all()
 
     async def cleanup(app: web.Application) -> None:
+        registry.unregister(collector)
         await api.close()
 
     app.on_shutdown.append(shutdown)
