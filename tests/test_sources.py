@@ -24,7 +24,9 @@ from stream.sources.folder import FolderReader, decode_image
 from tests.conftest import free_port
 
 SHANGHAITECH = Path("/work/shared/data/shanghaitech/part_B/train_data/images")
-FAST = {"open_timeout": 2.0, "read_timeout": 2.0, "max_backoff": 0.2}
+# Quick retries; timeouts long enough that a loaded 2-core CI machine does not turn the fault under test
+# into a timeout (tests about timeouts set their own).
+FAST = {"open_timeout": 10.0, "read_timeout": 10.0, "max_backoff": 0.2}
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -378,7 +380,7 @@ def test_closed_port_is_reported_as_refused(started) -> None:
 
 def test_camera_sending_garbage_bytes_goes_down(tcp_camera, started) -> None:
     camera = tcp_camera(os.urandom(64 * 1024))
-    source = started("garbage", f"rtsp://127.0.0.1:{camera.port}/stream", **FAST)
+    source = started("garbage", f"rtsp://127.0.0.1:{camera.port}/stream", **{**FAST, "open_timeout": 2.0})
     wait_until(lambda: source.reconnects >= 2, 15, "retries")
     assert source.status == "down" and source.last_error and source.latest() is None
 
@@ -496,7 +498,7 @@ def test_http_garbage_goes_down(mjpeg_server: MjpegServer, started) -> None:
 
 
 def test_http_stream_of_undecodable_pictures_goes_down(mjpeg_server: MjpegServer, started) -> None:
-    source = started("mad", f"{mjpeg_server.url}/bad-parts", **FAST)
+    source = started("mad", f"{mjpeg_server.url}/bad-parts", **{**FAST, "read_timeout": 2.0})
     wait_until(lambda: source.status == "down", 30, "a stream without a single decodable picture is given up")
     assert "undecodable" in source.last_error and source.latest() is None
 

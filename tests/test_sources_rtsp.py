@@ -62,7 +62,9 @@ def test_rtsp_camera_survives_its_server_dying_and_returning(rtsp_server: RtspSe
 
 
 def test_rtsp_camera_that_hangs_is_down_after_the_read_timeout(rtsp_server: RtspServer) -> None:
-    camera = open_source("hung", rtsp_server.url, open_timeout=2.0, read_timeout=2.0, max_backoff=1.0)
+    # A long open timeout keeps the reconnect to the frozen server pending, so last_error stays the
+    # read timeout under test.
+    camera = open_source("hung", rtsp_server.url, open_timeout=10.0, read_timeout=2.0, max_backoff=1.0)
     camera.start()
     try:
         assert camera.wait(0, timeout=20) is not None, camera.last_error

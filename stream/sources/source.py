@@ -230,11 +230,11 @@ class Source:
 
     def _fail(self, error: str) -> None:
         """Record a failure. Logged as a warning when the camera goes down or the reason changes; the
-        same error on every retry of a long outage is logged at debug level only."""
+        same error on every retry of a long outage is logged at debug level only. The log comes first,
+        so whoever sees the status change also finds the reason logged."""
         repeated = self.status == "down" and error == self.last_error
         self.last_error = error
         self.fps, self._interval, self._last_capture = 0.0, None, None
-        self._set_status("down")
         log.log(
             logging.DEBUG if repeated else logging.WARNING,
             "source down",
@@ -245,3 +245,4 @@ class Source:
                 "reconnects": self.reconnects,
             },
         )
+        self._set_status("down")
