@@ -262,12 +262,16 @@ def test_huge_jpeg_is_decoded_at_reduced_scale(folder: Path) -> None:
         decode_image((folder / "06-huge.png").read_bytes(), max_pixels=4096 * 4096)
 
 
-def test_folder_source_loops_as_a_slideshow(folder: Path, started) -> None:
+def test_folder_source_loops_as_a_slideshow_and_warns_once_per_bad_image(
+    folder: Path, started, caplog: pytest.LogCaptureFixture
+) -> None:
     source = started("slideshow", folder, fps=50.0, max_pixels=1_000_000)
     frame = source.wait(0, timeout=10)
-    while frame.seq <= 12:
+    while frame.seq <= 12:  # more than two passes over the five usable images
         frame = source.wait(frame.seq, timeout=10)
-    assert source.status == "up" and source.reconnects == 0
+    assert source.status == "up" and source.reconnects == 0 and source.dropped >= 0
+    warned = [r.image for r in caplog.records if r.msg == "image skipped" and r.levelname == "WARNING"]
+    assert len(warned) == len(set(warned)) == 4
 
 
 def test_single_image_file_is_a_one_picture_camera(folder: Path, started) -> None:

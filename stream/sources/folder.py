@@ -22,11 +22,12 @@ from stream.sources.source import SourceFault, fit_size
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
-DECODE_HEADROOM = 4  # a PNG may be decoded at up to this many times max_pixels before being downscaled
+DECODE_HEADROOM = 4  # an image may be decoded at up to this many times max_pixels before being downscaled
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers carry the size
+_FULL_SIZE = ((1, cv2.IMREAD_COLOR),)  # (scale divisor, imdecode flags) pairs a format can decode at
 _JPEG_REDUCED = (
-    (1, cv2.IMREAD_COLOR),
+    *_FULL_SIZE,
     (2, cv2.IMREAD_REDUCED_COLOR_2),
     (4, cv2.IMREAD_REDUCED_COLOR_4),
     (8, cv2.IMREAD_REDUCED_COLOR_8),
@@ -67,7 +68,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
             raise SourceFault("truncated JPEG (no end-of-image marker)")
     elif data.startswith(_PNG_MAGIC):
-        size, reductions = png_size(data), _JPEG_REDUCED[:1]
+        size, reductions = png_size(data), _FULL_SIZE
     else:
         raise SourceFault("not a JPEG or PNG image")
     if size is None:
@@ -100,6 +101,7 @@ class FolderReader:
     again on every pass, so images added while it runs are shown on the next one."""
 
     finite = True
+    skipped = 0  # a slideshow never falls behind real time; unusable images are logged, not counted
 
     def __init__(
         self, path: Path, *, camera_id: str, fps: float = 1.0, max_pixels: int = 4096 * 4096
@@ -108,11 +110,23 @@ class FolderReader:
         self.camera_id = camera_id
         self.fps = fps
         self.max_pixels = max_pixels
+        self._reported: set[tuple[Path, float]] = set()  # (image, mtime) already warned about
 
     def images(self) -> list[Path]:
         if self.path.is_file():
             return [self.path]
         return sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+    def _report(self, path: Path, error: str) -> None:
+        """Warn about an unusable image once, not on every pass of a looping slideshow (again if the
+        file changes)."""
+        try:
+            key = (path, path.stat().st_mtime)
+        except OSError:
+            key = (path, -1.0)
+        level = logging.DEBUG if key in self._reported else logging.WARNING
+        self._reported.add(key)
+        log.log(level, "image skipped", extra={"camera": self.camera_id, "image": str(path), "error": error})
 
     def frames(self) -> Generator[tuple[np.ndarray, float | None], None, float]:
         shown, problem = 0, "no .jpg, .jpeg or .png files"
@@ -121,9 +135,7 @@ class FolderReader:
                 image = decode_image(path.read_bytes(), self.max_pixels)
             except (OSError, SourceFault) as exc:
                 problem = f"{path.name}: {exc}"
-                log.warning(
-                    "image skipped", extra={"camera": self.camera_id, "image": str(path), "error": str(exc)}
-                )
+                self._report(path, str(exc))
                 continue
             yield image, shown / self.fps
             shown += 1
