@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engines.errors import CrowdstreamError
 from engines.spec import SPEC
 from training.models import CrowdLite0, load_checkpoint
 
@@ -80,8 +81,15 @@ def export_checkpoint(checkpoint: Path, out: Path, use_count_head: bool | None =
     """Export a checkpoint; `use_count_head=None` follows the checkpoint's own decision (if recorded)."""
     state = torch.load(Path(checkpoint), map_location="cpu", weights_only=False)
     model = load_checkpoint(checkpoint)
+    calibration = state.get("count_head", {})
     if use_count_head is None:
-        use_count_head = bool(state.get("count_head", {}).get("ship", False))
+        use_count_head = bool(calibration.get("ship", False))
+    if use_count_head:
+        if "coefficients" not in calibration:
+            raise CrowdstreamError(
+                f"{checkpoint}: the count head was never fitted (run `crowdstream train --resume`)"
+            )
+        model.count_head.coefficients.data = torch.tensor(calibration["coefficients"], dtype=torch.float32)
     path = export_onnx(model, out, use_count_head)
     info = {
         "checkpoint": str(checkpoint),

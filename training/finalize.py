@@ -22,7 +22,6 @@ def finalize_run(config: TrainConfig) -> dict:
     model = load_checkpoint(best)
     train, validation = Trainer.load_data_for(config)
     report = calibrate_count_head(model, train, validation, config.tiles)
-    state["model"] = model.state_dict()
     state["count_head"] = report
     _atomic_save(state, best)
     info = export_checkpoint(best, out / "crowd-lite0.onnx")
