@@ -123,7 +123,7 @@ class CameraLeases:
         # Room for clock-rate drift and scheduling between `sent` and the key's real expiry.
         self.margin = max(lease_ms / 10, 50) / 1000
         self._held: dict[str, tuple[int, float]] = {}  # camera -> (token, local deadline)
-        self._draining: dict[str, int] = {}  # surplus given up locally, deleted in Redis next round
+        self._draining: dict[str, tuple[int, float]] = {}  # given up locally, deleted in Redis next round
         self._acquire = redis.register_script(ACQUIRE)
         self._renew = redis.register_script(RENEW)
         self._release_script = redis.register_script(RELEASE)
@@ -135,8 +135,12 @@ class CameraLeases:
         return held is not None and time.monotonic() < held[1]
 
     def token(self, camera_id: str) -> int | None:
-        """The fencing token of the lease this worker holds on the camera, None if it holds none."""
-        return self._held[camera_id][0] if self.owns(camera_id) else None
+        """The fencing token of the lease this worker holds on the camera, None if it holds none.
+
+        A camera being handed over (`owns()` already False, the key still ours until the next round)
+        keeps its token, so the frame in flight when it was given up is published with a valid fence."""
+        held = self._held.get(camera_id) or self._draining.get(camera_id)
+        return held[0] if held is not None and time.monotonic() < held[1] else None
 
     def owned(self) -> list[str]:
         """The cameras this worker owns now, in its preference order."""
@@ -163,7 +167,7 @@ class CameraLeases:
         await self._release(self._draining)
         # owns() turns False now, but the key is deleted only next round: a frame this worker is counting
         # right now is published before another worker can start on the camera.
-        self._draining = {camera: self._held.pop(camera)[0] for camera in self.owned()[quota:]}
+        self._draining = {camera: self._held.pop(camera) for camera in self.owned()[quota:]}
         wanted = quota - len(self.owned())
         if wanted > 0:
             await self._acquire_free(wanted)
@@ -171,9 +175,8 @@ class CameraLeases:
     async def release_all(self) -> None:
         """Give every lease still ours back at once (graceful shutdown, after the worker has stopped
         counting), so others need not wait for the leases to expire."""
-        held = {camera: token for camera, (token, _deadline) in self._held.items()}
-        self._held.clear()
-        await self._release({**self._draining, **held})
+        await self._release(self._draining)
+        await self._release(self._held)
         await self.redis.zrem(self._workers_key, self.worker_id)
 
     @property
@@ -206,15 +209,16 @@ class CameraLeases:
                 log.warning("camera leases: lost %s", camera)
                 del self._held[camera]
 
-    async def _release(self, tokens: dict[str, int]) -> None:
-        """Delete the leases (camera -> token) that still hold our value; drops them from `tokens`."""
-        if tokens:
-            log.info("camera leases: releasing %s", ", ".join(tokens))
-            cameras = list(tokens)
+    async def _release(self, leases: dict[str, tuple[int, float]]) -> None:
+        """Delete the leases (camera -> (token, deadline)) whose keys still hold our value; empties
+        `leases` first, so nothing counts as ours once the keys may be gone."""
+        cameras = {camera: token for camera, (token, _deadline) in leases.items()}
+        leases.clear()
+        if cameras:
+            log.info("camera leases: releasing %s", ", ".join(cameras))
             await self._release_script(
-                keys=[self._lease_key(c) for c in cameras], args=[self._value(tokens[c]) for c in cameras]
+                keys=[self._lease_key(c) for c in cameras], args=[self._value(t) for t in cameras.values()]
             )
-            tokens.clear()
 
     async def _acquire_free(self, wanted: int) -> None:
         candidates = [c for c in self.camera_ids if c not in self._held and c not in self._draining]
