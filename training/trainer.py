@@ -193,7 +193,7 @@ class Trainer:
             self.elapsed += time.perf_counter() - started
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
-            bar.set_postfix(loss=f"{float(terms['total']):.3f}")
+            bar.set_postfix(loss=f"{float(terms['total'].detach()):.3f}")
         steps = max(1, len(loader))
         return {
             "loss": sums.get("total", 0.0) / steps,
