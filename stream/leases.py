@@ -88,6 +88,12 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 
+def _cancel_requested() -> bool:
+    """True when somebody asked to cancel the running task (Python 3.11+ can tell; 3.10 cannot)."""
+    task = asyncio.current_task()
+    return task is not None and getattr(task, "cancelling", lambda: 0)() > 0
+
+
 class LeaseConfigError(CrowdstreamError):
     """A lease setting that cannot work (too short a lease, an unusable worker id)."""
 
@@ -155,6 +161,8 @@ class CameraLeases:
             try:
                 await self.step()
             except (RedisError, OSError, TimeoutError) as exc:
+                if _cancel_requested():  # a cancel that landed inside a client timeout surfaces as one
+                    raise asyncio.CancelledError from exc
                 log.warning("camera leases: redis unavailable (%s); retrying", exc)
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
