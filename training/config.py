@@ -50,6 +50,9 @@ class TrainConfig(BaseModel):
     seed: int = 0
     threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
     limit: int | None = Field(None, ge=1, description="use at most this many images per part (smoke runs)")
+    init_from: Path | None = Field(
+        None, description="start from this checkpoint's weights (fine-tuning; fresh optimiser and schedule)"
+    )
     out: Path = Path("runs/latest")
 
     @field_validator("tiles")

@@ -75,7 +75,9 @@ class Trainer:
         np.random.seed(config.seed)
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.model = CrowdLite0(frozen_blocks=config.frozen_blocks)
+        self.model = CrowdLite0(pretrained=config.init_from is None, frozen_blocks=config.frozen_blocks)
+        if config.init_from is not None:
+            self._load_weights(Path(config.init_from))
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         budget = config.time_budget_minutes * 60 if config.time_budget_minutes else None
@@ -109,6 +111,11 @@ class Trainer:
             train += load_images(train_items, part, density, config.limit)
             validation += load_images(val_items, part, density, config.limit)
         return train, validation
+
+    def _load_weights(self, path: Path) -> None:
+        if not path.is_file():
+            raise ConfigError(f"init_from: {path} is not a checkpoint file")
+        self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
 
     def resume(self) -> None:
         path = self.out / "last.pt"
