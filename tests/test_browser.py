@@ -51,7 +51,7 @@ async def browser() -> AsyncIterator[object]:
             await chromium.close()
 
 
-async def eventually(probe, check, timeout: float = 20):
+async def eventually(probe, check, timeout: float = 45):
     """Poll an async `probe` until `check(value)` holds; return the value or fail with the last one."""
     deadline, value = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
@@ -158,4 +158,27 @@ async def test_mjpeg_fallback_where_webrtc_is_missing(browser) -> None:
         assert width == served.feed.clip.frames[0].shape[1]
         assert await page.eval_on_selector("article[data-camera=gate] video", "v => v.hidden")
         await eventually(lambda: asyncio.sleep(0, served.hub.watching("gate")), bool)
+        await page.close()
+
+
+async def test_chromium_connects_through_the_loopback_candidate(browser) -> None:
+    """Keep only the server's 127.0.0.1 candidate in the answer the page receives: video still plays."""
+
+    async def loopback_only(route) -> None:
+        response = await route.fetch()
+        if not response.ok:
+            await route.fulfill(response=response)
+            return
+        answer = await response.json()
+        lines = answer["sdp"].split("\r\n")
+        kept = [x for x in lines if not x.startswith("a=candidate:") or " 127.0.0.1 " in x]
+        assert len(kept) < len(lines) and any(" 127.0.0.1 " in x for x in kept)
+        await route.fulfill(response=response, json={**answer, "sdp": "\r\n".join(kept)})
+
+    async with serve() as served:
+        page = await browser.new_page()
+        await page.route("**/api/cameras/*/offer", loopback_only)
+        await page.goto(served.url)
+        await page.wait_for_selector("article.camera[data-camera=gate]")
+        await wait_for_playing_video(page, "gate")
         await page.close()

@@ -33,7 +33,7 @@ from stream.zones import Zone
 from tests.conftest import free_port
 
 DEMO_CLIP = Path(__file__).resolve().parent.parent / "stream" / "demo" / "crowd-demo.mp4"
-CLIP_FRAMES = 24
+CLIP_FRAMES = 12
 CLIP_WIDTH = 640
 TOKEN = "test-token-0123456789abcdef"
 

@@ -33,13 +33,14 @@ def fit_for_view(image: np.ndarray, max_width: int) -> np.ndarray:
 
 
 class NewestFrame:
-    """One viewer's cursor on one camera's annotated frames; `open`/`close` count it as a watcher."""
+    """One viewer's cursor on one camera's annotated frames; `open`/`close` count it as a watcher.
+    `taken` is the monotonic time the last frame was picked: its timestamp, whatever rendering costs."""
 
     def __init__(self, hub: Hub, camera: CameraState, fps: float, max_width: int) -> None:
         self.hub, self.camera, self.max_width = hub, camera, max_width
         self.interval = 1.0 / fps
         self._seq = -1
-        self._sent = 0.0
+        self.taken = 0.0
         self._open = False
 
     def open(self) -> None:
@@ -58,18 +59,18 @@ class NewestFrame:
     def _due(self) -> bool:
         if self.camera.frame is None:
             return False
-        return self.camera.frame_seq != self._seq or time.monotonic() - self._sent >= KEEPALIVE_S
+        return self.camera.frame_seq != self._seq or time.monotonic() - self.taken >= KEEPALIVE_S
 
     async def next(self) -> np.ndarray:
         """Wait for a frame this viewer has not had yet, then return it annotated and fitted."""
         self.open()
-        await asyncio.sleep(max(0.0, self._sent + self.interval - time.monotonic()))
+        await asyncio.sleep(max(0.0, self.taken + self.interval - time.monotonic()))
         while not self._due():
             if self._gone():
                 raise CameraGone(self.camera.id)
             await asyncio.sleep(POLL_S)
         self._seq = self.camera.frame_seq
-        self._sent = time.monotonic()
+        self.taken = time.monotonic()
         return await asyncio.to_thread(self._render)
 
     def _render(self) -> np.ndarray:

@@ -3,7 +3,9 @@
 aiortc answers with every ICE candidate it gathers (no trickle), from host addresses that exclude
 127.0.0.1, as RFC 8445 asks. A browser on the same machine as a server whose only interface is
 loopback could then never connect, so a viewer whose HTTP request came over loopback also gets a
-127.0.0.1 host candidate (`_include_loopback`). Other networks use the configured STUN/TURN servers.
+127.0.0.1 host candidate: `aioice.ice.get_host_addresses`, which aioice calls when it gathers, is
+wrapped to add it while `_include_loopback` is set for the answer being made. Other networks use the
+configured STUN/TURN servers.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import ipaddress
 import json
 import logging
-import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -51,8 +52,8 @@ class OfferError(ValueError):
 
 
 class AnnotatedTrack(MediaStreamTrack):
-    """A video track whose `recv()` returns the camera's newest annotated frame, stamped with the time
-    elapsed since the first frame (real capture pacing, not an assumed 30 fps)."""
+    """A video track whose `recv()` returns the camera's newest annotated frame, stamped with the clock
+    time it was picked, relative to the first frame (real pacing, not an assumed 30 fps)."""
 
     kind = "video"
 
@@ -69,10 +70,10 @@ class AnnotatedTrack(MediaStreamTrack):
         except CameraGone:
             self.stop()
             raise MediaStreamError from None
-        now = time.monotonic()
-        self._start = now if self._start is None else self._start
+        taken = self.frames.taken
+        self._start = taken if self._start is None else self._start
         frame = VideoFrame.from_ndarray(image, format="bgr24")
-        frame.pts = round((now - self._start) * VIDEO_CLOCK_RATE)
+        frame.pts = round((taken - self._start) * VIDEO_CLOCK_RATE)
         frame.time_base = VIDEO_TIME_BASE
         return frame
 
