@@ -1,0 +1,122 @@
+"""Three `crowdstream serve` workers share one camera list through leases in a real Redis: the cameras
+spread out, a worker killed with SIGKILL has its cameras counted again by the others within the lease
+time, and no camera is ever counted by two workers at once (checked on the count records themselves,
+which carry the worker id and the lease's fencing token)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+
+import pytest
+import redis
+
+from stream.redis_publisher import counts_key
+from tests.conftest import RedisServer
+from tests.test_service import Served, serve  # noqa: F401 - the `serve` fixture
+
+PREFIX = "cluster:"
+LEASE_MS = 3000
+CAMERAS = [f"cam{i}" for i in range(1, 7)]
+# Room for a loaded 2-core CI machine: polling and event-loop delays around the lease takeover, then the
+# new owner noticing it (every 0.5 s), opening the source and counting its next due frame (max_fps 2).
+SCHEDULING_SLACK = 1.5
+RESTART_SLACK = 10.0
+
+
+def config(redis_url: str) -> dict:
+    return {
+        "cameras": [{"id": c, "url": "demo", "max_fps": 2, "tiles": "1x1"} for c in CAMERAS],
+        "engine": {"threads": 1},
+        "redis": {"url": redis_url, "prefix": PREFIX},
+        "cluster": {"enabled": True, "lease_ms": LEASE_MS},
+    }
+
+
+def owners(client: redis.Redis) -> dict[str, str | None]:
+    """camera -> worker id holding its lease now (the lease value is '<worker> <token>')."""
+    values = client.mget([f"{PREFIX}lease:{camera}" for camera in CAMERAS])
+    return {
+        camera: value.split(" ")[0] if value else None for camera, value in zip(CAMERAS, values, strict=True)
+    }
+
+
+def records(client: redis.Redis, camera: str) -> list[dict]:
+    return [fields for _id, fields in client.xrange(counts_key(PREFIX, camera))]
+
+
+def wait(condition, timeout: float, what: str, workers: list[Served]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    logs = "\n".join(worker.logs()[-1500:] for worker in workers)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}\n{logs}")
+
+
+def assert_never_counted_twice(client: redis.Redis) -> None:
+    """Along each camera's records (in capture order) the fencing token never goes back, and one token
+    belongs to one worker: two workers counting at once would interleave their tokens."""
+    for camera in CAMERAS:
+        history = [(int(r["fence"]), r["worker"]) for r in records(client, camera)]
+        tokens = [token for token, _ in history]
+        assert tokens == sorted(tokens), f"{camera}: tokens went back: {history}"
+        assert all(token > 0 for token in tokens), f"{camera}: a record without a lease: {history}"
+        by_token = {token: {w for t, w in history if t == token} for token in tokens}
+        assert all(len(workers) == 1 for workers in by_token.values()), f"{camera}: {by_token}"
+
+
+@pytest.mark.slow  # three services and a lease expiry: about 20 s on an idle 2-core machine
+def test_killed_worker_cameras_resume_elsewhere_within_the_lease(serve, redis_server: RedisServer) -> None:  # noqa: F811
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    workers = {
+        name: serve(config(redis_server.url), env={"CROWDSTREAM_CLUSTER__WORKER_ID": name})
+        for name in ("w1", "w2", "w3")
+    }
+    everyone = list(workers.values())
+
+    def spread() -> bool:
+        held = Counter(owners(client).values())
+        return None not in held and sorted(held.values()) == [2, 2, 2]
+
+    wait(spread, 30, "two cameras per worker", everyone)
+    wait(lambda: all(records(client, c) for c in CAMERAS), 60, "records from every camera", everyone)
+
+    orphaned = [camera for camera, worker in owners(client).items() if worker == "w2"]
+    killed_at = time.time()
+    os.killpg(workers["w2"].process.pid, signal.SIGKILL)
+    workers["w2"].process.wait(timeout=5)
+    survivors = [workers["w1"], workers["w3"]]
+
+    wait(
+        lambda: all(owners(client)[c] not in (None, "w2") for c in orphaned), 30, "lease takeover", survivors
+    )
+    leased_after = time.time() - killed_at
+
+    def resumed(camera: str) -> float | None:
+        """Seconds from the kill to the first record of `camera` by another worker, None if none yet."""
+        later = [float(r["timestamp"]) for r in records(client, camera) if r["worker"] != "w2"]
+        later = [stamp for stamp in later if stamp > killed_at]
+        return min(later) - killed_at if later else None
+
+    wait(lambda: all(resumed(c) is not None for c in orphaned), 60, "counting to resume", survivors)
+    counted_after = max(resumed(camera) for camera in orphaned)
+    # The lease runs out, then a survivor's next round (every lease/3) takes the camera over.
+    assert leased_after <= (LEASE_MS + LEASE_MS / 3) / 1000 + SCHEDULING_SLACK, f"{leased_after:.2f} s"
+    assert counted_after - leased_after <= RESTART_SLACK, (
+        f"leased {leased_after:.2f} s, counted {counted_after:.2f} s"
+    )
+    assert set(owners(client).values()) == {"w1", "w3"}
+    # Every camera keeps being counted by the two survivors.
+    counted = {c: len(records(client, c)) for c in CAMERAS}
+    wait(
+        lambda: all(len(records(client, c)) > counted[c] for c in CAMERAS), 20, "counting to go on", survivors
+    )
+    for worker in survivors:
+        assert worker.process.poll() is None
+        assert "Traceback" not in worker.logs()
+    assert_never_counted_twice(client)
+    client.close()
