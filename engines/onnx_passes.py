@@ -81,6 +81,9 @@ def fold_pads(model) -> int:
             add_conv_pads(conv, amounts)
             conv.input[0] = pad.input[0]
         graph.node.remove(pad)
+        consumers[pad.input[1]].remove(pad)
+        if not consumers[pad.input[1]]:  # drop the orphaned pad amounts (ONNX Runtime warns about them)
+            graph.initializer.remove(initializers.pop(pad.input[1]))
         folded += 1
     return folded
 

@@ -52,6 +52,7 @@ def test_an_asymmetric_zero_pad_folds_into_the_conv(tmp_path: Path) -> None:
     model = onnx.load(str(path))
     assert fold_pads(model) == 1
     assert [n.op_type for n in model.graph.node] == ["Conv"]
+    assert [t.name for t in model.graph.initializer] == ["w"]  # the pad amounts went with the Pad
     conv_pads = [a.ints for a in model.graph.node[0].attribute if a.name == "pads"][0]
     assert list(conv_pads) == [1, 1, 2, 2]  # (top, left, bottom, right): the Conv's own plus the Pad's
     x = np.random.default_rng(1).standard_normal((2, 3, 15, 16)).astype(np.float32)
