@@ -93,6 +93,7 @@ async def test_dashboard_plays_video_and_shows_the_api_counts(browser) -> None:
         page = await browser.new_page(viewport={"width": 1280, "height": 860})
         errors = []
         page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message: message.type == "error" and errors.append(message.text))
         await page.goto(served.url)
         await page.wait_for_selector("article.camera[data-camera=hall]")
         for camera in ("gate", "hall"):
