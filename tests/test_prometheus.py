@@ -80,6 +80,18 @@ class Prometheus:
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         wait_for_port(self.port, timeout=30)
+        self._wait_ready(timeout=60)
+
+    def _wait_ready(self, timeout: float) -> None:
+        """The port opens before the storage is up; /-/ready answers 503 until queries can run."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=5):
+                    return
+            except OSError:  # HTTPError (503) is an OSError too
+                time.sleep(0.2)
+        pytest.fail(f"prometheus not ready within {timeout} s:\n{self.log.read_text()[-2000:]}")
 
     def api(self, path: str, **params: str) -> dict:
         url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
