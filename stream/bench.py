@@ -27,7 +27,7 @@ DEMO_CLIP = Path(__file__).resolve().parent / "demo" / "crowd-demo.mp4"
 WARMUP_FRAMES = 3
 """Measuring starts once every camera has been counted this often: the engine's first runs, memory
 arenas and decoders are warm, so start-up neither slows the throughput nor inflates the RSS growth."""
-WARMUP_TIMEOUT_S = 300.0
+WARMUP_TIMEOUT_S = 60.0
 RSS_SAMPLE_S = 10.0
 
 
