@@ -279,11 +279,13 @@ class Worker:
     def _report(self, result: Counted) -> None:
         """Event loop: stamp the frame age, then update the hub, the publishers and the metrics."""
         task, reading = result.task, result.reading
+        extra = self.record_extra(task.id) if self.record_extra else None
+        if extra is not None and not extra.get("fence"):
+            return  # the lease ended while this frame was being counted: another worker may own it now
         reading = dataclasses.replace(reading, frame_age=max(0.0, time.time() - reading.timestamp))
         state = task.state
         state.frame, state.density, state.frame_seq = result.frame.image, result.density, state.frame_seq + 1
         self.hub.publish(reading)
-        extra = self.record_extra(task.id) if self.record_extra else None
         for publisher in self.publishers:
             publisher.publish(reading, extra)
         self._export(reading)
