@@ -1,56 +1,63 @@
-"""Density maps as pictures: colour-mapped heat blended over the frame (pure NumPy/OpenCV functions).
-
-Shared by `crowdstream density` (training side) and the stream overlays, so both look the same."""
+"""Density maps as pictures: pure drawing primitives shared by `crowdstream density` (training side) and
+the stream's overlay annotators (stream/overlay.py), so ground truth and live heatmaps look the same."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-GAMMA = 0.4
-"""Colour level = (density / vmax) ** GAMMA: a sparse head spread over many pixels stays visible next to a
-dense cluster whose per-pixel density is a hundred times higher."""
+Color = tuple[int, int, int]  # BGR
+
+OK_COLOR: Color = (80, 220, 80)
+ALERT_COLOR: Color = (40, 40, 240)
+TEXT_COLOR: Color = (255, 255, 255)
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+MIN_SCALE = 5e-3
+"""Density (people per map pixel) drawn at full colour when the map has nothing denser."""
 
 
 def colorize_density(
-    density: np.ndarray, height: int, width: int, vmax: float | None = None
+    density: np.ndarray, size: tuple[int, int], vmax: float | None = None, colormap: int = cv2.COLORMAP_JET
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Density → (BGR heat image, alpha in 0..1) at height×width. `vmax` fixes the colour scale (people per
-    pixel of the given map); by default the 99.5th percentile of the non-zero map is full red."""
+    """Density map → (BGR colour image, 0..1 intensity), both resized to `size` (width, height).
+
+    Without `vmax` the scale follows the map's high percentile (isolated peaks do not wash out the rest),
+    with a floor so an empty scene stays clear instead of amplifying noise. A square-root curve keeps
+    sparse crowds visible next to dense ones."""
     density = np.asarray(density, dtype=np.float32)
-    resized = cv2.resize(density, (width, height), interpolation=cv2.INTER_LINEAR)
-    positive = resized[resized > 0]
-    top = vmax if vmax is not None else (float(np.percentile(positive, 99.5)) if positive.size else 1.0)
-    level = np.clip(resized / max(top, 1e-12), 0.0, 1.0) ** GAMMA
-    heat = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    alpha = np.clip(level * 1.2, 0.0, 0.7)  # empty areas stay fully visible
-    return heat, alpha
+    peak = float(np.percentile(density, 99.5)) if density.size else 0.0
+    scale = vmax if vmax is not None else max(peak, MIN_SCALE)
+    resized = cv2.resize(density, size, interpolation=cv2.INTER_LINEAR)
+    intensity = np.sqrt(np.clip(resized / scale, 0.0, 1.0))
+    colors = cv2.applyColorMap((intensity * 255).astype(np.uint8), colormap)
+    return colors, intensity
 
 
-def blend_heatmap(frame: np.ndarray, density: np.ndarray, vmax: float | None = None) -> np.ndarray:
-    """The frame with its density map blended on top (a new BGR uint8 image)."""
-    heat, alpha = colorize_density(density, frame.shape[0], frame.shape[1], vmax)
-    alpha = alpha[..., None]
-    return (frame.astype(np.float32) * (1 - alpha) + heat.astype(np.float32) * alpha).astype(np.uint8)
-
-
-def draw_label(
-    image: np.ndarray, text: str, origin: tuple[int, int] = (12, 12), scale: float | None = None
+def blend_heatmap(
+    scene: np.ndarray,
+    density: np.ndarray,
+    opacity: float = 0.6,
+    vmax: float | None = None,
+    colormap: int = cv2.COLORMAP_JET,
 ) -> np.ndarray:
-    """Draw white text on a dark box, sized relative to the image, in place; returns the image."""
-    scale = scale or max(0.5, image.shape[1] / 1400)
+    """Blend the colour-mapped density over `scene`; opacity grows with density so empty areas stay clear."""
+    height, width = scene.shape[:2]
+    colors, intensity = colorize_density(density, (width, height), vmax, colormap)
+    alpha = (opacity * intensity)[..., None]
+    return (scene.astype(np.float32) * (1 - alpha) + colors.astype(np.float32) * alpha).astype(np.uint8)
+
+
+def draw_label(scene: np.ndarray, text: str, origin: tuple[int, int], color: Color, scale: float) -> None:
+    """Text on a filled box, in place; `origin` is the box's top-left corner, kept inside the image."""
     thickness = max(1, round(scale * 2))
-    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    x, y = origin
-    cv2.rectangle(image, (x, y), (x + w + 12, y + h + base + 12), (20, 20, 20), -1)
-    cv2.putText(
-        image,
-        text,
-        (x + 6, y + h + 6),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        scale,
-        (255, 255, 255),
-        thickness,
-        cv2.LINE_AA,
-    )
-    return image
+    (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
+    pad = max(2, round(4 * scale))
+    x = int(np.clip(origin[0], 0, max(0, scene.shape[1] - text_w - 2 * pad)))
+    y = int(np.clip(origin[1], 0, max(0, scene.shape[0] - text_h - baseline - 2 * pad)))
+    cv2.rectangle(scene, (x, y), (x + text_w + 2 * pad, y + text_h + baseline + 2 * pad), color, cv2.FILLED)
+    cv2.putText(scene, text, (x + pad, y + pad + text_h), _FONT, scale, TEXT_COLOR, thickness, cv2.LINE_AA)
+
+
+def text_scale(scene: np.ndarray) -> float:
+    """Label size that stays readable from phone screens to 4K frames."""
+    return max(0.4, min(scene.shape[:2]) / 720)

@@ -195,17 +195,18 @@ def _add_density(commands: argparse._SubParsersAction) -> None:
 def _density(args: argparse.Namespace) -> int:
     import cv2
 
-    from engines.visualize import blend_heatmap, draw_label
+    from engines.preprocess import resize_density
+    from engines.visualize import blend_heatmap, draw_label, text_scale
     from training.annotations import load_points_file
     from training.density import DensityConfig, density_map
 
     sample = load_points_file(args.annotation, args.image)
-    density = density_map(
-        sample.points, sample.height, sample.width, DensityConfig(method=args.method, sigma=args.sigma)
-    )
-    picture = draw_label(
-        blend_heatmap(sample.load_image(), density), f"{sample.count} people ({args.method})"
-    )
+    config = DensityConfig(method=args.method, sigma=args.sigma)
+    density = density_map(sample.points, sample.height, sample.width, config)
+    # drawn at the live view's resolution (a quarter of the frame), so both use the same colour scale
+    quarter = resize_density(density, max(1, sample.height // 4), max(1, sample.width // 4))
+    picture = blend_heatmap(sample.load_image(), quarter)
+    draw_label(picture, f"{sample.count} people ({args.method})", (12, 12), (20, 20, 20), text_scale(picture))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.output), picture):
         raise CrowdstreamError(f"{args.output}: cannot write an image there (use .png or .jpg)")
