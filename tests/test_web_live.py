@@ -207,7 +207,7 @@ async def test_twenty_viewers_at_once_with_half_of_them_not_reading() -> None:
         live_fps=5,
         live_max_width=320,
         offer_rate_per_minute=100,
-        connect_timeout_s=120,  # 20 handshakes on a busy 2-core machine; expiry is tested above,
+        connect_timeout_s=120,  # 20 handshakes on a busy 2-core machine; expiry is tested above
     )
     async with serve(http) as served:
         memory = []
