@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 
 from engines.errors import CrowdstreamError
+from engines.frames import image_files, natural_key
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 BORDER_TOLERANCE = 1.0
 """Points up to this many pixels outside the image are clipped onto it; farther ones are dropped."""
 
@@ -201,17 +201,6 @@ def dataset_layout(root: Path) -> str:
     )
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Image files of a folder in natural order (IMG_2 before IMG_10)."""
-    files = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(files, key=_natural_key)
-
-
-def _natural_key(path: Path) -> tuple:
-    digits = "".join(ch if ch.isdigit() else " " for ch in path.stem).split()
-    return (path.stem.rstrip("0123456789"), int(digits[-1]) if digits else -1, path.name)
-
-
 def iter_dataset(root: Path) -> Iterator[Sample]:
     """Samples of a ShanghaiTech- or NWPU-layout folder, in a fixed natural order."""
     root = Path(root)
@@ -222,7 +211,7 @@ def iter_dataset(root: Path) -> Iterator[Sample]:
         return
     json_dir = root / "jsons" if (root / "jsons").is_dir() else root
     image_dir = root / "images" if (root / "images").is_dir() else root
-    for json_path in sorted(json_dir.glob("*.json"), key=_natural_key):
+    for json_path in sorted(json_dir.glob("*.json"), key=natural_key):
         yield load_nwpu(json_path, image_dir)
 
 
@@ -232,7 +221,7 @@ def list_dataset(root: Path) -> list[Path]:
     if dataset_layout(root) == "shanghaitech":
         return image_files(root / "images")
     json_dir = root / "jsons" if (root / "jsons").is_dir() else root
-    return sorted(json_dir.glob("*.json"), key=_natural_key)
+    return sorted(json_dir.glob("*.json"), key=natural_key)
 
 
 def load_any(path: Path) -> Sample:
