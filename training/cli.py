@@ -29,6 +29,18 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     models.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
     models.add_argument("--repeats", type=int, default=10, help="timed forward passes per model (default 10)")
     models.set_defaults(handler=_bench_models)
+    density = bench.add_parser(
+        "density",
+        formatter_class=RAW,
+        help="speed of ground-truth density maps",
+        description="Time each density method on random heads in a frame (median of runs).",
+        epilog="example:\n  crowdstream bench density --heads 3000 --size 1024x768 --json",
+    )
+    density.add_argument("--heads", type=int, default=3000, help="number of heads (default 3000)")
+    density.add_argument("--size", default="1024x768", help="frame WIDTHxHEIGHT (default 1024x768)")
+    density.add_argument("--repeats", type=int, default=5)
+    density.add_argument("--json", action="store_true", help="print one JSON list")
+    density.set_defaults(handler=_bench_density)
 
 
 def _require_torch() -> None:
@@ -251,4 +263,45 @@ def _bench_models(args: argparse.Namespace) -> int:
 
     rows = bench_models(repeats=args.repeats)
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    return 0
+
+
+def _bench_density(args: argparse.Namespace) -> int:
+    import statistics
+    import time
+
+    import numpy as np
+
+    from training.density import METHODS, DensityConfig, density_map
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError as exc:
+        raise CrowdstreamError(f"--size: expected WIDTHxHEIGHT such as 1024x768, got {args.size!r}") from exc
+    points = np.random.default_rng(0).uniform([0, 0], [width, height], (args.heads, 2))
+    rows = []
+    for method in METHODS:
+        times = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            total = density_map(points, height, width, DensityConfig(method=method)).sum()
+            times.append(time.perf_counter() - started)
+        rows.append(
+            {
+                "method": method,
+                "heads": args.heads,
+                "width": width,
+                "height": height,
+                "seconds_p50": round(statistics.median(times), 4),
+                "integral": round(float(total), 3),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print(
+                f"{row['method']:9} {row['heads']} heads on {width}x{height}: {row['seconds_p50'] * 1000:.1f} ms "
+                f"(integral {row['integral']})"
+            )
     return 0
