@@ -28,6 +28,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Plain host candidates instead of mDNS names: aioice keeps its mDNS resolver in process-global
+    # state tied to the first event loop, and every test here runs the server in a new loop.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install -y chromium")
