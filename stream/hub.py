@@ -47,12 +47,23 @@ class CameraReading:
 
     def as_dict(self) -> dict:
         return {
-            "camera": self.camera, "timestamp": self.timestamp, "count": round(self.count, 2),
-            "smoothed": round(self.smoothed, 2), "frame_age": round(self.frame_age, 4),
-            "densest": list(self.densest) if self.densest else None, "frame_size": list(self.frame_size),
-            "zones": [{"name": z.name, "count": round(z.count, 2),
-                       "density": None if z.density is None else round(z.density, 4),
-                       "threshold": z.threshold, "over_threshold": z.over_threshold} for z in self.zones],
+            "camera": self.camera,
+            "timestamp": self.timestamp,
+            "count": round(self.count, 2),
+            "smoothed": round(self.smoothed, 2),
+            "frame_age": round(self.frame_age, 4),
+            "densest": list(self.densest) if self.densest else None,
+            "frame_size": list(self.frame_size),
+            "zones": [
+                {
+                    "name": z.name,
+                    "count": round(z.count, 2),
+                    "density": None if z.density is None else round(z.density, 4),
+                    "threshold": z.threshold,
+                    "over_threshold": z.over_threshold,
+                }
+                for z in self.zones
+            ],
         }
 
 
@@ -73,13 +84,18 @@ class CameraState:
     _rendered: tuple[int, np.ndarray] | None = None
 
     def annotated_frame(self) -> np.ndarray | None:
-        """The newest frame with heatmap, zones and counts drawn on it (cached per frame)."""
-        if self.frame is None:
+        """The newest frame with heatmap, zones and counts drawn on it (cached per frame).
+
+        The frame, its map and reading are read once, so a render in a thread that overlaps the worker's
+        next frame is cached under the sequence number it actually drew."""
+        seq, frame, density, reading = self.frame_seq, self.frame, self.density, self.reading
+        if frame is None:
             return None
-        if self._rendered is not None and self._rendered[0] == self.frame_seq:
-            return self._rendered[1]
-        image = self.render(self.frame, self.density, self.reading) if self.render else self.frame
-        self._rendered = (self.frame_seq, image)
+        cached = self._rendered
+        if cached is not None and cached[0] == seq:
+            return cached[1]
+        image = self.render(frame, density, reading) if self.render else frame
+        self._rendered = (seq, image)
         return image
 
 
