@@ -157,6 +157,8 @@ class CameraLeases:
 
         A Redis outage is logged and retried; leases simply lapse locally meanwhile."""
         while True:
+            if _cancel_requested():  # a cancel swallowed inside a client library still ends the loop
+                raise asyncio.CancelledError
             started = time.monotonic()
             try:
                 await self.step()

@@ -6,6 +6,7 @@ MJPEG where WebRTC is missing. A screenshot is saved under test-artifacts/."""
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -87,7 +88,8 @@ async def check_counts_match_api(page, served: Served) -> None:
     served.feed.readings = False
     async with aiohttp.ClientSession() as session:
         _, body = await get_json(session, f"{served.url}/api/cameras")
-    expected = {camera["id"]: str(round(camera["count"])) for camera in body["cameras"]}
+    # the page rounds like JavaScript's Math.round (halves up), not like Python's round (halves to even)
+    expected = {camera["id"]: str(math.floor(camera["count"] + 0.5)) for camera in body["cameras"]}
     await eventually(lambda: shown_counts(page), lambda shown: shown == expected, timeout=10)
 
 
