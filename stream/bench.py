@@ -155,6 +155,37 @@ class StreamReport:
     rss_mb: float
     extra: dict = field(default_factory=dict)
 
+    @classmethod
+    def measured(
+        cls,
+        options: BenchOptions,
+        backend: str,
+        before: Totals,
+        after: Totals,
+        elapsed: float,
+        ages: FrameAges,
+        cores: float,
+        **rest,
+    ) -> StreamReport:
+        """The fields both benchmarks report, from counters read before and after the measured window."""
+        fps = after.fps_since(before, elapsed)
+        return cls(
+            cameras=len(fps),
+            seconds=round(elapsed, 1),
+            tiles=options.tiles,
+            max_fps=options.max_fps,
+            backend=backend,
+            fps_per_camera=fps,
+            fps_per_camera_min=min(fps.values()),
+            fps_per_camera_mean=round(sum(fps.values()) / len(fps), 3),
+            dropped_frames=int(after.dropped - before.dropped),
+            frame_age_p50_s=percentile(ages.ages, 50),
+            frame_age_p95_s=percentile(ages.ages, 95),
+            cpu_cores_used=round(cores, 2),
+            cpu_count=os.cpu_count() or 0,
+            **rest,
+        )
+
 
 async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
     from engines.engine import load_engine
@@ -189,22 +220,16 @@ async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
             await asyncio.to_thread(source.stop)
         worker.close()
     calls = inference_after[1] - inference_before[1]
-    fps = after.fps_since(before, elapsed)
-    return StreamReport(
-        cameras=len(config.cameras),
-        seconds=round(elapsed, 1),
-        tiles=options.tiles,
-        max_fps=options.max_fps,
-        backend=engine.backend,
-        fps_per_camera=fps,
-        fps_per_camera_min=min(fps.values()),
-        fps_per_camera_mean=round(sum(fps.values()) / len(fps), 3),
-        dropped_frames=int(after.dropped - before.dropped),
-        frame_age_p50_s=percentile(ages.ages, 50),
-        frame_age_p95_s=percentile(ages.ages, 95),
-        inference_mean_s=round((inference_after[0] - inference_before[0]) / calls, 4) if calls else None,
-        cpu_cores_used=round(cores, 2),
-        cpu_count=os.cpu_count() or 0,
+    mean = round((inference_after[0] - inference_before[0]) / calls, 4) if calls else None
+    return StreamReport.measured(
+        options,
+        engine.backend,
+        before,
+        after,
+        elapsed,
+        ages,
+        cores,
+        inference_mean_s=mean,
         rss_mb=round(ProcessUsage.rss_mb(), 1),
     )
 
@@ -272,22 +297,15 @@ async def _soak(options: BenchOptions, minutes: float) -> StreamReport:
         await service.stop()
         logging.getLogger().removeHandler(errors)
     start_rss, end_rss = samples[0][1], samples[-1][1]
-    fps = after.fps_since(before, elapsed)
-    return StreamReport(
-        cameras=len(ids),
-        seconds=round(elapsed, 1),
-        tiles=options.tiles,
-        max_fps=options.max_fps,
-        backend=backend,
-        fps_per_camera=fps,
-        fps_per_camera_min=min(fps.values()),
-        fps_per_camera_mean=round(sum(fps.values()) / len(fps), 3),
-        dropped_frames=int(after.dropped - before.dropped),
-        frame_age_p50_s=percentile(ages.ages, 50),
-        frame_age_p95_s=percentile(ages.ages, 95),
+    return StreamReport.measured(
+        options,
+        backend,
+        before,
+        after,
+        elapsed,
+        ages,
+        cores,
         inference_mean_s=None,
-        cpu_cores_used=round(cores, 2),
-        cpu_count=os.cpu_count() or 0,
         rss_mb=end_rss,
         extra={
             "rss_start_mb": start_rss,
