@@ -35,7 +35,7 @@ def test_every_tenth_image_is_held_out_of_calibration() -> None:
 
 
 def test_the_split_is_the_one_training_uses() -> None:
-    from training.datasets import split_items
+    from training.annotations import split_items
 
     for part in ("part_A", "part_B"):
         train, validation = split_items(ROOT / "shanghaitech" / part / "train_data")

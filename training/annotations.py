@@ -232,3 +232,11 @@ def load_any(path: Path) -> Sample:
         if (path.suffix == ".json")
         else load_shanghaitech(path)
     )
+
+
+def split_items(root: Path, every: int = 10) -> tuple[list[Path], list[Path]]:
+    """Fixed hold-out: every `every`-th image (natural order, the 10th, 20th, ...) is validation."""
+    items = list_dataset(root)
+    validation = [p for i, p in enumerate(items) if (i + 1) % every == 0]
+    train = [p for i, p in enumerate(items) if (i + 1) % every != 0]
+    return train, validation

@@ -12,18 +12,10 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from engines.preprocess import TileGrid, normalise, plan_tiles, resize_density, resize_tile
+from engines.preprocess import normalise, plan_tiles, resize_density, resize_tile
 from engines.spec import OUTPUT_SIZE
-from training.annotations import Sample, list_dataset, load_any
+from training.annotations import Sample, load_any
 from training.density import DensityConfig, density_map
-
-
-def split_items(root: Path, every: int = 10) -> tuple[list[Path], list[Path]]:
-    """Fixed hold-out: every `every`-th image (natural order, the 10th, 20th, ...) is validation."""
-    items = list_dataset(root)
-    validation = [p for i, p in enumerate(items) if (i + 1) % every == 0]
-    train = [p for i, p in enumerate(items) if (i + 1) % every != 0]
-    return train, validation
 
 
 @dataclass
@@ -115,10 +107,3 @@ class TileDataset(Dataset):
             offset = rng.uniform(-strength, strength) * 64
             tile = np.clip(tile.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
         return tile
-
-
-def grid_tiles(image: np.ndarray, tiles: str) -> tuple[np.ndarray, TileGrid]:
-    """Validation/inference input for one image, through the production preprocessing."""
-    from engines.preprocess import prepare_frame
-
-    return prepare_frame(image, tiles)

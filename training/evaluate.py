@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from tqdm import tqdm
 
 from engines.counting import count_frames
 from engines.engine import Engine
-from training.annotations import Sample, iter_dataset, list_dataset, load_any
+from training.annotations import Sample, iter_dataset, load_any, split_items
 from training.metrics import bias, errors_by_bucket, game_error, mae, nae, rmse
 
 GAME_LEVELS = (0, 1, 2, 3)
@@ -60,11 +61,10 @@ def evaluate(
 ) -> Evaluation:
     """Count every image (or every `every`-th, the held-out split) and compare with its annotation."""
     if samples is None:
-        items = list_dataset(root) if every else None
         samples = (
-            [load_any(p) for i, p in enumerate(items) if (i + 1) % every == 0]
-            if items is not None
-            else list(_take(iter_dataset(root), limit))
+            [load_any(p) for p in split_items(root, every)[1]]
+            if every
+            else list(islice(iter_dataset(root), limit))
         )
     samples = samples[:limit] if limit else samples
     result = Evaluation()
@@ -75,10 +75,3 @@ def evaluate(
         result.seconds += time.perf_counter() - started
         result.add(sample, frame.count, frame.density)
     return result
-
-
-def _take(iterator, limit: int | None):
-    for index, item in enumerate(iterator):
-        if limit is not None and index >= limit:
-            return
-        yield item

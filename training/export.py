@@ -4,7 +4,6 @@ the calibrated count: zone counts and the total then always agree."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engines.engine_cache import file_sha256
 from engines.errors import CrowdstreamError
 from engines.spec import SPEC
 from training.models import CrowdLite0, load_checkpoint
@@ -71,10 +71,6 @@ def _check_parity(wrapper: nn.Module, path: Path) -> None:
     for name, a, b in zip((SPEC.density_name, SPEC.count_name), expected, got, strict=True):
         if not np.allclose(a, b, rtol=1e-3, atol=1e-5):
             raise RuntimeError(f"ONNX export of {name} differs from PyTorch by {np.abs(a - b).max():.3g}")
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def export_checkpoint(checkpoint: Path, out: Path, use_count_head: bool | None = None) -> dict:

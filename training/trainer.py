@@ -15,8 +15,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from engines.preprocess import prepare_frame
+from training.annotations import split_items
 from training.config import ConfigError, TrainConfig
-from training.datasets import Augment, LoadedImage, TileDataset, grid_tiles, load_images, split_items
+from training.datasets import Augment, LoadedImage, TileDataset, load_images
 from training.density import DensityConfig
 from training.losses import LossWeights, density_loss
 from training.metrics import mae, rmse
@@ -41,7 +43,7 @@ def predict_counts(
     model.eval()
     counts = []
     for item in images:
-        inputs, _ = grid_tiles(item.image, tiles)
+        inputs, _ = prepare_frame(item.image, tiles)
         total = 0.0
         for start in range(0, len(inputs), batch):
             total += float(model(torch.from_numpy(inputs[start : start + batch])).sum())
