@@ -22,9 +22,7 @@ _SESSIONS_LOCK = threading.Lock()
 def session_options(threads: int = 0, spin: bool = False):
     """Options measured best on small CPUs (docs/engines.md): one operator at a time (sequential
     execution), `threads` workers inside each operator (0: every core) and no busy-wait spinning
-    between operators, which only steals cycles from video decoding on a shared machine. Memory
-    patterns are off: ORT caches one per input shape, and the stream's batch size changes with every
-    call, so the cache grew RSS by about 260 MB over the first minute for no measurable speed."""
+    between operators, which only steals cycles from video decoding on a shared machine."""
     import onnxruntime as ort
 
     if threads < 0:
@@ -34,7 +32,6 @@ def session_options(threads: int = 0, spin: bool = False):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.enable_mem_pattern = False
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.log_severity_level = 3
     return options
