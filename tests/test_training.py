@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,3 +97,16 @@ def test_bad_training_config_is_one_line(tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "bad.yaml" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "config",
+    sorted((Path(__file__).parents[1] / "training" / "configs").glob("*.yaml")),
+    ids=lambda p: p.name,
+)
+def test_every_documented_training_config_validates(config: Path) -> None:
+    """The model card names these files as the commands behind its figures: they must keep loading."""
+    from training.config import load_train_config
+
+    settings = load_train_config(config, {})
+    assert settings.out.name == config.stem  # each run writes to its own folder
