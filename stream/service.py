@@ -189,11 +189,19 @@ class Service:
     def _owner_check(self) -> Callable[[str], bool] | None:
         return self.leases.owns if self.leases is not None else None
 
-    def _record_extra(self) -> Callable[[str], dict[str, str | int]] | None:
+    def _record_extra(self) -> Callable[[str], dict[str, str | int] | None] | None:
+        """In cluster mode every record carries the worker and its lease's fencing token; a camera whose
+        lease ended while its frame was being counted gets None, which tells the worker to drop the record
+        (another worker may own the camera by now)."""
         leases = self.leases
         if leases is None:
             return None
-        return lambda camera: {"worker": leases.worker_id, "fence": leases.token(camera) or 0}
+
+        def fenced(camera: str) -> dict[str, str | int] | None:
+            token = leases.token(camera)
+            return None if token is None else {"worker": leases.worker_id, "fence": token}
+
+        return fenced
 
     def _open_camera(self, camera: CameraConfig) -> None:
         """Open a camera's reader (only while this worker owns it, in cluster mode) and register it."""

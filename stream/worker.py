@@ -135,7 +135,7 @@ class Worker:
         alpha: float = 0.3,
         max_batch: int = 32,
         owns: Callable[[str], bool] | None = None,
-        record_extra: Callable[[str], Mapping[str, str | int]] | None = None,
+        record_extra: Callable[[str], Mapping[str, str | int] | None] | None = None,
     ) -> None:
         self.engine, self.hub, self.metrics = engine, hub, metrics
         self.publishers = list(publishers)
@@ -279,9 +279,9 @@ class Worker:
     def _report(self, result: Counted) -> None:
         """Event loop: stamp the frame age, then update the hub, the publishers and the metrics."""
         task, reading = result.task, result.reading
-        extra = self.record_extra(task.id) if self.record_extra else None
-        if extra is not None and not extra.get("fence"):
-            return  # the lease ended while this frame was being counted: another worker may own it now
+        extra = self.record_extra(task.id) if self.record_extra else {}
+        if extra is None:
+            return  # vetoed, e.g. the lease ended while this frame was being counted
         reading = dataclasses.replace(reading, frame_age=max(0.0, time.time() - reading.timestamp))
         state = task.state
         state.frame, state.density, state.frame_seq = result.frame.image, result.density, state.frame_seq + 1
