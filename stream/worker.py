@@ -216,8 +216,9 @@ class Worker:
             task.next_due = now + period * (1.0 + task.phase)
             return
         missed = int((now - task.next_due) // period)
-        if min(missed, skipped) > 0:
-            self.metrics.frames_dropped.labels(task.id).inc(min(missed, skipped))
+        lost = min(missed, skipped)
+        if lost > 0:
+            self.metrics.frames_dropped.labels(task.id).inc(lost)
         task.next_due += (missed + 1) * period
 
     def _count(self, due: list[tuple[CameraTask, Frame]]) -> list[Counted]:
