@@ -14,7 +14,7 @@ from torch import nn
 from engines.engine_cache import file_sha256
 from engines.errors import CrowdstreamError
 from engines.spec import SPEC
-from training.models import CrowdLite0, load_checkpoint
+from training.models import CrowdLite0, model_from_state, read_checkpoint
 
 
 class ExportWrapper(nn.Module):
@@ -75,8 +75,8 @@ def _check_parity(wrapper: nn.Module, path: Path) -> None:
 
 def export_checkpoint(checkpoint: Path, out: Path, use_count_head: bool | None = None) -> dict:
     """Export a checkpoint; `use_count_head=None` follows the checkpoint's own decision (if recorded)."""
-    state = torch.load(Path(checkpoint), map_location="cpu", weights_only=False)
-    model = load_checkpoint(checkpoint)
+    state = read_checkpoint(checkpoint)
+    model = model_from_state(state)
     calibration = state.get("count_head", {})
     if use_count_head is None:
         use_count_head = bool(calibration.get("ship", False))

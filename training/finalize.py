@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from training.calibrate import calibrate_count_head
 from training.config import TrainConfig
 from training.export import export_checkpoint
-from training.models import load_checkpoint
+from training.models import model_from_state, read_checkpoint
 from training.trainer import Trainer, _atomic_save
 
 
@@ -18,8 +16,8 @@ def finalize_run(config: TrainConfig) -> dict:
     """best.pt → count head fitted on training tiles and judged on validation → <out>/crowd-lite0.onnx."""
     out = Path(config.out)
     best = out / "best.pt"
-    state = torch.load(best, map_location="cpu", weights_only=False)
-    model = load_checkpoint(best)
+    state = read_checkpoint(best)
+    model = model_from_state(state)
     train, validation = Trainer.load_data_for(config)
     report = calibrate_count_head(model, train, validation, config.tiles)
     state["count_head"] = report

@@ -252,9 +252,14 @@ def count_flops(model: nn.Module, size: int = 224) -> float:
     return float(total)
 
 
-def load_checkpoint(path: Path) -> CrowdLite0:
-    """A CrowdLite0 with the weights of a training checkpoint (no ImageNet load needed)."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=False)
+def read_checkpoint(path: Path) -> dict:
+    """A training checkpoint as saved by the trainer: weights, optimiser, epoch, validation, count head.
+    Not weights-only: it holds our own plain-Python records as well as tensors."""
+    return torch.load(Path(path), map_location="cpu", weights_only=False)
+
+
+def model_from_state(state: dict) -> CrowdLite0:
+    """A CrowdLite0 in eval mode with a checkpoint's weights (no ImageNet load needed)."""
     model = CrowdLite0(pretrained=False)
     model.load_state_dict(state["model"])
     return model.eval()

@@ -22,7 +22,7 @@ from training.datasets import Augment, LoadedImage, TileDataset, load_images
 from training.density import DensityConfig
 from training.losses import LossWeights, density_loss
 from training.metrics import mae, rmse
-from training.models import CrowdLite0
+from training.models import CrowdLite0, read_checkpoint
 from training.schedule import WarmupCosine
 
 log = logging.getLogger(__name__)
@@ -117,13 +117,13 @@ class Trainer:
     def _load_weights(self, path: Path) -> None:
         if not path.is_file():
             raise ConfigError(f"init_from: {path} is not a checkpoint file")
-        self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+        self.model.load_state_dict(read_checkpoint(path)["model"])
 
     def resume(self) -> None:
         path = self.out / "last.pt"
         if not path.exists():
             raise FileNotFoundError(f"{path}: nothing to resume (no last.pt in {self.out})")
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.elapsed = state["step"], state["elapsed"]
