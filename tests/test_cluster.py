@@ -16,6 +16,7 @@ import redis
 from stream.redis_publisher import counts_key
 from tests.conftest import RedisServer
 from tests.test_service import Served, serve  # noqa: F401 - the `serve` fixture
+from tests.test_sources import wait_until
 
 PREFIX = "cluster:"
 LEASE_MS = 3000
@@ -48,13 +49,8 @@ def records(client: redis.Redis, camera: str) -> list[dict]:
 
 
 def wait(condition, timeout: float, what: str, workers: list[Served]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    logs = "\n".join(worker.logs()[-1500:] for worker in workers)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}\n{logs}")
+    """wait_until, failing with the workers' recent logs."""
+    wait_until(condition, timeout, what, lambda: "\n".join(worker.logs()[-1500:] for worker in workers))
 
 
 def assert_never_counted_twice(client: redis.Redis) -> None:

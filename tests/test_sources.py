@@ -58,11 +58,14 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 15) -> Path:
     return path
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, details: Callable[[], str] = str
+) -> None:
+    """Poll `condition` until it holds; fail naming `what`, followed by `details()` (logs, say)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout} s: {what}")
+            pytest.fail(f"not within {timeout} s: {what}\n{details()}")
         time.sleep(0.02)
 
 
