@@ -60,6 +60,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "count head, and export <out>/crowd-lite0.onnx. Safe to interrupt: rerun with --resume.",
         epilog="examples:\n  crowdstream train -c training/configs/crowd-lite0.yaml\n"
         "  crowdstream train --epochs 1 --limit 8 --out runs/smoke\n"
+        "  crowdstream train -c training/configs/crowd-lite0-gpu.yaml --device cuda   # minutes on a GPU\n"
         "  crowdstream train -c training/configs/crowd-lite0.yaml --resume",
     )
     p.add_argument("-c", "--config", type=Path, help="YAML file of TrainConfig settings (flags override it)")
@@ -78,8 +79,23 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--tiles", help="auto or RxC")
     p.add_argument("--threads", type=int, help="torch threads (0 = all cores)")
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto: CUDA if any)"
+    )
+    p.add_argument("--workers", type=int, help="tile-making threads (default: 0 on the CPU, cores-2 on CUDA)")
+    p.add_argument(
+        "--data",
+        action="append",
+        metavar="PART=FOLDER",
+        help="a part's ShanghaiTech- or NWPU-layout folder (repeat per part; replaces the config's data_roots)",
+    )
     p.add_argument("--out", type=Path, help="run folder for checkpoints, log.csv, curves.png, the ONNX file")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument(
+        "--no-finalize",
+        action="store_true",
+        help="stop after training: no count-head fit and no ONNX export (export the checkpoint later)",
+    )
     p.set_defaults(handler=_train)
 
 
@@ -99,6 +115,9 @@ def _train(args: argparse.Namespace) -> int:
         "tiles": args.tiles,
         "threads": args.threads,
         "seed": args.seed,
+        "device": args.device,
+        "workers": args.workers,
+        "data_roots": _data_roots(args.data),
         "out": args.out,
     }
     config = load_train_config(args.config, overrides)
@@ -106,8 +125,22 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         trainer.resume()
     trainer.fit()
-    print(json.dumps(finalize_run(config), indent=2))
+    if not args.no_finalize:
+        print(json.dumps(finalize_run(config), indent=2))
     return 0
+
+
+def _data_roots(items: list[str] | None) -> dict[str, str] | None:
+    """`--data A=path --data B=path` → {"A": "path", "B": "path"}; None when not given."""
+    if not items:
+        return None
+    roots = {}
+    for item in items:
+        part, sep, folder = item.partition("=")
+        if not sep or not part or not folder:
+            raise CrowdstreamError(f"--data: expected PART=FOLDER such as A=data/part_A, got {item!r}")
+        roots[part] = folder
+    return roots
 
 
 def _add_eval(commands: argparse._SubParsersAction) -> None:
