@@ -1,4 +1,5 @@
-"""Subcommands of `training`: `train`, `density`, `export`, `bench models` (and `eval` from training.eval_cli).
+"""Subcommands of `training`: `train`, `density`, `export`, `bench models` (and `eval`, `check` from
+training.eval_cli and training.check_cli).
 
 Only argparse definitions live at module level; torch and the data code load inside the handlers."""
 
@@ -14,10 +15,11 @@ RAW = argparse.RawDescriptionHelpFormatter
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    from training import eval_cli
+    from training import check_cli, eval_cli
 
     _add_train(commands)
     eval_cli.register(commands)
+    check_cli.register(commands)
     _add_density(commands)
     _add_export(commands)
     models = bench.add_parser(
