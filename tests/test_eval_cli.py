@@ -8,6 +8,7 @@ from scipy.io import loadmat
 
 from tests.data_paths import PART_B, needs_data
 from tests.test_cli import run_cli
+from training.demo_clip import IMAGES
 
 
 def annotated(name: str) -> np.ndarray:
@@ -36,6 +37,7 @@ def test_eval_every_5th_with_zoom_reports_buckets_nae_interval_and_zoom_rows():
     assert set(rows) == {"centre", "crowd"} and {row["zoom"] for row in rows.values()} == {2.0}
     for row in rows.values():
         assert row["images"] == 2 and row["mae_ratio"] == pytest.approx(row["mae"] / report["mae"])
+        assert {"nae", "bias", "bias_pct", "mae_ci95"} <= set(row)
     # the 2x centre window of a 1024×768 image: x 256..768, y 192..576
     inside = [((h[:, 0] >= 256) & (h[:, 0] < 768) & (h[:, 1] >= 192) & (h[:, 1] < 576)).sum() for h in heads]
     assert rows["centre"]["truth_mean"] == pytest.approx(np.mean(inside))
@@ -93,16 +95,7 @@ def test_check_demo_scores_each_shot_against_its_window():
     result = run_cli("check", "demo", "--per-shot", "1", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert [s["image"] for s in report["shots"]] == [
-        "IMG_6.jpg",
-        "IMG_75.jpg",
-        "IMG_109.jpg",
-        "IMG_169.jpg",
-        "IMG_21.jpg",
-        "IMG_18.jpg",
-        "IMG_343.jpg",
-        "IMG_96.jpg",
-    ]
+    assert [s["image"] for s in report["shots"]] == list(IMAGES)
     # one frame per shot: each shot's first un-faded frame; shot 1's is frame 0, which shows rows
     # 115.2..691.2 of IMG_6 (full width)
     heads = annotated("IMG_6")

@@ -142,12 +142,12 @@ def format_summary(summary: dict) -> str:
         )
     if "zoom" in summary:
         lines.append(
-            f"  {'zoom':>5}  {'crop':>6}  {'truth':>7}  {'MAE':>7}  {'bias':>8}  {'bias %':>8}  MAE/whole"
+            f"  {'zoom':>5}  {'crop':>6}  {'truth':>7}  {'MAE':>7}  {'NAE':>6}  {'bias':>8}  {'bias %':>8}  MAE/whole"
         )
         for row in summary["zoom"]:
             lines.append(
                 f"  {row['zoom']:>4g}x  {row['crop']:>6}  {row['truth_mean']:7.1f}  {row['mae']:7.2f}  "
-                f"{row['bias']:+8.2f}  {_pct(row['bias_pct']):>8}  {row['mae_ratio']:.2f}"
+                f"{_num(row['nae'], '6.3f')}  {row['bias']:+8.2f}  {_pct(row['bias_pct']):>8}  {row['mae_ratio']:.2f}"
             )
     lines.append(f"  {summary['seconds_per_image'] * 1000:.1f} ms per image")
     return "\n".join(lines)
