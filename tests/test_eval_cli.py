@@ -57,10 +57,10 @@ def test_eval_holdout_defaults_to_every_10th_and_prints_the_table():
         (("eval", str(PART_B), "--zoom", "0"), "--zoom: zoom must be above 1"),
         (("eval", str(PART_B), "--zoom", "1"), "--zoom: zoom must be above 1"),
         (("eval", str(PART_B), "--every", "1"), "--every must be at least 2"),
-        (("eval", str(PART_B), "--every", "100000"), "no annotated images to score"),
         (("eval", "/no/such/folder", "--holdout"), "no such data set folder"),
         (("eval", str(PART_B), "--limit", "0"), "--limit must be at least 1"),
         (("check", "negatives", "--every", "0"), "--every must be at least 2"),
+        (("check", "negatives", "--save", "/no/such/folder/x"), "--save: /no/such/folder does not exist"),
         (("check", "demo", "--clip", "/no/clip.mp4"), "no such clip"),
         (("check", "demo", "--images", "/tmp"), "the clip's source images are missing"),
         (("check", "demo", "--per-shot", "0"), "--per-shot must be at least 1"),
@@ -72,6 +72,15 @@ def test_mistakes_give_one_line_errors(args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("crowdstream: error:"), result.stderr
     assert message in result.stderr
+
+
+@needs_data
+def test_mistakes_about_the_data_give_one_line_errors():
+    test_mistakes_give_one_line_errors(
+        ("eval", str(PART_B), "--every", "100000"), "no annotated images to score"
+    )
+    annotation = PART_B / "ground-truth" / "GT_IMG_1.mat"
+    test_mistakes_give_one_line_errors(("check", "negatives", "--save", str(annotation)), "is a file")
 
 
 @needs_data

@@ -85,6 +85,8 @@ def _negatives(args: argparse.Namespace) -> int:
     check_every(args.every)
     if args.save and not args.save.parent.is_dir():
         raise CrowdstreamError(f"--save: {args.save.parent} does not exist")
+    if args.save and args.save.exists() and not args.save.is_dir():
+        raise CrowdstreamError(f"--save: {args.save} is a file, not a folder")
     engine = open_engine(args)
     images = list(people_free_set(args.data_root, args.every))
     portraits = list(portrait_set())
