@@ -1,4 +1,5 @@
-"""Subcommands of `training`: `train`, `eval`, `density`, `export`, `bench models`.
+"""Subcommands of `training`: `train`, `density`, `export`, `bench models` (and `eval`, `check` from
+training.eval_cli and training.check_cli).
 
 Only argparse definitions live at module level; torch and the data code load inside the handlers."""
 
@@ -6,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from engines.errors import CrowdstreamError
@@ -15,8 +15,11 @@ RAW = argparse.RawDescriptionHelpFormatter
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    from training import check_cli, eval_cli
+
     _add_train(commands)
-    _add_eval(commands)
+    eval_cli.register(commands)
+    check_cli.register(commands)
     _add_density(commands)
     _add_export(commands)
     models = bench.add_parser(
@@ -141,79 +144,6 @@ def _data_roots(items: list[str] | None) -> dict[str, str] | None:
             raise CrowdstreamError(f"--data: expected PART=FOLDER such as A=data/part_A, got {item!r}")
         roots[part] = folder
     return roots
-
-
-def _add_eval(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "eval",
-        formatter_class=RAW,
-        help="score a model on an annotated data set (MAE, RMSE, NAE, GAME)",
-        description="Count every image of a ShanghaiTech-layout (images/ + ground-truth/) or NWPU-layout folder with\n"
-        "the stream's tiling and report MAE, RMSE (the field's 'MSE'), NAE, GAME(0-3), bias and errors by\n"
-        "crowd size (0-50, 51-200, 201-500, 501+).",
-        epilog="examples:\n  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --limit 20 --json\n"
-        "  crowdstream eval ../shared/data/shanghaitech/part_A/train_data --holdout   # the validation images",
-    )
-    p.add_argument("dataset", type=Path, help="data set folder")
-    p.add_argument(
-        "--model", default="default", help="ONNX/engine file or shipped name (default: the shipped model)"
-    )
-    p.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
-    p.add_argument("--tiles", default="auto", help="auto or RxC, e.g. 2x2 (default auto)")
-    p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("--holdout", action="store_true", help="only the held-out validation images (every 10th)")
-    p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=_eval)
-
-
-def _eval(args: argparse.Namespace) -> int:
-    from engines.engine import load_engine
-    from engines.preprocess import parse_tiles
-    from training.evaluate import evaluate
-
-    try:
-        parse_tiles(args.tiles)
-    except ValueError as exc:
-        raise CrowdstreamError(f"--tiles: {exc}") from exc
-    if not args.dataset.is_dir():
-        raise CrowdstreamError(f"{args.dataset}: no such data set folder")
-    engine = load_engine(args.model, args.backend, threads=args.threads)
-    result = evaluate(
-        engine,
-        root=args.dataset,
-        tiles=args.tiles,
-        limit=args.limit,
-        every=10 if args.holdout else None,
-        progress=sys.stderr.isatty() or not args.json,
-    )
-    summary = {
-        "dataset": str(args.dataset),
-        "model": str(engine.model_path),
-        "backend": engine.backend,
-        "tiles": args.tiles,
-        **result.summary(),
-    }
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        _print_summary(summary)
-    return 0
-
-
-def _print_summary(summary: dict) -> None:
-    print(
-        f"{summary['images']} images of {summary['dataset']} ({summary['backend']}, tiles {summary['tiles']})"
-    )
-    print(
-        f"  MAE {summary['mae']:.2f}   RMSE {summary['rmse']:.2f}   NAE {summary['nae']:.3f}   bias {summary['bias']:+.2f}"
-    )
-    print("  GAME " + "  ".join(f"L{k}={v:.2f}" for k, v in summary["game"].items()))
-    for bucket, values in summary["buckets"].items():
-        print(
-            f"  {bucket:>8} people: {values['images']:4d} images  MAE {values['mae']:.2f}  bias {values['bias']:+.2f}"
-        )
-    print(f"  {summary['seconds_per_image'] * 1000:.1f} ms per image")
 
 
 def _add_density(commands: argparse._SubParsersAction) -> None:
