@@ -15,6 +15,7 @@ import numpy as np
 from engines.spec import INPUT_SIZE
 
 TEXTURE_SIDE = 448
+GREY_SHARE = 0.4
 
 
 def head_free_box(
@@ -63,39 +64,37 @@ def _colour(rng: np.random.Generator, base: tuple[int, int, int], spread: float)
 
 
 def gravel(rng: np.random.Generator, side: int = TEXTURE_SIDE) -> np.ndarray:
-    """Many small shaded stones: blobs the size of distant heads."""
+    """Packed stones, lit from one side: blobs the size of distant heads, often with no ground between."""
     base = _colour(rng, (120, 125, 130), 30)
     image = np.full((side, side, 3), base, np.uint8)
-    for _ in range(int(rng.integers(400, 1600))):
-        centre = (int(rng.integers(0, side)), int(rng.integers(0, side)))
-        axes = (int(rng.integers(2, 10)), int(rng.integers(2, 10)))
-        angle = float(rng.uniform(0, 180))
-        stone = _colour(rng, base, 40)
-        cv2.ellipse(image, centre, axes, angle, 0, 360, stone, -1, cv2.LINE_AA)
-        light = (centre[0] - axes[0] // 3, centre[1] - axes[1] // 3)
-        cv2.ellipse(
-            image,
-            light,
-            (max(1, axes[0] // 3), max(1, axes[1] // 3)),
-            angle,
-            0,
-            360,
-            tuple(min(255, c + 40) for c in stone),
-            -1,
-            cv2.LINE_AA,
+    largest = int(rng.integers(5, 16))
+    for _ in range(int(rng.integers(2, 6) * (side / largest) ** 2)):
+        centre = rng.uniform(0, side, size=2)
+        radius = rng.uniform(largest / 3, largest)
+        angles = np.sort(rng.uniform(0, 2 * np.pi, size=int(rng.integers(4, 8))))
+        corners = centre + radius * rng.uniform(0.6, 1.0, size=(len(angles), 1)) * np.stack(
+            [np.cos(angles), np.sin(angles)], axis=1
         )
-    return image
+        stone = _colour(rng, base, 35)
+        cv2.fillPoly(image, [corners.astype(np.int32)], stone, cv2.LINE_AA)
+        lit = centre + (corners - centre) * 0.5 - radius * 0.2
+        cv2.fillPoly(image, [lit.astype(np.int32)], tuple(min(255, c + 30) for c in stone), cv2.LINE_AA)
+    return cv2.GaussianBlur(image, (0, 0), 0.7)
 
 
 def grass(rng: np.random.Generator, side: int = TEXTURE_SIDE) -> np.ndarray:
-    """Blades of grass: short strokes near vertical over a darker ground."""
+    """Blades of grass: thin strokes, mostly upright or all ways (a mown lawn seen from above), light blades
+    over dark gaps."""
     base = _colour(rng, (40, 110, 60), 20)
     image = np.full((side, side, 3), base, np.uint8)
-    for _ in range(int(rng.integers(2000, 6000))):
+    upright = rng.random() < 0.5
+    for _ in range(int(rng.integers(4000, 12000) * (side / TEXTURE_SIDE) ** 2)):
         x, y = float(rng.uniform(0, side)), float(rng.uniform(0, side))
-        length, angle = rng.uniform(4, 24), rng.normal(-np.pi / 2, 0.4)
+        length = rng.uniform(6, 40)
+        angle = rng.normal(-np.pi / 2, 0.4) if upright else rng.uniform(0, np.pi)
         end = (int(x + length * np.cos(angle)), int(y + length * np.sin(angle)))
-        cv2.line(image, (int(x), int(y)), end, _colour(rng, (50, 150, 90), 35), 1, cv2.LINE_AA)
+        width = int(rng.integers(1, 4))
+        cv2.line(image, (int(x), int(y)), end, _colour(rng, (60, 150, 100), 45), width, cv2.LINE_AA)
     return cv2.GaussianBlur(image, (0, 0), 0.6)
 
 
@@ -161,7 +160,7 @@ def perspective(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
 class TextureBank:
     """A fixed set of synthetic textures made once (loader processes share it), drawn as random crops."""
 
-    def __init__(self, seed: int, size: int = 60):
+    def __init__(self, seed: int, size: int = 80):
         rng = np.random.default_rng((seed, 7))
         self.textures = []
         for index in range(size):
@@ -171,11 +170,14 @@ class TextureBank:
             self.textures.append(image)
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
-        """A random crop of a random texture, resized to the model input and rotated by a multiple of 90°."""
+        """A random crop of a random texture, resized to the model input, rotated by a multiple of 90° and
+        often grey: part A's greyscale photos are dense crowds, so grey texture must not read as one."""
         texture = self.textures[rng.integers(len(self.textures))]
         side = int(rng.integers(INPUT_SIZE // 2, TEXTURE_SIDE + 1))
         y0, x0 = (int(v) for v in rng.integers(0, TEXTURE_SIDE - side + 1, size=2))
         crop = cv2.resize(
             texture[y0 : y0 + side, x0 : x0 + side], (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA
         )
+        if rng.random() < GREY_SHARE:
+            crop = cv2.cvtColor(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
         return np.ascontiguousarray(np.rot90(crop, int(rng.integers(4))))
