@@ -34,8 +34,8 @@ def test_head_spacing_from_density():
 
 def test_the_window_is_half_the_tile_around_the_densest_spot_and_stays_inside():
     density = np.zeros((56, 56), np.float32)
-    density[9:12, 39:42] = 5.0  # a blob centred on row 10, col 40 of a tile covering frame rows 100..484, columns 0..512
-    window = densest_window(density, (100, 484, 0, 512))
+    density[9:12, 39:42] = 5.0  # a blob centred on row 10, col 40
+    window = densest_window(density, (100, 484, 0, 512))  # tile: frame rows 100..484, columns 0..512
     assert (window.y1 - window.y0, window.x1 - window.x0) == (192, 256)
     centre_y, centre_x = 100 + 10.5 * 384 / 56, 40.5 * 512 / 56
     assert window.y0 == 100  # pushed down to the tile's top edge
