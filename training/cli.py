@@ -32,6 +32,20 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     models.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
     models.add_argument("--repeats", type=int, default=10, help="timed forward passes per model (default 10)")
     models.set_defaults(handler=_bench_models)
+    steps = bench.add_parser(
+        "train",
+        formatter_class=RAW,
+        help="training tiles/s for fp32 / bf16 autocast, with and without channels-last",
+        description="Time the real training step (model, point loss, AdamW) on synthetic batches for each\n"
+        "precision and memory format, interleaved so a busy machine slows each alike; median of rounds.",
+        epilog="example:\n  crowdstream bench train --batch 16 --rounds 5",
+    )
+    steps.add_argument("--batch", type=int, default=16, help="tiles per step (default 16)")
+    steps.add_argument("--rounds", type=int, default=5, help="timed steps per variant (default 5)")
+    steps.add_argument("--frozen-blocks", type=int, default=3, help="backbone blocks kept frozen (default 3)")
+    steps.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    steps.add_argument("--json", action="store_true", help="print one JSON list")
+    steps.set_defaults(handler=_bench_train)
     density = bench.add_parser(
         "density",
         formatter_class=RAW,
@@ -225,6 +239,19 @@ def _bench_models(args: argparse.Namespace) -> int:
     from training.model_bench import bench_models, format_table
 
     rows = bench_models(repeats=args.repeats)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    return 0
+
+
+def _bench_train(args: argparse.Namespace) -> int:
+    _require_torch()
+    from training.step_bench import bench_train_steps, format_table
+    from training.trainer import resolve_device
+
+    if args.batch < 1 or args.rounds < 1:
+        raise CrowdstreamError("--batch and --rounds must be at least 1")
+    resolve_device(args.device)
+    rows = bench_train_steps(args.batch, args.rounds, args.frozen_blocks, args.device)
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
     return 0
 
