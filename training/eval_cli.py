@@ -149,7 +149,9 @@ def format_summary(summary: dict) -> str:
                 f"  {row['zoom']:>4g}x  {row['crop']:>6}  {row['truth_mean']:7.1f}  {row['mae']:7.2f}  "
                 f"{_num(row['nae'], '6.3f')}  {row['bias']:+8.2f}  {_pct(row['bias_pct']):>8}  {row['mae_ratio']:.2f}"
             )
-    lines.append(f"  {summary['seconds_per_image'] * 1000:.1f} ms per image")
+    lines.append(
+        f"  {summary['seconds_per_image'] * 1000:.1f} ms and {summary['inputs_per_image']:.2f} model inputs per image"
+    )
     return "\n".join(lines)
 
 

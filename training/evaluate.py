@@ -65,9 +65,11 @@ class Evaluation:
     predicted: list[float] = field(default_factory=list)
     game: dict[int, list[float]] = field(default_factory=lambda: {level: [] for level in GAME_LEVELS})
     seconds: float = 0.0
+    inputs: int = 0
 
-    def add(self, scene: Scene, count: float, density: np.ndarray) -> None:
+    def add(self, scene: Scene, count: float, density: np.ndarray, inputs: int = 0) -> None:
         height, width = scene.image.shape[:2]
+        self.inputs += inputs
         self.names.append(scene.name)
         self.truth.append(float(scene.count))
         self.predicted.append(count)
@@ -82,6 +84,7 @@ class Evaluation:
         for level in GAME_LEVELS:
             self.game[level] += other.game[level]
         self.seconds += other.seconds
+        self.inputs += other.inputs
 
     def summary(self) -> dict:
         images = len(self.truth)
@@ -100,6 +103,7 @@ class Evaluation:
             "game": {str(level): float(np.mean(v)) if v else float("nan") for level, v in self.game.items()},
             "buckets": errors_by_bucket(self.predicted, self.truth),
             "seconds_per_image": self.seconds / images if images else float("nan"),
+            "inputs_per_image": self.inputs / images if images else float("nan"),
         }
 
 
@@ -127,7 +131,7 @@ def evaluate_variants(
             started = time.perf_counter()
             (frame,) = count_frames(engine, [changed.image], tiles, scale=0.25)
             results[name].seconds += time.perf_counter() - started
-            results[name].add(changed, frame.count, frame.density)
+            results[name].add(changed, frame.count, frame.density, frame.inputs)
     return results
 
 
