@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.engine import EngineError
+from engines.errors import EngineError
 
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 """`<repo>/../shared/data`, where the project machines mount the data sets."""

@@ -11,7 +11,8 @@ import onnx
 import pytest
 
 from engines.counting import count_frames
-from engines.engine import EngineError, load_engine
+from engines.engine import load_engine
+from engines.errors import EngineError
 from engines.frames import read_frame, shanghaitech_images, spread
 from engines.models import DEFAULT_MODEL
 from engines.quantize import calibration_tiles, quantize_model

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.engine import EngineError, load_engine
+from engines.engine import load_engine
+from engines.errors import EngineError
 
 pytest.importorskip(
     "tensorrt", reason="TensorRT is not installed (pip install 'crowdstream[gpu]' from pypi.nvidia.com)"
