@@ -1,5 +1,5 @@
 """Validation accuracy of the shipped model, with and without its count head, for the model card and the
-README table. Reads the held-out images (every 10th of each ShanghaiTech part) and writes
+README table. Reads the held-out images (engines.frames.holdout_split of each ShanghaiTech part) and writes
 engines/models/crowd-lite0.metrics.json, which `crowdstream bench models` merges into its table.
 
     python bench/model_report.py runs/crowd-lite0/best.pt
@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 from engines.engine import load_engine
+from engines.frames import DEFAULT_DATA_ROOT, HOLDOUT_EVERY, shanghaitech_part
 from engines.models import DEFAULT_MODEL
-from training.config import DEFAULT_DATA_ROOT
 from training.evaluate import evaluate
 from training.export import export_checkpoint
 from training.model_bench import ACCURACY_FILE
@@ -25,7 +25,7 @@ def holdout_metrics(model: Path, data_root: Path, tiles: str) -> dict:
     report = {}
     for part in ("A", "B"):
         summary = evaluate(
-            engine, root=data_root / f"part_{part}" / "train_data", tiles=tiles, every=10
+            engine, root=shanghaitech_part(part, data_root), tiles=tiles, every=HOLDOUT_EVERY
         ).summary()
         report[f"part_{part}"] = {
             k: summary[k] for k in ("images", "mae", "rmse", "nae", "bias", "game", "buckets")

@@ -15,15 +15,14 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from stream.config import ServiceConfig, build_config
 from stream.hub import CameraReading, Hub
 from stream.metrics import StreamMetrics
+from stream.sources import DEMO_CLIP
 
-DEMO_CLIP = Path(__file__).resolve().parent / "demo" / "crowd-demo.mp4"
 WARMUP_FRAMES = 3
 """Measuring starts once every camera has been counted this often: the engine's first runs, memory
 arenas and decoders are warm, so start-up neither slows the throughput nor inflates the RSS growth."""

@@ -29,7 +29,7 @@ from pydantic import (
 from engines.errors import CrowdstreamError
 from engines.preprocess import parse_tiles
 from stream.web.config import HttpConfig
-from stream.zones import check_polygon
+from stream.zones import check_polygon, fits_frame
 
 ENV_PREFIX = "CROWDSTREAM_"
 DEMO_URL = "demo"
@@ -109,7 +109,7 @@ class CameraConfig(Strict):
         if self.frame_size is not None:
             width, height = self.frame_size
             for zone in self.zones:
-                if any(x > width or y > height for x, y in zone.polygon):
+                if not fits_frame(zone.polygon, width, height):
                     raise ValueError(f"zone {zone.name!r} lies outside the {width}x{height} frame")
         return self
 

@@ -17,10 +17,11 @@ import numpy as np
 from engines.counting import count_frames
 from engines.engine import Engine, load_engine
 from engines.errors import CrowdstreamError
+from engines.frames import IMAGE_SUFFIXES
 from stream.hub import CameraReading
 from stream.overlay import render_overlay
 from stream.sources.capture import AvReader
-from stream.sources.folder import IMAGE_SUFFIXES, decode_image
+from stream.sources.folder import decode_image
 from stream.worker import DENSITY_SCALE, densest_point
 
 MAX_PIXELS = 4096 * 4096

@@ -14,8 +14,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -28,6 +26,7 @@ from stream.config import CameraConfig, ServiceConfig
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.redis_publisher import RedisPublisher
+from stream.redis_server import EmbeddedRedis
 from stream.sources import Source, open_source
 from stream.worker import IdleSource, Worker, build_zones
 
@@ -40,63 +39,6 @@ SHUTDOWN_BUDGET = 8.0
 """Seconds from SIGTERM to exit; orchestrators commonly SIGKILL after 10."""
 SOURCE_STOP_TIMEOUT = 2.0
 LEASE_POLL = 0.5
-
-
-class EmbeddedRedis:
-    """A private `redis-server` on a free loopback port for a service started without a Redis URL."""
-
-    def __init__(self, executable: str) -> None:
-        self.executable = executable
-        self.workdir = tempfile.TemporaryDirectory(prefix="crowdstream-redis-")
-        self.port = _free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self, timeout: float = 5.0) -> None:
-        command = [
-            self.executable,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            self.workdir.name,
-        ]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline and self.process.poll() is None:
-            try:
-                _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
-                return
-            except OSError:
-                await asyncio.sleep(0.05)
-        raise RuntimeError(f"embedded redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.workdir.cleanup()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -97,7 +97,7 @@ def test_bench_engine_json_without_torch() -> None:
 
 @needs_data
 def test_bench_engine_table_on_a_given_frame() -> None:
-    image = shanghaitech_images(DATA_ROOT.parent, "validation")[0]
+    image = shanghaitech_images(DATA_ROOT, "validation")[0]
     result = crowdstream(
         "bench", "engine", "--frames", str(image), "--batch", "2", "--inputs", "2", "--warmup", "0"
     )

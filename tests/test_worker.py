@@ -20,7 +20,7 @@ from stream.metrics import WHOLE_FRAME, StreamMetrics
 from stream.sources import Frame, Source, open_source
 from stream.worker import DENSITY_SCALE, IdleSource, Worker, build_zones
 from tests.conftest import free_port
-from tests.data_paths import DATA_ROOT, needs_data
+from tests.data_paths import PART_A, needs_data
 
 
 class Recorder:
@@ -160,7 +160,7 @@ async def test_resolution_change_keeps_zones_right_and_reports_zones_outside(
 ):
     folder = tmp_path / "frames"
     folder.mkdir()
-    images = DATA_ROOT / "part_A" / "train_data" / "images"
+    images = PART_A / "images"
     shutil.copy(images / "IMG_1.jpg", folder / "1.jpg")  # 1024x768
     shutil.copy(images / "IMG_103.jpg", folder / "2.jpg")  # 400x400
     recorder = Recorder()

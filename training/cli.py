@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from engines.errors import CrowdstreamError
+from engines.frames import HOLDOUT_EVERY
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -56,7 +57,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         formatter_class=RAW,
         help="train the density model (and fit the count head, export ONNX)",
         description="Train CrowdLite0 on ShanghaiTech parts A and B together (balanced), validate every epoch on\n"
-        "a fixed hold-out (every 10th image) with the stream's own tiling, keep the best checkpoint, fit the\n"
+        f"a fixed hold-out (every {HOLDOUT_EVERY}th image) with the stream's own tiling, keep the best checkpoint, fit the\n"
         "count head, and export <out>/crowd-lite0.onnx. Safe to interrupt: rerun with --resume.",
         epilog="examples:\n  crowdstream train -c training/configs/crowd-lite0.yaml\n"
         "  crowdstream train --epochs 1 --limit 8 --out runs/smoke\n"
@@ -128,7 +129,11 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
     p.add_argument("--tiles", default="auto", help="auto or RxC, e.g. 2x2 (default auto)")
     p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("--holdout", action="store_true", help="only the held-out validation images (every 10th)")
+    p.add_argument(
+        "--holdout",
+        action="store_true",
+        help=f"only the held-out validation images (every {HOLDOUT_EVERY}th)",
+    )
     p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_eval)
@@ -151,7 +156,7 @@ def _eval(args: argparse.Namespace) -> int:
         root=args.dataset,
         tiles=args.tiles,
         limit=args.limit,
-        every=10 if args.holdout else None,
+        every=HOLDOUT_EVERY if args.holdout else None,
         progress=sys.stderr.isatty() or not args.json,
     )
     summary = {
