@@ -44,11 +44,20 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     density.set_defaults(handler=_bench_density)
 
 
-def _require_torch() -> None:
-    try:
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise CrowdstreamError("this command needs PyTorch: pip install 'crowdstream[train]'") from exc
+TRAIN_EXTRA = ("torch", "scipy", "tqdm")
+"""What the `train` extra adds to a service install; each command checks for what it uses."""
+
+
+def _require(*modules: str) -> None:
+    """Fail with one line naming what to install when the `train` extra is missing."""
+    missing = []
+    for module in modules:
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise CrowdstreamError(f"this command needs {', '.join(missing)}: pip install 'crowdstream[train]'")
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
@@ -85,7 +94,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    _require_torch()
+    _require(*TRAIN_EXTRA)
     from training.config import load_train_config
     from training.finalize import finalize_run
     from training.trainer import Trainer
@@ -140,6 +149,7 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    _require("scipy", "tqdm")
     from engines.engine import load_engine
     from engines.preprocess import parse_tiles
     from training.evaluate import evaluate
@@ -210,6 +220,7 @@ def _add_density(commands: argparse._SubParsersAction) -> None:
 
 
 def _density(args: argparse.Namespace) -> int:
+    _require("scipy")
     import cv2
 
     from engines.preprocess import resize_density
@@ -252,7 +263,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    _require_torch()
+    _require("torch")
     from training.export import export_checkpoint
 
     if not args.checkpoint.is_file():
@@ -263,7 +274,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _bench_models(args: argparse.Namespace) -> int:
-    _require_torch()
+    _require("torch")
     from training.model_bench import bench_models, format_table
 
     rows = bench_models(repeats=args.repeats)
@@ -272,6 +283,7 @@ def _bench_models(args: argparse.Namespace) -> int:
 
 
 def _bench_density(args: argparse.Namespace) -> int:
+    _require("scipy")
     import statistics
     import time
 
