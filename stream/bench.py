@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from stream.config import ServiceConfig, build_config
-from stream.hub import CameraReading, Hub
+from stream.hub import Hub
 from stream.metrics import StreamMetrics
+from stream.readings import CameraReading
 from stream.sources import DEMO_CLIP
 
 WARMUP_FRAMES = 3
@@ -188,19 +189,16 @@ class StreamReport:
 
 async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
     from engines.engine import load_engine
-    from stream.sources import open_source
-    from stream.worker import Worker, build_zones
+    from stream.cameras import Cameras
+    from stream.worker import Worker
 
     config = options.config()
     engine = load_engine(config.engine.model, config.engine.backend, config.engine.threads)
     metrics, ages = StreamMetrics(), FrameAges()
     worker = Worker(engine, Hub(), metrics, publishers=[ages], max_batch=config.engine.max_batch)
-    sources = []
+    cameras = Cameras(worker, config)
     for camera in config.cameras:
-        source = open_source(camera.id, camera.url, loop=True)
-        source.start()
-        sources.append(source)
-        worker.add_camera(camera, source, build_zones(camera, config.zone_threshold))
+        cameras.open(camera)
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run(stop))
     try:
@@ -215,8 +213,7 @@ async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
     finally:
         stop.set()
         await running
-        for source in sources:
-            await asyncio.to_thread(source.stop)
+        await cameras.stop_all()
         worker.close()
     calls = inference_after[1] - inference_before[1]
     mean = round((inference_after[0] - inference_before[0]) / calls, 4) if calls else None

@@ -22,13 +22,13 @@ from aiohttp import web
 
 from engines.engine import load_engine
 from engines.errors import CrowdstreamError
+from stream.cameras import Cameras
 from stream.config import CameraConfig, ServiceConfig
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.redis_publisher import RedisPublisher
 from stream.redis_server import EmbeddedRedis
-from stream.sources import Source, open_source
-from stream.worker import IdleSource, Worker, build_zones
+from stream.worker import Worker
 
 if TYPE_CHECKING:
     from stream.leases import CameraLeases
@@ -53,7 +53,7 @@ class Service:
     redis_url: str | None = None
     embedded: EmbeddedRedis | None = None
     leases: CameraLeases | None = None
-    sources: dict[str, Source] = field(default_factory=dict)
+    cameras: Cameras | None = None
     runner: web.AppRunner | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -72,6 +72,7 @@ class Service:
             owns=self._owner_check(),
             record_extra=self._record_extra(),
         )
+        self.cameras = Cameras(self.worker, config)
         for camera in config.cameras:
             self._open_camera(camera)
         await self._start_web()
@@ -146,33 +147,24 @@ class Service:
         return fenced
 
     def _open_camera(self, camera: CameraConfig) -> None:
-        """Open a camera's reader (only while this worker owns it, in cluster mode) and register it."""
+        """Open a camera's reader (in cluster mode only while this worker owns it, else it stays idle)."""
         if self.leases is not None and not self.leases.owns(camera.id):
-            if camera.id not in self.worker.tasks:
-                self.worker.add_camera(camera, IdleSource(), build_zones(camera, self.config.zone_threshold))
-            return
-        source = open_source(camera.id, camera.url, loop=camera.loop)
-        source.start()
-        self.sources[camera.id] = source
-        if camera.id in self.worker.tasks:
-            self.worker.replace_source(camera.id, source)
+            self.cameras.idle(camera)
         else:
-            self.worker.add_camera(camera, source, build_zones(camera, self.config.zone_threshold))
+            self.cameras.open(camera)
 
     async def _follow_leases(self) -> None:
         """Open readers for cameras this worker gained and close those it lost."""
         cameras = {camera.id: camera for camera in self.config.cameras}
         while True:
             for camera_id, camera in cameras.items():
-                owned, open_ = self.leases.owns(camera_id), camera_id in self.sources
+                owned, open_ = self.leases.owns(camera_id), camera_id in self.cameras.sources
                 if owned and not open_:
                     log.info("camera lease acquired", extra={"camera": camera_id})
                     self._open_camera(camera)
                 elif open_ and not owned:
                     log.info("camera lease lost", extra={"camera": camera_id})
-                    source = self.sources.pop(camera_id)
-                    self.worker.replace_source(camera_id, IdleSource())
-                    await asyncio.to_thread(source.stop)
+                    await self.cameras.close(camera_id)
                     self.metrics.forget_camera(camera_id)
             await asyncio.sleep(LEASE_POLL)
 
@@ -222,7 +214,8 @@ class Service:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.leases.release_all(), timeout=1)
         await self._flush_redis(max(0.5, deadline - loop.time() - 2))
-        await self._stop_sources(max(0.2, min(SOURCE_STOP_TIMEOUT, deadline - loop.time() - 0.5)))
+        if self.cameras is not None:
+            await self.cameras.stop_all(max(0.2, min(SOURCE_STOP_TIMEOUT, deadline - loop.time() - 0.5)))
         if self.runner is not None:
             await self.runner.cleanup()
         if self.worker is not None:
@@ -254,11 +247,6 @@ class Service:
             )
         await self._cancel_tasks()
         await self.publisher.aclose()
-
-    async def _stop_sources(self, timeout: float) -> None:
-        """Stop every reader at once; one stuck in a blocking read ends by itself at its read timeout."""
-        stops = [asyncio.to_thread(source.stop, timeout) for source in self.sources.values()]
-        await asyncio.gather(*stops, return_exceptions=True)
 
 
 async def serve(config: ServiceConfig) -> int:

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from stream.hub import ZoneReading
-
 MAX_POINTS = 256
 _SUPERSAMPLE = 4  # sub-pixels per map pixel on a side when rasterising edges
 
@@ -92,6 +90,21 @@ def scanline_fill(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
             first, stop = int(np.ceil(left - 0.5)), int(np.ceil(right - 0.5))
             mask[row, max(first, 0) : max(min(stop, width), 0)] = 1.0
     return mask
+
+
+@dataclass(frozen=True)
+class ZoneReading:
+    """People in one zone; `density` is people per m² when the zone has an area, else None."""
+
+    name: str
+    count: float
+    density: float | None = None
+    threshold: float | None = None
+
+    @property
+    def over_threshold(self) -> bool:
+        value = self.density if self.density is not None else self.count
+        return self.threshold is not None and value > self.threshold
 
 
 @dataclass

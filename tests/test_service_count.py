@@ -11,11 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.counting import count_frames
+from engines.counting import DENSITY_SCALE, count_frames
 from engines.engine import load_engine
 from stream.count import MAX_PIXELS
 from stream.sources import DEMO_CLIP
-from stream.worker import DENSITY_SCALE
 from tests.data_paths import PART_B, needs_data
 
 
