@@ -75,7 +75,8 @@ def render_live(
     frame: Frame, counted: Counted | None, zones: Sequence[Zone], key: tuple[int, int, int]
 ) -> Picture:
     """`frame` scaled to the key's width with the newest overlay (none before the first count)."""
-    view = fit_for_view(frame.image, key[2])
+    _frame_seq, _counted_seq, width = key
+    view = fit_for_view(frame.image, width)
     if counted is None:
         return Picture(key, np.ascontiguousarray(view))
     return Picture(key, render_overlay(view, counted.density, counted.reading, zones))

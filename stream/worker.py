@@ -25,7 +25,7 @@ import numpy as np
 from engines.counting import DENSITY_SCALE, FrameCount, count_frames
 from engines.engine import Engine
 from stream.config import CameraConfig
-from stream.hub import Hub
+from stream.hub import Hub, LiveSource
 from stream.metrics import WHOLE_FRAME, StreamMetrics
 from stream.readings import CameraReading, read_frame
 from stream.schedule import Schedule, spread_phase
@@ -35,17 +35,14 @@ from stream.zones import Zone
 log = logging.getLogger(__name__)
 
 
-class FrameSource(Protocol):
-    """What the worker needs of a camera reader (stream.sources): the newest frame, its health, and the
-    hook the live view sets to hear about new frames."""
+class FrameSource(LiveSource, Protocol):
+    """What the worker needs of a camera reader (stream.sources): what the live view needs (the newest
+    frame, the new-frame hook) and the camera's health."""
 
     status: Status
     reconnects: int
     fps: float
     last_error: str | None
-    on_frame: Callable[[], None] | None
-
-    def latest(self, after_seq: int = 0) -> Frame | None: ...
 
 
 class IdleSource:
