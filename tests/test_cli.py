@@ -82,7 +82,7 @@ def test_eval_prints_valid_json_with_the_metrics():
         (("eval", "/no/such/folder"), "/no/such/folder: no such data set folder"),
         (
             ("eval", "/tmp", "--tiles", "banana"),
-            "--tiles: tiles must be 'auto' or 'RxC' such as '2x2', got 'banana'",
+            "--tiles: tiles must be 'adaptive', 'auto' or 'RxC' such as '2x2', got 'banana'",
         ),
         (
             ("density", "/no/image.jpg", "/no/points.json", "-o", "/tmp/x.png"),

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from crowdstream.cli import TRAIN_EXTRA_MODULES
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("crowdstream", "engines", "stream", "training")
-TRAINING_ONLY = ("torch", "scipy", "tqdm", "training")
+TRAINING_ONLY = (*TRAIN_EXTRA_MODULES, "training")
 
 
 def module_name(path: Path) -> str:

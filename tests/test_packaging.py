@@ -12,12 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from crowdstream.cli import TRAINING_BENCHMARKS, TRAINING_COMMANDS, TRAINING_MISSING, build_parser
+from crowdstream.cli import (
+    TRAIN_EXTRA_MODULES,
+    TRAINING_BENCHMARKS,
+    TRAINING_COMMANDS,
+    TRAINING_MISSING,
+    build_parser,
+)
 from stream.sources import DEMO_CLIP
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING_ONLY = ("torch", "scipy", "tqdm", "training")
+TRAINING_ONLY = (*TRAIN_EXTRA_MODULES, "training")
 RECORD_IMPORTS = (
     "import sys\n"
     "IMPORTED = set()\n"
@@ -81,7 +87,7 @@ def test_without_the_train_extra_training_commands_say_what_to_install(tmp_path:
     result = run(without("torch", "scipy", "tqdm"), "eval", str(tmp_path))
     assert result.returncode == 2
     assert result.stderr == (
-        "crowdstream: error: this command needs scipy, tqdm: pip install 'crowdstream[train]'\n"
+        "crowdstream: error: this command needs tqdm, part of the train extra: pip install 'crowdstream[train]'\n"
     )
 
 

@@ -37,6 +37,7 @@ from tests.conftest import free_port
 CLIP_FRAMES = 12
 CLIP_WIDTH = 640
 COUNTING_FPS = 4.0
+TILES = CameraConfig(id="any", url="demo").tiles  # the cameras' default tiling, for the reference counts too
 TOKEN = "test-token-0123456789abcdef"
 
 
@@ -69,7 +70,7 @@ def demo_clip(frames: int = CLIP_FRAMES, width: int = CLIP_WIDTH) -> Clip:
     capture.release()
     if not decoded:
         pytest.fail(f"could not decode {DEMO_CLIP}")
-    results = count_frames(shipped_engine(), decoded)
+    results = count_frames(shipped_engine(), decoded, TILES)
     return Clip(decoded, [r.density for r in results], [r.count for r in results], fps)
 
 

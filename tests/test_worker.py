@@ -90,7 +90,8 @@ async def test_cameras_share_one_inference_and_match_direct_counting(engine, sou
     cycles = sample(metrics, "crowd_inference_duration_seconds_count", backend=engine.backend)
     assert cycles == worker.cycles and cycles < len(recorder.readings)  # both cameras shared cycles
     state = hub.cameras["a"]
-    direct = count_frames(engine, [state.counted.frame.image], "auto", DENSITY_SCALE)[0]
+    tiles = worker.tasks["a"].config.tiles
+    direct = count_frames(engine, [state.counted.frame.image], tiles, DENSITY_SCALE)[0]
     reading = state.reading
     assert reading.count == pytest.approx(direct.count, rel=1e-4)
     assert reading.count > 5  # the demo clip is a crowd

@@ -235,5 +235,9 @@ def load_any(path: Path) -> Sample:
 
 
 def split_items(root: Path, every: int = HOLDOUT_EVERY) -> tuple[list[Path], list[Path]]:
-    """(train, validation) items of a data set folder: the fixed hold-out of `engines.frames.holdout_split`."""
+    """(train, validation) items of a data set folder: the fixed hold-out of `engines.frames.holdout_split`
+    (natural order: with 10, the 10th, 20th, ... are validation).
+
+    The every-10th hold-out is a subset of the every-5th one, so a model trained with either can be
+    scored on the images it never saw."""
     return holdout_split(list_dataset(root), every)

@@ -1,4 +1,5 @@
-"""Subcommands of `training`: `train`, `eval`, `density`, `export`, `bench models`.
+"""Subcommands of `training`: `train`, `density`, `export`, `bench models` (and `eval`, `check` from
+training.eval_cli and training.check_cli).
 
 Only argparse definitions live at module level; torch and the data code load inside the handlers."""
 
@@ -6,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from engines.errors import CrowdstreamError
@@ -16,8 +16,11 @@ RAW = argparse.RawDescriptionHelpFormatter
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    from training import check_cli, eval_cli
+
     _add_train(commands)
-    _add_eval(commands)
+    eval_cli.register(commands)
+    check_cli.register(commands)
     _add_density(commands)
     _add_export(commands)
     models = bench.add_parser(
@@ -44,20 +47,11 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     density.set_defaults(handler=_bench_density)
 
 
-TRAIN_EXTRA = ("torch", "scipy", "tqdm")
-"""What the `train` extra adds to a service install; each command checks for what it uses."""
-
-
-def _require(*modules: str) -> None:
-    """Fail with one line naming what to install when the `train` extra is missing."""
-    missing = []
-    for module in modules:
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
-    if missing:
-        raise CrowdstreamError(f"this command needs {', '.join(missing)}: pip install 'crowdstream[train]'")
+def _require_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise CrowdstreamError("this command needs PyTorch: pip install 'crowdstream[train]'") from exc
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
@@ -70,6 +64,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "count head, and export <out>/crowd-lite0.onnx. Safe to interrupt: rerun with --resume.",
         epilog="examples:\n  crowdstream train -c training/configs/crowd-lite0.yaml\n"
         "  crowdstream train --epochs 1 --limit 8 --out runs/smoke\n"
+        "  crowdstream train -c training/configs/crowd-lite0-gpu.yaml --device cuda   # minutes on a GPU\n"
         "  crowdstream train -c training/configs/crowd-lite0.yaml --resume",
     )
     p.add_argument("-c", "--config", type=Path, help="YAML file of TrainConfig settings (flags override it)")
@@ -88,13 +83,28 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--tiles", help="auto or RxC")
     p.add_argument("--threads", type=int, help="torch threads (0 = all cores)")
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto: CUDA if any)"
+    )
+    p.add_argument("--workers", type=int, help="tile-making threads (default: 0 on the CPU, cores-2 on CUDA)")
+    p.add_argument(
+        "--data",
+        action="append",
+        metavar="PART=FOLDER",
+        help="a part's ShanghaiTech- or NWPU-layout folder (repeat per part; replaces the config's data_roots)",
+    )
     p.add_argument("--out", type=Path, help="run folder for checkpoints, log.csv, curves.png, the ONNX file")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument(
+        "--no-finalize",
+        action="store_true",
+        help="stop after training: no count-head fit and no ONNX export (export the checkpoint later)",
+    )
     p.set_defaults(handler=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
-    _require(*TRAIN_EXTRA)
+    _require_torch()
     from training.config import load_train_config
     from training.finalize import finalize_run
     from training.trainer import Trainer
@@ -109,6 +119,9 @@ def _train(args: argparse.Namespace) -> int:
         "tiles": args.tiles,
         "threads": args.threads,
         "seed": args.seed,
+        "device": args.device,
+        "workers": args.workers,
+        "data_roots": _data_roots(args.data),
         "out": args.out,
     }
     config = load_train_config(args.config, overrides)
@@ -116,86 +129,22 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         trainer.resume()
     trainer.fit()
-    print(json.dumps(finalize_run(config), indent=2))
+    if not args.no_finalize:
+        print(json.dumps(finalize_run(config), indent=2))
     return 0
 
 
-def _add_eval(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "eval",
-        formatter_class=RAW,
-        help="score a model on an annotated data set (MAE, RMSE, NAE, GAME)",
-        description="Count every image of a ShanghaiTech-layout (images/ + ground-truth/) or NWPU-layout folder with\n"
-        "the stream's tiling and report MAE, RMSE (the field's 'MSE'), NAE, GAME(0-3), bias and errors by\n"
-        "crowd size (0-50, 51-200, 201-500, 501+).",
-        epilog="examples:\n  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --limit 20 --json\n"
-        "  crowdstream eval ../shared/data/shanghaitech/part_A/train_data --holdout   # the validation images",
-    )
-    p.add_argument("dataset", type=Path, help="data set folder")
-    p.add_argument(
-        "--model", default="default", help="ONNX/engine file or shipped name (default: the shipped model)"
-    )
-    p.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
-    p.add_argument("--tiles", default="auto", help="auto or RxC, e.g. 2x2 (default auto)")
-    p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument(
-        "--holdout",
-        action="store_true",
-        help=f"only the held-out validation images (every {HOLDOUT_EVERY}th)",
-    )
-    p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=_eval)
-
-
-def _eval(args: argparse.Namespace) -> int:
-    _require("scipy", "tqdm")
-    from engines.engine import load_engine
-    from engines.preprocess import parse_tiles
-    from training.evaluate import evaluate
-
-    try:
-        parse_tiles(args.tiles)
-    except ValueError as exc:
-        raise CrowdstreamError(f"--tiles: {exc}") from exc
-    if not args.dataset.is_dir():
-        raise CrowdstreamError(f"{args.dataset}: no such data set folder")
-    engine = load_engine(args.model, args.backend, threads=args.threads)
-    result = evaluate(
-        engine,
-        root=args.dataset,
-        tiles=args.tiles,
-        limit=args.limit,
-        every=HOLDOUT_EVERY if args.holdout else None,
-        progress=sys.stderr.isatty() or not args.json,
-    )
-    summary = {
-        "dataset": str(args.dataset),
-        "model": str(engine.model_path),
-        "backend": engine.backend,
-        "tiles": args.tiles,
-        **result.summary(),
-    }
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        _print_summary(summary)
-    return 0
-
-
-def _print_summary(summary: dict) -> None:
-    print(
-        f"{summary['images']} images of {summary['dataset']} ({summary['backend']}, tiles {summary['tiles']})"
-    )
-    print(
-        f"  MAE {summary['mae']:.2f}   RMSE {summary['rmse']:.2f}   NAE {summary['nae']:.3f}   bias {summary['bias']:+.2f}"
-    )
-    print("  GAME " + "  ".join(f"L{k}={v:.2f}" for k, v in summary["game"].items()))
-    for bucket, values in summary["buckets"].items():
-        print(
-            f"  {bucket:>8} people: {values['images']:4d} images  MAE {values['mae']:.2f}  bias {values['bias']:+.2f}"
-        )
-    print(f"  {summary['seconds_per_image'] * 1000:.1f} ms per image")
+def _data_roots(items: list[str] | None) -> dict[str, str] | None:
+    """`--data A=path --data B=path` → {"A": "path", "B": "path"}; None when not given."""
+    if not items:
+        return None
+    roots = {}
+    for item in items:
+        part, sep, folder = item.partition("=")
+        if not sep or not part or not folder:
+            raise CrowdstreamError(f"--data: expected PART=FOLDER such as A=data/part_A, got {item!r}")
+        roots[part] = folder
+    return roots
 
 
 def _add_density(commands: argparse._SubParsersAction) -> None:
@@ -220,7 +169,6 @@ def _add_density(commands: argparse._SubParsersAction) -> None:
 
 
 def _density(args: argparse.Namespace) -> int:
-    _require("scipy")
     import cv2
 
     from engines.preprocess import resize_density
@@ -263,7 +211,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    _require("torch")
+    _require_torch()
     from training.export import export_checkpoint
 
     if not args.checkpoint.is_file():
@@ -274,7 +222,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _bench_models(args: argparse.Namespace) -> int:
-    _require("torch")
+    _require_torch()
     from training.model_bench import bench_models, format_table
 
     rows = bench_models(repeats=args.repeats)
@@ -283,7 +231,6 @@ def _bench_models(args: argparse.Namespace) -> int:
 
 
 def _bench_density(args: argparse.Namespace) -> int:
-    _require("scipy")
     import statistics
     import time
 
