@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from engines.frames import HOLDOUT_EVERY
+
 RAW = argparse.RawDescriptionHelpFormatter
 
 
@@ -150,7 +152,7 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
         "quantize",
         help="INT8 copy of an ONNX model, calibrated on training tiles",
         description="Static INT8 quantisation with ONNX Runtime (QLinearConv, per-channel weights), calibrated on tiles "
-        "of ShanghaiTech training images (the held-out every-10th images are never used).",
+        f"of ShanghaiTech training images (the held-out every-{HOLDOUT_EVERY}th images are never used).",
         formatter_class=RAW,
         epilog="example:\n  crowdstream engine quantize crowd-lite0 --images 64 "
         "-o engines/models/crowd-lite0-int8.onnx",

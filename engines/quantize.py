@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.engine import EngineError
+from engines.errors import EngineError
 from engines.frames import DEFAULT_DATA_ROOT, read_frame, shanghaitech_images, spread
 from engines.preprocess import prepare_frame
 from engines.spec import SPEC

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engines.errors import EngineError
+
 INPUT_SIZE = 224
 """Side of the square RGB tile the network sees (fixed by the product design)."""
 
@@ -43,3 +45,11 @@ class ModelSpec:
 
 
 SPEC = ModelSpec()
+
+
+def check_batch(batch: np.ndarray, input_size: int) -> np.ndarray:
+    """Validate an input batch early, with a message a user can act on."""
+    batch = np.asarray(batch)
+    if batch.ndim != 4 or batch.shape[1:] != (3, input_size, input_size) or batch.shape[0] == 0:
+        raise EngineError(f"input batch must be (N>=1, 3, {input_size}, {input_size}), got {batch.shape}")
+    return np.ascontiguousarray(batch, dtype=np.float32)

@@ -29,7 +29,7 @@ from pydantic import (
 from engines.errors import CrowdstreamError
 from engines.preprocess import parse_tiles
 from stream.web.config import HttpConfig
-from stream.zones import check_polygon
+from stream.zones import Zone, check_polygon, fits_frame
 
 ENV_PREFIX = "CROWDSTREAM_"
 DEMO_URL = "demo"
@@ -109,7 +109,7 @@ class CameraConfig(Strict):
         if self.frame_size is not None:
             width, height = self.frame_size
             for zone in self.zones:
-                if any(x > width or y > height for x, y in zone.polygon):
+                if not fits_frame(zone.polygon, width, height):
                     raise ValueError(f"zone {zone.name!r} lies outside the {width}x{height} frame")
         return self
 
@@ -186,6 +186,10 @@ class ServiceConfig(Strict):
         if zone.threshold is not None:
             return zone.threshold
         return self.thresholds.density if zone.area_m2 is not None else self.thresholds.people
+
+    def zones_of(self, camera: CameraConfig) -> list[Zone]:
+        """A camera's zones, ready to count, with the default thresholds filled in."""
+        return [Zone(z.name, z.polygon, z.area_m2, self.zone_threshold(z)) for z in camera.zones]
 
 
 def _key_path(location: tuple[int | str, ...]) -> str:

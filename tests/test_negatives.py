@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from engines.frames import shanghaitech_part
 from tests.data_paths import DATA_ROOT, needs_data
 from training.annotations import load_shanghaitech
 from training.people_free import (
@@ -63,7 +64,7 @@ def test_summary_scales_counts_to_512_squared_and_checks_the_target():
 
 @needs_data
 def test_holdout_crops_hold_no_annotated_head():
-    crops = list(holdout_crops(DATA_ROOT.parent, every=100))  # IMG_100, IMG_200, ... of each part
+    crops = list(holdout_crops(DATA_ROOT, every=100))  # IMG_100, IMG_200, ... of each part
     assert crops and {c.source for c in crops} == {"holdout-crop"}
     for crop in crops:
         part, rest = crop.name.split("/")
@@ -71,7 +72,7 @@ def test_holdout_crops_hold_no_annotated_head():
         x0, y0 = (int(v) for v in box.split("+")[0].split(","))
         side = int(box.split("+")[1])
         assert crop.image.shape == (side, side, 3)
-        sample = load_shanghaitech(DATA_ROOT / part / "train_data" / "images" / f"{stem}.jpg")
+        sample = load_shanghaitech(shanghaitech_part(part) / "images" / f"{stem}.jpg")
         x, y = sample.points[:, 0], sample.points[:, 1]
         near = (x >= x0 - 64) & (x < x0 + side + 64) & (y >= y0 - 64) & (y < y0 + side + 64)
         assert not near.any(), crop.name
@@ -80,7 +81,7 @@ def test_holdout_crops_hold_no_annotated_head():
 
 def test_the_check_sets_keep_portraits_apart():
     pytest.importorskip("skimage")
-    free = list(people_free_set(DATA_ROOT.parent / "missing"))  # no data: packages and textures only
+    free = list(people_free_set(DATA_ROOT / "missing"))  # no data: packages and textures only
     names = [item.name for item in free]
     assert {"skimage:grass", "skimage:gravel", "skimage:brick", "synthetic:gravel-1"} <= set(names)
     assert {item.people for item in free} == {0} and len(names) == len(set(names))

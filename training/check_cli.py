@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from engines.errors import CrowdstreamError
-from engines.frames import DEFAULT_DATA_ROOT
+from engines.frames import DEFAULT_DATA_ROOT, shanghaitech_part
 from training.eval_cli import RAW, add_engine_options, check_every, open_engine, show_progress
 
 
@@ -70,7 +70,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--images",
         type=Path,
-        default=DEFAULT_DATA_ROOT / "shanghaitech" / "part_B" / "train_data" / "images",
+        default=shanghaitech_part("B") / "images",
         help="the source images, beside ../ground-truth (default: ShanghaiTech part B train_data/images)",
     )
     demo.add_argument(

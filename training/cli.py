@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from engines.errors import CrowdstreamError
+from engines.frames import HOLDOUT_EVERY
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -73,7 +74,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         formatter_class=RAW,
         help="train the density model (and fit the count head, export ONNX)",
         description="Train CrowdLite0 on ShanghaiTech parts A and B together (balanced), validate every epoch on\n"
-        "a fixed hold-out (every 10th image) with the stream's own tiling, keep the best checkpoint, fit the\n"
+        f"a fixed hold-out (every {HOLDOUT_EVERY}th image) with the stream's own tiling, keep the best checkpoint, fit the\n"
         "count head, and export <out>/crowd-lite0.onnx. Safe to interrupt: rerun with --resume.",
         epilog="examples:\n  crowdstream train -c training/configs/crowd-lite0.yaml\n"
         "  crowdstream train --epochs 1 --limit 8 --out runs/smoke\n"

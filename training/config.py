@@ -9,9 +9,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engines.errors import CrowdstreamError
+from engines.frames import HOLDOUT_EVERY, shanghaitech_part
 from engines.preprocess import parse_tiles
-
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "shanghaitech"
 
 
 class ConfigError(CrowdstreamError):
@@ -24,13 +23,12 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data_roots: dict[str, Path] = Field(
-        default_factory=lambda: {
-            "A": DEFAULT_DATA_ROOT / "part_A" / "train_data",
-            "B": DEFAULT_DATA_ROOT / "part_B" / "train_data",
-        },
+        default_factory=lambda: {part: shanghaitech_part(part) for part in ("A", "B")},
         description="part name → ShanghaiTech- or NWPU-layout folder; every part is sampled equally",
     )
-    validation_every: int = Field(10, ge=2, description="every n-th image of each part is held out")
+    validation_every: int = Field(
+        HOLDOUT_EVERY, ge=2, description="every n-th image of each part is held out"
+    )
     tiles: str = "auto"
     density_method: str = "adaptive"
     epochs: int = Field(30, ge=1, description="planned epochs (an upper bound when a time budget is set)")

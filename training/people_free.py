@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from engines.counting import count_frames
 from engines.engine import Engine
+from engines.frames import HOLDOUT_EVERY, PARTS, shanghaitech_part
 from training.annotations import load_any, split_items
 from training.textures import synthetic_textures
 from training.zoom import Window
@@ -51,8 +52,7 @@ MATPLOTLIB_PORTRAITS = ("grace_hopper.jpg",)
 CROP_SIDES = (512, 384, 256)
 CROP_MARGIN = 64
 """Frame pixels kept clear around every annotated head, so no cut-off head or face sits at the edge."""
-CROP_EVERY = 10
-PARTS = ("part_A", "part_B")
+CROP_EVERY = HOLDOUT_EVERY
 
 
 @dataclass
@@ -135,7 +135,7 @@ def holdout_crops(data_root: Path, every: int = CROP_EVERY, seed: int = 0) -> It
     """From each hold-out image, one head-free square of the largest side in CROP_SIDES that fits,
     picked with a seed fixed per image name."""
     for part in PARTS:
-        root = Path(data_root) / "shanghaitech" / part / "train_data"
+        root = shanghaitech_part(part, data_root)
         if not root.is_dir():
             log.warning("%s: not found, its head-free crops are left out", root)
             continue
