@@ -21,7 +21,7 @@ from engines.errors import EngineError
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 """`<repo>/../shared/data`, where the project machines mount the data sets (ShanghaiTech in
 `shanghaitech/part_A|part_B/train_data`)."""
-HOLDOUT_EVERY = 10
+HOLDOUT_EVERY = 5
 """Every HOLDOUT_EVERY-th image of a part, in natural order, is held out for validation."""
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 """Files read as still images everywhere (data sets, image-folder cameras, `crowdstream count`)."""

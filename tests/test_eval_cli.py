@@ -44,10 +44,10 @@ def test_eval_every_5th_with_zoom_reports_buckets_nae_interval_and_zoom_rows():
 
 
 @needs_data
-def test_eval_holdout_defaults_to_every_10th_and_prints_the_table():
+def test_eval_holdout_defaults_to_every_5th_and_prints_the_table():
     result = run_cli("eval", str(PART_B), "--holdout", "--limit", "1", "--zoom", "1.5")
     assert result.returncode == 0, result.stderr
-    for text in ("hold-out every 10th", "95 % CI", "NAE on images with at most 50 people", "bias %", "1.5x"):
+    for text in ("hold-out every 5th", "95 % CI", "NAE on images with at most 50 people", "bias %", "1.5x"):
         assert text in result.stdout, text
 
 
