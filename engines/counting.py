@@ -15,7 +15,6 @@ import numpy as np
 from engines.adaptive import Window, refinement_windows
 from engines.engine import Engine
 from engines.preprocess import (
-    DEFAULT_TILES,
     TileGrid,
     as_bgr,
     normalise,
@@ -25,6 +24,7 @@ from engines.preprocess import (
     resize_tile,
     stitch,
 )
+from engines.spec import DEFAULT_TILES
 
 DENSITY_SCALE = 0.25
 """Density maps are kept at a quarter of the frame size: enough for zones and heatmaps, 16× less work."""

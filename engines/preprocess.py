@@ -15,8 +15,6 @@ import numpy as np
 from engines.spec import INPUT_SIZE, PIXEL_MEAN, PIXEL_STD, TILE_TARGET_SIDE
 
 _GRID_PATTERN = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
-DEFAULT_TILES = "adaptive"
-"""The product's tiling: the `auto` grid plus a closer look at the densest regions (engines.adaptive)."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,10 @@ COUNT_NAME = "count"
 PIXEL_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
 PIXEL_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
 
+DEFAULT_TILES = "adaptive"
+"""The product's tiling: the `auto` grid plus a closer look at the densest regions (engines.adaptive);
+`auto` or a grid such as `2x3` keep one pass."""
+
 TILE_TARGET_SIDE = 448
 """`auto` tiling picks the grid whose tiles are closest to this many frame pixels on a side."""
 

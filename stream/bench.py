@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from engines.spec import DEFAULT_TILES
 from stream.config import ServiceConfig, build_config
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
@@ -35,7 +36,7 @@ RSS_SAMPLE_S = 10.0
 class BenchOptions:
     cameras: int = 8
     max_fps: float = 2.0
-    tiles: str = "auto"
+    tiles: str = DEFAULT_TILES
     model: str = "default"
     backend: str = "auto"
     sources: tuple[str, ...] = ()  # URLs replacing the first file cameras (e.g. RTSP)

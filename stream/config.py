@@ -28,6 +28,7 @@ from pydantic import (
 
 from engines.errors import CrowdstreamError
 from engines.preprocess import parse_tiles
+from engines.spec import DEFAULT_TILES
 from stream.web.config import HttpConfig
 from stream.zones import Zone, check_polygon, fits_frame
 
@@ -68,7 +69,7 @@ class CameraConfig(Strict):
         description="rtsp://…, http(s)://… MJPEG, a video file, an image folder, /dev/videoN, an index, or 'demo'"
     )
     zones: list[ZoneConfig] = Field(default_factory=list)
-    tiles: str = Field("auto", description="'auto' or a grid such as '2x3'")
+    tiles: str = Field(DEFAULT_TILES, description="'adaptive', 'auto' or a grid such as '2x3'")
     max_fps: float | None = Field(2.0, gt=0, le=120, description="most frames counted per second (null: all)")
     loop: bool = Field(True, description="restart video files when they end")
     frame_size: tuple[int, int] | None = Field(

@@ -13,6 +13,7 @@ import pytest
 
 from engines.counting import DENSITY_SCALE, count_frames
 from engines.engine import load_engine
+from engines.spec import DEFAULT_TILES
 from stream.count import MAX_PIXELS
 from stream.sources import DEMO_CLIP
 from tests.data_paths import PART_B, needs_data
@@ -30,8 +31,12 @@ def test_image_count_matches_the_engine_and_writes_the_overlay(tmp_path) -> None
     output = tmp_path / "overlay.png"
     result = crowdstream("count", str(image), "-o", str(output), "--json")
     assert result.returncode == 0, result.stderr
-    expected = count_frames(load_engine(), [cv2.imread(str(image))], "auto", DENSITY_SCALE)[0].count
+    frame = cv2.imread(str(image))
+    expected = count_frames(load_engine(), [frame], DEFAULT_TILES, DENSITY_SCALE)[0].count  # the default
     assert json.loads(result.stdout)["count"] == pytest.approx(expected, abs=0.01)
+    one_pass = crowdstream("count", str(image), "--tiles", "auto", "--json")
+    expected = count_frames(load_engine(), [frame], "auto", DENSITY_SCALE)[0].count
+    assert json.loads(one_pass.stdout)["count"] == pytest.approx(expected, abs=0.01)
     overlay, original = cv2.imread(str(output)), cv2.imread(str(image))
     assert overlay.shape == original.shape and not np.array_equal(overlay, original)
 

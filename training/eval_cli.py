@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engines.errors import CrowdstreamError
 from engines.frames import HOLDOUT_EVERY
+from engines.spec import DEFAULT_TILES
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -22,7 +23,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         "--model", default="default", help="ONNX/engine file or shipped name (default: the shipped model)"
     )
     parser.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
-    parser.add_argument("--tiles", default="auto", help="auto or RxC, e.g. 2x2 (default auto)")
+    parser.add_argument(
+        "--tiles", default=DEFAULT_TILES, help=f"adaptive, auto or RxC, e.g. 2x2 (default {DEFAULT_TILES})"
+    )
     parser.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
