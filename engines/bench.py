@@ -1,5 +1,6 @@
 """Engine speed on real frames: inputs per second and latency percentiles per backend and batch size,
-plus the time to count one 1024×768 frame with all its tiles (tiling, inference, stitching).
+plus frames per second when whole 1024×768 frames are counted in batches of frames, end to end
+(tiling, upload, inference, stitching, the maps back in host memory).
 
 Every measurement starts with warm-up calls (first calls allocate memory, pick kernels, capture CUDA
 graphs) that are not timed. Batches are drawn from tiles of real images cut by engines.preprocess.
@@ -19,7 +20,7 @@ import numpy as np
 from engines.counting import count_frames
 from engines.engine import Engine, load_engine
 from engines.frames import DEFAULT_DATA_ROOT, frame_paths, read_frame, shanghaitech_images, spread
-from engines.preprocess import prepare_frame
+from engines.preprocess import plan_tiles, prepare_frame
 
 FRAME_SIZE = (1024, 768)
 """(width, height) of the whole-frame measurement: a typical camera frame size."""
@@ -28,7 +29,8 @@ FRAME_SIZE = (1024, 768)
 @dataclass(frozen=True)
 class BenchRow:
     """One measurement. `mode` is `batch` (engine.infer on `batch` tiles) or `frame` (count_frames on
-    one FRAME_SIZE frame, `batch` being its tile count); latencies are per call in milliseconds."""
+    `batch` FRAME_SIZE frames at once, with `frames_per_second`); latencies are per call in milliseconds
+    and `inputs_per_second` counts model inputs (tiles) in both modes."""
 
     backend: str
     model: str
@@ -38,6 +40,7 @@ class BenchRow:
     latency_ms_p50: float
     latency_ms_p99: float
     calls: int
+    frames_per_second: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -63,17 +66,21 @@ def time_calls(call: Callable[[], object], calls: int, warmup: int) -> np.ndarra
     return seconds
 
 
-def summarise(engine: Engine, model: str, mode: str, batch: int, seconds: np.ndarray) -> BenchRow:
+def summarise(
+    engine: Engine, model: str, mode: str, batch: int, seconds: np.ndarray, tiles_per_item: int = 0
+) -> BenchRow:
+    """A row from per-call seconds; `tiles_per_item` > 0 marks a batch of whole frames of that many tiles."""
     p50, p99 = np.percentile(seconds, [50, 99])
     return BenchRow(
         engine.backend,
         model,
         mode,
         batch,
-        round(batch / p50, 1),
+        round(batch * max(1, tiles_per_item) / p50, 1),
         round(p50 * 1e3, 2),
         round(p99 * 1e3, 2),
         len(seconds),
+        round(batch / p50, 1) if tiles_per_item else None,
     )
 
 
@@ -104,13 +111,27 @@ def bench_batches(
     return rows
 
 
-def bench_frame(engine: Engine, model: str, frame: np.ndarray, calls: int = 30, warmup: int = 3) -> BenchRow:
-    """count_frames on one frame resized to FRAME_SIZE: what a camera tick costs end to end."""
-    frame = cv2.resize(frame, FRAME_SIZE, interpolation=cv2.INTER_AREA)
-    tiles = prepare_frame(frame)[1].count
-    return summarise(
-        engine, model, "frame", tiles, time_calls(lambda: count_frames(engine, [frame]), calls, warmup)
-    )
+def bench_frames(
+    engine: Engine,
+    model: str,
+    frames: list[np.ndarray],
+    frame_batches: list[int],
+    max_batch: int = 32,
+    timed_frames: int = 64,
+    min_calls: int = 10,
+    warmup: int = 3,
+) -> list[BenchRow]:
+    """count_frames on `n` different real frames resized to FRAME_SIZE per call, for each n: what a
+    worker's cycle over n cameras costs end to end, from frames in host memory to counts and maps."""
+    sized = [cv2.resize(f, FRAME_SIZE, interpolation=cv2.INTER_AREA) for f in frames]
+    tiles = plan_tiles(FRAME_SIZE[1], FRAME_SIZE[0]).count
+    rows = []
+    for n in frame_batches:
+        batch = [sized[i % len(sized)] for i in range(n)]
+        calls = max(min_calls, math.ceil(timed_frames / n))
+        seconds = time_calls(lambda b=batch: count_frames(engine, b, max_batch=max_batch), calls, warmup)
+        rows.append(summarise(engine, model, "frame", n, seconds, tiles_per_item=tiles))
+    return rows
 
 
 def run_bench(
@@ -122,33 +143,40 @@ def run_bench(
     inputs: int = 256,
     warmup: int = 3,
     progress: Callable[[str], None] = lambda _message: None,
+    frame_batches: tuple[int, ...] = (1, 8),
+    max_batch: int = 32,
+    device: str = "auto",
 ) -> list[BenchRow]:
-    """Every model × backend: the batch sweep, then the whole-frame measurement."""
+    """Every model × backend: the batch sweep, then whole frames in batches of `frame_batches` frames."""
     tiles = np.concatenate([prepare_frame(f)[0] for f in frames])
     rows = []
     for model in models:
         for backend in backends:
-            engine = load_engine(model, backend, threads=threads)
+            engine = load_engine(model, backend, threads=threads, device=device)
             progress(
                 f"{engine.backend} {model}: batches {' '.join(map(str, batches))} on {len(tiles)} real tiles"
             )
             rows += bench_batches(engine, str(model), tiles, batches, inputs, warmup=warmup)
             progress(
-                f"{engine.backend} {model}: one {FRAME_SIZE[0]}x{FRAME_SIZE[1]} frame with all its tiles"
+                f"{engine.backend} {model}: {FRAME_SIZE[0]}x{FRAME_SIZE[1]} frames, "
+                f"{' '.join(map(str, frame_batches))} per call, end to end"
             )
-            rows.append(bench_frame(engine, str(model), frames[0], warmup=warmup))
+            rows += bench_frames(engine, str(model), frames, list(frame_batches), max_batch, warmup=warmup)
     return rows
 
 
 def format_table(rows: list[BenchRow]) -> str:
+    """Batch rows count tiles per call in `batch`, frame rows whole frames (with frames/s)."""
     header = (
-        f"{'backend':<12} {'model':<22} {'mode':<6} {'batch':>5} {'inputs/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+        f"{'backend':<12} {'model':<22} {'mode':<6} {'batch':>5} {'inputs/s':>9} {'frames/s':>9} "
+        f"{'p50 ms':>8} {'p99 ms':>8}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         model = r.model if len(r.model) <= 22 else "…" + r.model[-21:]
+        frames = "" if r.frames_per_second is None else f"{r.frames_per_second:.1f}"
         lines.append(
-            f"{r.backend:<12} {model:<22} {r.mode:<6} {r.batch:>5} {r.inputs_per_second:>9.1f} "
+            f"{r.backend:<12} {model:<22} {r.mode:<6} {r.batch:>5} {r.inputs_per_second:>9.1f} {frames:>9} "
             f"{r.latency_ms_p50:>8.2f} {r.latency_ms_p99:>8.2f}"
         )
     return "\n".join(lines)

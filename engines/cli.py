@@ -84,7 +84,17 @@ def bench_engine(args: argparse.Namespace) -> int:
 
     frames = load_frames(args.frames, args.data_root or DEFAULT_DATA_ROOT, args.frame_count)
     rows = run_bench(
-        args.model, args.backend, args.batch, frames, args.threads, args.inputs, args.warmup, progress
+        args.model,
+        args.backend,
+        args.batch,
+        frames,
+        args.threads,
+        args.inputs,
+        args.warmup,
+        progress,
+        tuple(args.frame_batch),
+        args.max_batch,
+        args.device,
     )
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
@@ -180,12 +190,15 @@ def add_bench_command(bench: argparse._SubParsersAction) -> None:
         "engine",
         help="inputs/s and latency p50/p99 per backend and batch size, on real frames",
         description="Time engine.infer on batches of real tiles (after warm-up) for each model, backend and batch "
-        "size, then one 1024x768 frame with all its tiles through count_frames (mode 'frame'). "
-        "Progress goes to stderr; --json prints a list of objects with backend, model, mode, batch, "
-        "inputs_per_second, latency_ms_p50, latency_ms_p99 and calls.",
+        "size (mode 'batch'), then whole 1024x768 frames through count_frames, --frame-batch frames per call, "
+        "end to end (mode 'frame': tiling, inference, stitching; frames/s). Progress goes to stderr; --json "
+        "prints a list of objects with backend, model, mode, batch, inputs_per_second, frames_per_second, "
+        "latency_ms_p50, latency_ms_p99 and calls.",
         formatter_class=RAW,
         epilog="examples:\n  crowdstream bench engine --batch 1 8 32 --json\n"
-        "  crowdstream bench engine --model crowd-lite0 crowd-lite0-int8 --threads 2",
+        "  crowdstream bench engine --model crowd-lite0 crowd-lite0-int8 --threads 2\n"
+        "  crowdstream bench engine --backend torch --device cuda --batch 32 256 --frame-batch 1 64 256 "
+        "--max-batch 256",
     )
     parser.add_argument(
         "--model", nargs="+", default=["default"], help="ONNX/engine/TorchScript files or shipped names"
@@ -204,6 +217,20 @@ def add_bench_command(bench: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--inputs", type=positive_int, default=256, help="tiles timed per batch size (>= 20 calls)"
     )
+    parser.add_argument(
+        "--frame-batch",
+        nargs="+",
+        type=positive_int,
+        default=[1, 8],
+        help="frames per count_frames call in frame mode (default 1 8)",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=positive_int,
+        default=32,
+        help="most tiles per engine call in frame mode (default 32)",
+    )
+    parser.add_argument("--device", default="auto", help="torch backend: auto, cpu, cuda or cuda:N")
     parser.add_argument(
         "--warmup", type=non_negative_int, default=3, help="untimed calls before each measurement"
     )

@@ -1,6 +1,9 @@
 """Frames in, density maps and counts out: tiling, one batched inference across all frames, stitching.
 
 The stream calls `count_frames` with the newest frame of every due camera so their tiles share a batch.
+An engine whose device does the pixel work itself (the PyTorch backend on CUDA) offers a
+`frame_counter` (engines.device_counting.DeviceCounter); `count_frames` hands the frames to it, so every
+caller (the stream worker, `count`, `eval`, the benchmarks) gets the GPU path without knowing of it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ def count_frames(
     """Count people in several frames with as few engine calls as possible."""
     if not frames:
         return []
+    device = getattr(engine, "frame_counter", None)
+    if device is not None:
+        return device.count(frames, tiles, scale, max_batch)
     prepared = [prepare_frame(frame, tiles) for frame in frames]
     batch = np.concatenate([inputs for inputs, _ in prepared])
     densities, counts = [], []

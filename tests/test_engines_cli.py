@@ -28,6 +28,7 @@ ROW_FIELDS = {
     "latency_ms_p50",
     "latency_ms_p99",
     "calls",
+    "frames_per_second",
 }
 
 
@@ -80,19 +81,27 @@ def test_bench_engine_json_without_torch() -> None:
         "1",
         "--threads",
         "2",
+        "--frame-batch",
+        "1",
+        "3",
         "--json",
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)  # progress must not leak into stdout
     assert "[engine]" in result.stderr
-    assert [(r["mode"], r["batch"]) for r in rows] == [("batch", 1), ("batch", 3), ("frame", 4)]
+    assert [(r["mode"], r["batch"]) for r in rows] == [("batch", 1), ("batch", 3), ("frame", 1), ("frame", 3)]
     for row in rows:
         assert set(row) == ROW_FIELDS
-        assert row["backend"] == "onnxruntime" and row["calls"] >= 20
+        assert row["backend"] == "onnxruntime" and row["calls"] >= (20 if row["mode"] == "batch" else 10)
         assert row["inputs_per_second"] > 0 and 0 < row["latency_ms_p50"] <= row["latency_ms_p99"]
-        assert row["inputs_per_second"] == pytest.approx(
-            row["batch"] * 1000 / row["latency_ms_p50"], rel=0.02
-        )
+        per_call = row["batch"] * (4 if row["mode"] == "frame" else 1)  # a 1024x768 frame is 2x2 tiles
+        assert row["inputs_per_second"] == pytest.approx(per_call * 1000 / row["latency_ms_p50"], rel=0.02)
+        if row["mode"] == "frame":
+            assert row["frames_per_second"] == pytest.approx(
+                row["batch"] * 1000 / row["latency_ms_p50"], rel=0.02
+            )
+        else:
+            assert row["frames_per_second"] is None
 
 
 @needs_data
@@ -104,7 +113,7 @@ def test_bench_engine_table_on_a_given_frame() -> None:
     assert result.returncode == 0, result.stderr
     header, _, *rows = result.stdout.splitlines()
     assert header.split()[:4] == ["backend", "model", "mode", "batch"]
-    assert [row.split()[2:4] for row in rows] == [["batch", "2"], ["frame", "4"]]
+    assert [row.split()[2:4] for row in rows] == [["batch", "2"], ["frame", "1"], ["frame", "8"]]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,230 @@
+"""`count_frames` on the model's device: frames go up once as uint8, only counts and small maps come back.
+
+The CPU path (engines.preprocess + engines.counting) cuts tiles with OpenCV, which on a GPU machine
+leaves the GPU waiting for the CPU. Here the same steps run in torch on the engine's device:
+
+1. frames of one size are stacked into pinned memory and copied up in one transfer;
+2. every tile of every frame is cut and resized by two matrix products per frame (the weight
+   matrices of engines.resize_weights reproduce cv2.resize's area averaging and bilinear
+   coefficients), rounded to whole grey levels as OpenCV's uint8 output is, then flipped to RGB and
+   standardised;
+3. the tiles of all frames run through the model in batches of `max_batch`;
+4. tile density maps are stitched into a frame map by two more products, each tile's part clamped and
+   rescaled to the tile's own integral exactly as engines.preprocess.stitch does.
+
+The same code runs with device=cpu, which is how CI checks it against the OpenCV path
+(tests/test_device_counting.py). Matrices are cached per frame size, tile grid and map scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from engines.counting import FrameCount
+from engines.preprocess import TileGrid, as_bgr, plan_tiles
+from engines.resize_weights import grid_weights, paste_weights, resize_kind
+from engines.spec import INPUT_SIZE, OUTPUT_SIZE, PIXEL_MEAN, PIXEL_STD
+from engines.torch_engine import import_torch
+
+torch = import_torch()
+
+FLOAT_CHUNK_BYTES = 1 << 29
+"""Frames are resized in chunks whose float32 copy stays under this many bytes (512 MiB)."""
+MAX_PLANS = 64
+"""Frame sizes × tile settings whose matrices stay cached (a worker meets a handful)."""
+
+
+@dataclass(frozen=True)
+class Resize:
+    """One mosaic product `rows @ X @ cols_t` and which tiles take their result (None: all of them)."""
+
+    rows: torch.Tensor
+    cols_t: torch.Tensor
+    tiles: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Everything about one frame size, tile grid and map scale that does not depend on the pixels."""
+
+    grid: TileGrid
+    map_size: tuple[int, int]
+    cut: list[Resize]
+    paste: list[Resize]
+    block_rows: torch.Tensor  # (rows, map height): 1 where a map row belongs to a tile row
+    block_cols: torch.Tensor  # (map width, cols)
+    block_area: torch.Tensor  # (rows, cols): map pixels of each tile
+
+
+def _edges(total: int, parts: int) -> np.ndarray:
+    return np.linspace(0, total, parts + 1).round().astype(int)
+
+
+def _resizes(kinds: np.ndarray, row_edges, col_edges, size: int, build, device) -> list[Resize]:
+    """One Resize per distinct kind among the tiles; usually every tile of a grid has the same kind."""
+    resizes = []
+    distinct = sorted(set(kinds.ravel().tolist()))
+    for kind in distinct:
+        rows = build(row_edges, size, [kind] * (len(row_edges) - 1))
+        cols = build(col_edges, size, [kind] * (len(col_edges) - 1))
+        tiles = None if len(distinct) == 1 else torch.from_numpy(np.flatnonzero(kinds == kind)).to(device)
+        resizes.append(Resize(_tensor(rows, device), _tensor(cols.T, device), tiles))
+    return resizes
+
+
+def _tensor(array: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
+
+
+def make_plan(height: int, width: int, tiles, scale: float, device) -> FramePlan:
+    grid = plan_tiles(height, width, tiles)
+    ys, xs = grid.row_edges, grid.col_edges
+    heights, widths = np.diff(ys)[:, None], np.diff(xs)[None, :]
+    size = INPUT_SIZE
+    cut_kinds = np.vectorize(lambda h, w: resize_kind(h, w, size, size, h * w > size * size))(heights, widths)
+    map_h, map_w = max(1, round(height * scale)), max(1, round(width * scale))
+    map_ys, map_xs = _edges(map_h, grid.rows), _edges(map_w, grid.cols)
+    tile_h, tile_w = np.diff(map_ys)[:, None], np.diff(map_xs)[None, :]
+    side = OUTPUT_SIZE
+    paste_kinds = np.vectorize(lambda h, w: resize_kind(side, side, h, w, h * w < side * side))(
+        tile_h, tile_w
+    )
+    block_rows = (np.arange(map_h)[None, :] >= map_ys[:-1, None]) & (
+        np.arange(map_h)[None, :] < map_ys[1:, None]
+    )
+    block_cols = (np.arange(map_w)[:, None] >= map_xs[None, :-1]) & (
+        np.arange(map_w)[:, None] < map_xs[None, 1:]
+    )
+    return FramePlan(
+        grid,
+        (map_h, map_w),
+        _resizes(cut_kinds, ys, xs, size, grid_weights, device),
+        _resizes(paste_kinds, map_ys, map_xs, side, paste_weights, device),
+        _tensor(block_rows, device),
+        _tensor(block_cols, device),
+        _tensor(tile_h * tile_w, device),
+    )
+
+
+class DeviceCounter:
+    """Counts frames with `run` (a (N, 3, 224, 224) float32 device batch → density (N, 1, 56, 56) and
+    count (N,) float32 on the device) doing all the pixel work on `device`."""
+
+    def __init__(self, run: Callable, device) -> None:
+        self.run = run
+        self.device = torch.device(device)
+        self.mean = _tensor(PIXEL_MEAN.reshape(1, 3, 1, 1), self.device)
+        self.std = _tensor(PIXEL_STD.reshape(1, 3, 1, 1), self.device)
+        self.plans: dict[tuple, FramePlan] = {}
+        self.staging: torch.Tensor | None = None
+
+    def plan(self, height: int, width: int, tiles, scale: float) -> FramePlan:
+        key = (height, width, tiles if isinstance(tiles, str) else tuple(tiles), scale)
+        if key not in self.plans:
+            if len(self.plans) >= MAX_PLANS:
+                self.plans.pop(next(iter(self.plans)))
+            self.plans[key] = make_plan(height, width, tiles, scale, self.device)
+        return self.plans[key]
+
+    def count(
+        self, frames: list[np.ndarray], tiles="auto", scale: float = 0.25, max_batch: int = 32
+    ) -> list[FrameCount]:
+        """The results of engines.counting.count_frames, in the order of `frames`."""
+        if not frames:
+            return []
+        frames = [as_bgr(f) for f in frames]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, frame in enumerate(frames):
+            groups.setdefault(frame.shape[:2], []).append(index)
+        uploaded = self.upload([[frames[i] for i in members] for members in groups.values()])
+        plans = [self.plan(*shape, tiles, scale) for shape in groups]
+        inputs = [self.cut(pixels, plan) for pixels, plan in zip(uploaded, plans, strict=True)]
+        density, count = self.infer(torch.cat(inputs), max_batch)
+        results: list[FrameCount | None] = [None] * len(frames)
+        offset = 0
+        for members, plan in zip(groups.values(), plans, strict=True):
+            tiles_here = len(members) * plan.grid.count
+            maps = self.stitch(density[offset : offset + tiles_here], plan, len(members))
+            counts = count[offset : offset + tiles_here].view(len(members), plan.grid.count).sum(1)
+            offset += tiles_here
+            for index, frame_map, frame_count in zip(
+                members, maps.cpu().numpy(), counts.cpu().numpy(), strict=True
+            ):
+                results[index] = FrameCount(frame_map, float(frame_count), plan.grid, scale)
+        return results
+
+    def upload(self, groups: list[list[np.ndarray]]) -> list[torch.Tensor]:
+        """Each group (frames of one size) as a (B, H, W, 3) uint8 tensor on the device: on CUDA through
+        one pinned buffer and one asynchronous copy, so the copy runs at full PCIe speed."""
+        if self.device.type != "cuda":
+            return [torch.from_numpy(np.stack(group)) for group in groups]
+        sizes = [sum(f.nbytes for f in group) for group in groups]
+        if self.staging is None or self.staging.numel() < sum(sizes):
+            self.staging = torch.empty(sum(sizes), dtype=torch.uint8, pin_memory=True)
+        host = self.staging.numpy()
+        offset, views = 0, []
+        for group, size in zip(groups, sizes, strict=True):
+            view = host[offset : offset + size].reshape(len(group), *group[0].shape)
+            np.stack(group, out=view)
+            views.append((offset, size, view.shape))
+            offset += size
+        flat = self.staging[:offset].to(self.device, non_blocking=True)
+        return [flat[start : start + size].view(shape) for start, size, shape in views]
+
+    def cut(self, pixels: torch.Tensor, plan: FramePlan) -> torch.Tensor:
+        """(B, H, W, 3) uint8 BGR → (B * tiles, 3, 224, 224) float32 RGB, standardised."""
+        batch, height, width, _ = pixels.shape
+        step = max(1, FLOAT_CHUNK_BYTES // (height * width * 3 * 4))
+        return torch.cat([self._cut_chunk(pixels[i : i + step], plan) for i in range(0, batch, step)])
+
+    def _cut_chunk(self, pixels: torch.Tensor, plan: FramePlan) -> torch.Tensor:
+        batch, height, width, _ = pixels.shape
+        rows, cols, size = plan.grid.rows, plan.grid.cols, INPUT_SIZE
+        flat = pixels.reshape(batch, height, width * 3).float()
+        out = torch.empty(batch, rows * cols, 3, size, size, device=self.device)
+        for resize in plan.cut:
+            tall = torch.matmul(resize.rows, flat).view(batch, rows * size, width, 3).permute(0, 3, 1, 2)
+            mosaic = torch.matmul(tall, resize.cols_t)  # (B, 3, rows * S, cols * S)
+            tiles = mosaic.view(batch, 3, rows, size, cols, size).permute(0, 2, 4, 1, 3, 5)
+            tiles = tiles.reshape(batch, rows * cols, 3, size, size)
+            if resize.tiles is None:
+                out.copy_(tiles)
+            else:
+                out[:, resize.tiles] = tiles[:, resize.tiles]
+        levels = torch.floor(out + 0.5).clamp_(0, 255)  # OpenCV's uint8 result, rounded half up
+        return ((levels.flip(2).reshape(-1, 3, size, size) - self.mean) / self.std).contiguous()
+
+    def infer(self, batch: torch.Tensor, max_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = [self.run(batch[i : i + max_batch]) for i in range(0, len(batch), max_batch)]
+        return torch.cat([d[:, 0] for d, _ in parts]), torch.cat([c for _, c in parts])
+
+    def stitch(self, density: torch.Tensor, plan: FramePlan, frames: int) -> torch.Tensor:
+        """(frames * tiles, 56, 56) tile maps → (frames, map height, map width), per tile as
+        engines.preprocess.resize_density: clamped at zero, rescaled to the tile's own integral."""
+        rows, cols, side = plan.grid.rows, plan.grid.cols, OUTPUT_SIZE
+        tiles = density.view(frames, rows, cols, side, side)
+        mosaic = tiles.permute(0, 1, 3, 2, 4).reshape(frames, rows * side, cols * side)
+        frame_map = torch.zeros(frames, *plan.map_size, device=self.device)
+        for resize in plan.paste:
+            pasted = resize.rows @ mosaic @ resize.cols_t
+            frame_map += pasted if resize.tiles is None else pasted * self._mask(plan, resize.tiles)
+        frame_map.clamp_(min=0)
+        totals = tiles.sum((-1, -2))
+        current = plan.block_rows @ frame_map @ plan.block_cols
+        factor = torch.where(current > 0, totals / current.clamp_min(1e-30), torch.zeros_like(totals))
+        spread = (current <= 0) & (totals > 0) & (plan.block_area > 0)
+        even = torch.where(spread, totals / plan.block_area.clamp_min(1), torch.zeros_like(totals))
+        return frame_map * self._expand(plan, factor) + self._expand(plan, even)
+
+    @staticmethod
+    def _expand(plan: FramePlan, per_tile: torch.Tensor) -> torch.Tensor:
+        """(frames, rows, cols) → (frames, map height, map width), each tile's value over its block."""
+        return plan.block_rows.T @ per_tile @ plan.block_cols.T
+
+    def _mask(self, plan: FramePlan, tiles: torch.Tensor) -> torch.Tensor:
+        chosen = torch.zeros(plan.grid.count, device=self.device)
+        chosen[tiles] = 1.0
+        return self._expand(plan, chosen.view(1, plan.grid.rows, plan.grid.cols))
