@@ -47,7 +47,10 @@ def torch_status() -> BackendStatus:
         built = "built without CUDA" if torch.version.cuda is None else "no CUDA GPU visible"
         device = f"CPU only ({built})"
     return BackendStatus(
-        "torch", True, f"{torch.__version__}, {device}; runs ONNX models (shipped ones too) and TorchScript"
+        "torch",
+        True,
+        f"{torch.__version__}, {device}; runs ONNX models (shipped ones too) and TorchScript "
+        "(crowdstream export MODEL --format torchscript)",
     )
 
 
