@@ -250,7 +250,8 @@ def table_rows(check: Check) -> list[tuple[str, str, str]]:
             f"where {data['frames'] if data else '?'} frames of 1024x768 go (ms)",
             (
                 f"upload {data['upload_ms']}, cut {data['cut_ms']}, model {data['model_ms']}, stitch+read "
-                f"{data['stitch_and_read_back_ms']} = {data['total_ms']} ({data['frames_per_second']:.0f} frames/s); "
+                f"{data['stitch_and_read_back_ms']}: sum {data['sum_ms']}, overlapped {data['count_ms']} "
+                f"({data['frames_per_second']:.0f} frames/s); "
                 f"model alone batch {data['model_batch']}: NHWC {data['model_nhwc_ms']}, NCHW {data['model_nchw_ms']}"
             )
             if data

@@ -90,9 +90,22 @@ def parity(args: argparse.Namespace) -> dict:
     return report
 
 
-def breakdown(args: argparse.Namespace) -> dict:
-    """Milliseconds per stage for a batch of 1024x768 frames, and the model alone NHWC vs NCHW."""
+def median_ms(call, repeats: int, sync) -> float:
+    """Median milliseconds of `call` (synchronised) after two untimed calls (allocation, autotuning)."""
     import numpy as np
+
+    times = []
+    for _ in range(repeats + 2):
+        started = time.perf_counter()
+        call()
+        sync()
+        times.append((time.perf_counter() - started) * 1e3)
+    return round(float(np.median(times[2:])), 2)
+
+
+def breakdown(args: argparse.Namespace) -> dict:
+    """Milliseconds per stage for a batch of 1024x768 frames (each stage synchronised on its own), the
+    whole count with the stages overlapping as in production, and the model alone NHWC vs NCHW."""
     import torch
 
     from engines.device_counting import DeviceCounter
@@ -104,36 +117,27 @@ def breakdown(args: argparse.Namespace) -> dict:
     counter = engine.frame_counter or DeviceCounter(engine.run, engine.device)
     sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
     plan = counter.plan(768, 1024, "auto", 0.25)
-    stages = {"upload": [], "cut": [], "model": [], "stitch_and_read_back": []}
-    for repeat in range(args.repeats + 2):
-        marks = [time.perf_counter()]
-        (pixels,) = counter.upload([batch])
-        sync()
-        marks.append(time.perf_counter())
-        inputs = counter.cut(pixels, plan)
-        sync()
-        marks.append(time.perf_counter())
-        density, _ = counter.infer(inputs, args.max_batch)
-        sync()
-        marks.append(time.perf_counter())
-        counter.stitch(density, plan, len(batch)).cpu()
-        marks.append(time.perf_counter())
-        if repeat >= 2:  # the first two allocate, pick kernels and capture graphs
-            for name, start, end in zip(stages, marks, marks[1:], strict=False):
-                stages[name].append((end - start) * 1e3)
-    report = {"frames": len(batch), **{f"{k}_ms": round(float(np.median(v)), 2) for k, v in stages.items()}}
-    report["total_ms"] = round(sum(report[f"{k}_ms"] for k in stages), 2)
-    report["frames_per_second"] = round(len(batch) / report["total_ms"] * 1e3, 1)
+    counter.reserve(sum(f.nbytes for f in batch))
+    pixels, _ = counter.upload(batch)
+    inputs = counter.cut(pixels, plan)
+    density, _ = counter.infer(inputs, args.max_batch)
+    stages = {
+        "upload": lambda: counter.upload(batch),
+        "cut": lambda: counter.cut(pixels, plan),
+        "model": lambda: counter.infer(inputs, args.max_batch),
+        "stitch_and_read_back": lambda: counter.stitch(density, plan, len(batch)).cpu(),
+    }
+    report = {
+        "frames": len(batch),
+        **{f"{k}_ms": median_ms(v, args.repeats, sync) for k, v in stages.items()},
+    }
+    report["sum_ms"] = round(sum(report[f"{k}_ms"] for k in stages), 2)
+    report["count_ms"] = median_ms(lambda: counter.count(batch, max_batch=args.max_batch), args.repeats, sync)
+    report["frames_per_second"] = round(len(batch) / report["count_ms"] * 1e3, 1)
     x = inputs[: args.max_batch]
     for label, channels_last in (("model_nhwc_ms", True), ("model_nchw_ms", False)):
         variant = load_engine("default", "torch", device=args.device, channels_last=channels_last)
-        times = []
-        for _ in range(args.repeats + 2):
-            started = time.perf_counter()
-            variant.run(x)
-            sync()
-            times.append((time.perf_counter() - started) * 1e3)
-        report[label] = round(float(np.median(times[2:])), 2)
+        report[label] = median_ms(lambda v=variant: v.run(x), args.repeats, sync)
     report["model_batch"] = len(x)
     return report
 

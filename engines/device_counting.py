@@ -3,12 +3,12 @@
 The CPU path (engines.preprocess + engines.counting) cuts tiles with OpenCV, which on a GPU machine
 leaves the GPU waiting for the CPU. Here the same steps run in torch on the engine's device:
 
-1. frames of one size are stacked into pinned memory and copied up in one transfer;
+1. frames of one size are stacked into pinned memory and copied up, a model batch's worth at a time;
 2. every tile of every frame is cut and resized by two matrix products per frame (the weight
    matrices of engines.resize_weights reproduce cv2.resize's area averaging and bilinear
    coefficients), rounded to whole grey levels as OpenCV's uint8 output is, then flipped to RGB and
    standardised;
-3. the tiles of all frames run through the model in batches of `max_batch`;
+3. the tiles of those frames run through the model in one call of at most `max_batch` tiles;
 4. tile density maps are stitched into a frame map by two more products, each tile's part clamped and
    rescaled to the tile's own integral exactly as engines.preprocess.stitch does.
 
@@ -75,6 +75,12 @@ def _resizes(kinds: np.ndarray, row_edges, col_edges, size: int, build, device) 
     return resizes
 
 
+def _membership(edges: np.ndarray) -> np.ndarray:
+    """(parts, edges[-1]): 1 where a line of the map belongs to part i."""
+    lines = np.arange(edges[-1])
+    return (lines >= edges[:-1, None]) & (lines < edges[1:, None])
+
+
 def _tensor(array: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
 
@@ -92,19 +98,13 @@ def make_plan(height: int, width: int, tiles, scale: float, device) -> FramePlan
     paste_kinds = np.vectorize(lambda h, w: resize_kind(side, side, h, w, h * w < side * side))(
         tile_h, tile_w
     )
-    block_rows = (np.arange(map_h)[None, :] >= map_ys[:-1, None]) & (
-        np.arange(map_h)[None, :] < map_ys[1:, None]
-    )
-    block_cols = (np.arange(map_w)[:, None] >= map_xs[None, :-1]) & (
-        np.arange(map_w)[:, None] < map_xs[None, 1:]
-    )
     return FramePlan(
         grid,
         (map_h, map_w),
         _resizes(cut_kinds, ys, xs, size, grid_weights, device),
         _resizes(paste_kinds, map_ys, map_xs, side, paste_weights, device),
-        _tensor(block_rows, device),
-        _tensor(block_cols, device),
+        _tensor(_membership(map_ys), device),
+        _tensor(_membership(map_xs).T, device),
         _tensor(tile_h * tile_w, device),
     )
 
@@ -132,47 +132,53 @@ class DeviceCounter:
     def count(
         self, frames: list[np.ndarray], tiles="auto", scale: float = 0.25, max_batch: int = 32
     ) -> list[FrameCount]:
-        """The results of engines.counting.count_frames, in the order of `frames`."""
+        """The results of engines.counting.count_frames, in the order of `frames`.
+
+        Frames of one size go in chunks of one model call each (`max_batch` tiles). Every GPU step is
+        queued without waiting, so while the GPU works on one chunk the CPU already copies the next into
+        pinned memory; the first read-back at the end waits for all of them."""
         if not frames:
             return []
         frames = [as_bgr(f) for f in frames]
         groups: dict[tuple[int, int], list[int]] = {}
         for index, frame in enumerate(frames):
             groups.setdefault(frame.shape[:2], []).append(index)
-        uploaded = self.upload([[frames[i] for i in members] for members in groups.values()])
-        plans = [self.plan(*shape, tiles, scale) for shape in groups]
-        inputs = [self.cut(pixels, plan) for pixels, plan in zip(uploaded, plans, strict=True)]
-        density, count = self.infer(torch.cat(inputs), max_batch)
+        self.reserve(sum(f.nbytes for f in frames))
+        queued, offset = [], 0
+        for shape, members in groups.items():
+            plan = self.plan(*shape, tiles, scale)
+            step = max(1, max_batch // plan.grid.count)
+            for start in range(0, len(members), step):
+                chunk = members[start : start + step]
+                pixels, offset = self.upload([frames[i] for i in chunk], offset)
+                density, count = self.infer(self.cut(pixels, plan), max_batch)
+                counts = count.view(len(chunk), plan.grid.count).sum(1)
+                queued.append((chunk, plan, self.stitch(density, plan, len(chunk)), counts))
         results: list[FrameCount | None] = [None] * len(frames)
-        offset = 0
-        for members, plan in zip(groups.values(), plans, strict=True):
-            tiles_here = len(members) * plan.grid.count
-            maps = self.stitch(density[offset : offset + tiles_here], plan, len(members))
-            counts = count[offset : offset + tiles_here].view(len(members), plan.grid.count).sum(1)
-            offset += tiles_here
+        for chunk, plan, maps, counts in queued:
             for index, frame_map, frame_count in zip(
-                members, maps.cpu().numpy(), counts.cpu().numpy(), strict=True
+                chunk, maps.cpu().numpy(), counts.cpu().numpy(), strict=True
             ):
                 results[index] = FrameCount(frame_map, float(frame_count), plan.grid, scale)
         return results
 
-    def upload(self, groups: list[list[np.ndarray]]) -> list[torch.Tensor]:
-        """Each group (frames of one size) as a (B, H, W, 3) uint8 tensor on the device: on CUDA through
-        one pinned buffer and one asynchronous copy, so the copy runs at full PCIe speed."""
+    def reserve(self, nbytes: int) -> None:
+        """Pinned host memory for `nbytes` of frames (CUDA only). The previous call's copies have finished
+        (its results were read back), so the buffer is reused; a larger one replaces it."""
+        if self.device.type == "cuda" and (self.staging is None or self.staging.numel() < nbytes):
+            self.staging = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+
+    def upload(self, frames: list[np.ndarray], offset: int = 0) -> tuple[torch.Tensor, int]:
+        """Frames of one size as a (B, H, W, 3) uint8 tensor on the device, and the next free offset of
+        the pinned buffer: on CUDA the frames are stacked at `offset` (see `reserve`) and copied up
+        asynchronously at full PCIe speed."""
         if self.device.type != "cuda":
-            return [torch.from_numpy(np.stack(group)) for group in groups]
-        sizes = [sum(f.nbytes for f in group) for group in groups]
-        if self.staging is None or self.staging.numel() < sum(sizes):
-            self.staging = torch.empty(sum(sizes), dtype=torch.uint8, pin_memory=True)
-        host = self.staging.numpy()
-        offset, views = 0, []
-        for group, size in zip(groups, sizes, strict=True):
-            view = host[offset : offset + size].reshape(len(group), *group[0].shape)
-            np.stack(group, out=view)
-            views.append((offset, size, view.shape))
-            offset += size
-        flat = self.staging[:offset].to(self.device, non_blocking=True)
-        return [flat[start : start + size].view(shape) for start, size, shape in views]
+            return torch.from_numpy(np.stack(frames)), offset
+        size = sum(f.nbytes for f in frames)
+        view = self.staging.numpy()[offset : offset + size].reshape(len(frames), *frames[0].shape)
+        np.stack(frames, out=view)
+        pixels = self.staging[offset : offset + size].to(self.device, non_blocking=True)
+        return pixels.view(view.shape), offset + size
 
     def cut(self, pixels: torch.Tensor, plan: FramePlan) -> torch.Tensor:
         """(B, H, W, 3) uint8 BGR → (B * tiles, 3, 224, 224) float32 RGB, standardised."""
