@@ -159,56 +159,64 @@ class OnnxModule(torch.nn.Module):
             return BINARY[op], inputs[:2]
         if op in ("Clip", "Where"):
             return (torch.clamp if op == "Clip" else torch.where), inputs[:3]
-        if op == "Conv":
-            if attrs.get("auto_pad", b"NOTSET") != b"NOTSET" or len(attrs.get("kernel_shape", [1, 1])) != 2:
-                raise self._unsupported(node, "only 2-D convolutions with explicit pads")
-            pads = attrs.get("pads", [0, 0, 0, 0])
-            conv = partial(
-                _conv,
-                pads=tuple(pads),
-                strides=tuple(attrs.get("strides", [1, 1])),
-                dilations=tuple(attrs.get("dilations", [1, 1])),
-                group=attrs.get("group", 1),
-            )
-            return conv, inputs[:3]
+        if op == "Concat":
+            return (lambda *xs, axis=attrs["axis"]: torch.cat(xs, axis)), inputs
         if op == "BatchNormalization":
             eps = attrs.get("epsilon", 1e-5)
             return (lambda x, s, b, m, v: F.batch_norm(x, m, v, s, b, False, 0.0, eps)), inputs[:5]
-        if op in ("ReduceSum", "ReduceMean"):
-            axes = self._static(node, 1) or attrs.get("axes")
-            function = torch.sum if op == "ReduceSum" else torch.mean
-            return partial(
-                _reduce, function=function, axes=axes, keepdims=bool(attrs.get("keepdims", 1))
-            ), inputs[:1]
-        if op == "Flatten":
-            return partial(torch.flatten, start_dim=attrs.get("axis", 1)), inputs[:1]
-        if op == "Reshape":
-            return partial(
-                _reshape, shape=self._static(node, 1), allowzero=attrs.get("allowzero", 0)
-            ), inputs[:1]
-        if op == "Transpose":
-            return partial(torch.permute, dims=tuple(attrs["perm"])), inputs[:1]
-        if op == "Concat":
-            return (lambda *xs, axis=attrs["axis"]: torch.cat(xs, axis)), inputs
-        if op == "Unsqueeze":
-            return partial(_unsqueeze, axes=self._static(node, 1) or attrs["axes"]), inputs[:1]
-        if op == "Squeeze":
-            axes = self._static(node, 1) or attrs.get("axes")
-            return (torch.squeeze if axes is None else partial(torch.squeeze, dim=tuple(axes))), inputs[:1]
-        if op == "Cast":
-            if attrs["to"] not in CAST_TYPES:
-                raise self._unsupported(node, f"cast to ONNX type {attrs['to']}")
-            return partial(_cast, dtype=CAST_TYPES[attrs["to"]]), inputs[:1]
-        if op == "Pad":
-            if attrs.get("mode", b"constant") != b"constant" or (len(inputs) > 2 and inputs[2]):
-                raise self._unsupported(node, "only zero padding")
-            return partial(_pad, pads=self._static(node, 1)), inputs[:1]
-        if op == "Resize":
-            return self._resize(node, attrs), inputs[:1]
+        if op == "Conv":
+            return self._conv(node, attrs), inputs[:3]
         if op == "ConstantOfShape" and inputs[0] in self.shape_sources:
-            value = float(_fill_value(attrs.get("value")))
-            return partial(torch.full_like, fill_value=value), [self.shape_sources[inputs[0]]]
-        raise self._unsupported(node, "operator not supported")
+            return partial(torch.full_like, fill_value=_fill_value(attrs.get("value"))), [
+                self.shape_sources[inputs[0]]
+            ]
+        builder = {
+            "ReduceSum": self._reduce,
+            "ReduceMean": self._reduce,
+            "Flatten": lambda _node, a: partial(torch.flatten, start_dim=a.get("axis", 1)),
+            "Transpose": lambda _node, a: partial(torch.permute, dims=tuple(a["perm"])),
+            "Reshape": lambda n, a: partial(
+                _reshape, shape=self._static(n, 1), allowzero=a.get("allowzero", 0)
+            ),
+            "Unsqueeze": lambda n, a: partial(_unsqueeze, axes=self._static(n, 1) or a["axes"]),
+            "Squeeze": self._squeeze,
+            "Cast": self._cast,
+            "Pad": self._pad,
+            "Resize": self._resize,
+        }.get(op)
+        if builder is None:
+            raise self._unsupported(node, "operator not supported")
+        return builder(node, attrs), inputs[:1]
+
+    def _conv(self, node, attrs: dict) -> Callable:
+        if attrs.get("auto_pad", b"NOTSET") != b"NOTSET" or len(attrs.get("kernel_shape", [1, 1])) != 2:
+            raise self._unsupported(node, "only 2-D convolutions with explicit pads")
+        return partial(
+            _conv,
+            pads=tuple(attrs.get("pads", [0, 0, 0, 0])),
+            strides=tuple(attrs.get("strides", [1, 1])),
+            dilations=tuple(attrs.get("dilations", [1, 1])),
+            group=attrs.get("group", 1),
+        )
+
+    def _reduce(self, node, attrs: dict) -> Callable:
+        function = torch.sum if node.op_type == "ReduceSum" else torch.mean
+        axes = self._static(node, 1) or attrs.get("axes")
+        return partial(_reduce, function=function, axes=axes, keepdims=bool(attrs.get("keepdims", 1)))
+
+    def _squeeze(self, node, attrs: dict) -> Callable:
+        axes = self._static(node, 1) or attrs.get("axes")
+        return torch.squeeze if axes is None else partial(torch.squeeze, dim=tuple(axes))
+
+    def _cast(self, node, attrs: dict) -> Callable:
+        if attrs["to"] not in CAST_TYPES:
+            raise self._unsupported(node, f"cast to ONNX type {attrs['to']}")
+        return partial(_cast, dtype=CAST_TYPES[attrs["to"]])
+
+    def _pad(self, node, attrs: dict) -> Callable:
+        if attrs.get("mode", b"constant") != b"constant" or (len(node.input) > 2 and node.input[2]):
+            raise self._unsupported(node, "only zero padding")
+        return partial(_pad, pads=self._static(node, 1))
 
     def _resize(self, node, attrs: dict) -> Callable:
         mode = attrs.get("mode", b"nearest").decode()
