@@ -129,7 +129,9 @@ def plan_steps(args: argparse.Namespace, frames: Path, script: Path) -> list[tup
         ("gpu_tests", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *GPU_TESTS], 90),
         (
             "breakdown",
-            measure(f"breakdown --frames {frames} {device} --frame-batch {2 if quick else 256} --repeats 3"),
+            measure(
+                f"breakdown --frames {frames} {device} --frame-batch {2 if quick else 256} --repeats {1 if quick else 3}"
+            ),
             60,
         ),
     ]

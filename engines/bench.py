@@ -117,18 +117,19 @@ def bench_frames(
     frames: list[np.ndarray],
     frame_batches: list[int],
     max_batch: int = 32,
-    timed_frames: int = 64,
+    inputs: int = 256,
     min_calls: int = 10,
     warmup: int = 3,
 ) -> list[BenchRow]:
-    """count_frames on `n` different real frames resized to FRAME_SIZE per call, for each n: what a
-    worker's cycle over n cameras costs end to end, from frames in host memory to counts and maps."""
+    """count_frames on `n` different real frames resized to FRAME_SIZE per call, for each n, for about
+    `inputs` tiles (at least `min_calls` calls): what a worker's cycle over n cameras costs end to end,
+    from frames in host memory to counts and maps."""
     sized = [cv2.resize(f, FRAME_SIZE, interpolation=cv2.INTER_AREA) for f in frames]
     tiles = plan_tiles(FRAME_SIZE[1], FRAME_SIZE[0]).count
     rows = []
     for n in frame_batches:
         batch = [sized[i % len(sized)] for i in range(n)]
-        calls = max(min_calls, math.ceil(timed_frames / n))
+        calls = max(min_calls, math.ceil(inputs / (n * tiles)))
         seconds = time_calls(lambda b=batch: count_frames(engine, b, max_batch=max_batch), calls, warmup)
         rows.append(summarise(engine, model, "frame", n, seconds, tiles_per_item=tiles))
     return rows
@@ -161,7 +162,9 @@ def run_bench(
                 f"{engine.backend} {model}: {FRAME_SIZE[0]}x{FRAME_SIZE[1]} frames, "
                 f"{' '.join(map(str, frame_batches))} per call, end to end"
             )
-            rows += bench_frames(engine, str(model), frames, list(frame_batches), max_batch, warmup=warmup)
+            rows += bench_frames(
+                engine, str(model), frames, list(frame_batches), max_batch, inputs, warmup=warmup
+            )
     return rows
 
 

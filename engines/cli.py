@@ -215,7 +215,10 @@ def add_bench_command(bench: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads (0: all cores)")
     parser.add_argument(
-        "--inputs", type=positive_int, default=256, help="tiles timed per batch size (>= 20 calls)"
+        "--inputs",
+        type=positive_int,
+        default=256,
+        help="tiles timed per batch size (>= 20 calls) and per frame batch (>= 10 calls)",
     )
     parser.add_argument(
         "--frame-batch",
