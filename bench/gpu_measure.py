@@ -132,7 +132,9 @@ def breakdown(args: argparse.Namespace) -> dict:
         **{f"{k}_ms": median_ms(v, args.repeats, sync) for k, v in stages.items()},
     }
     report["sum_ms"] = round(sum(report[f"{k}_ms"] for k in stages), 2)
-    report["count_ms"] = median_ms(lambda: counter.count(batch, max_batch=args.max_batch), args.repeats, sync)
+    report["count_ms"] = median_ms(
+        lambda: counter.count(batch, "auto", max_batch=args.max_batch), args.repeats, sync
+    )
     report["frames_per_second"] = round(len(batch) / report["count_ms"] * 1e3, 1)
     x = inputs[: args.max_batch]
     for label, channels_last in (("model_nhwc_ms", True), ("model_nchw_ms", False)):

@@ -17,50 +17,31 @@ import av
 import cv2
 import numpy as np
 
-# Part_B training images from sparse (~40 people) to dense (~300): the count visibly changes in the demo.
-IMAGES = (
-    "IMG_6.jpg",
-    "IMG_75.jpg",
-    "IMG_109.jpg",
-    "IMG_169.jpg",
-    "IMG_21.jpg",
-    "IMG_18.jpg",
-    "IMG_343.jpg",
-    "IMG_96.jpg",
+from training.demo_clip import (
+    FADE_SECONDS,
+    FPS,
+    IMAGES,
+    SHOT_SECONDS,
+    SIZE,
+    render,
+    schedule,
+    shot_time,
+    zooms_in,
 )
-SIZE = (1280, 720)
+
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "stream" / "demo" / "crowd-demo.mp4"
 
 
-def ken_burns(image: np.ndarray, frames: int, zoom_in: bool) -> Iterator[np.ndarray]:
-    """`frames` views of `image` at SIZE: a 16:9 window that zooms 1.0→0.8 of the width (or back)
-    while drifting across, resampled with sub-pixel accuracy so the motion is smooth."""
-    height, width = image.shape[:2]
-    out_w, out_h = SIZE
-    for i in range(frames):
-        t = i / max(frames - 1, 1)
-        scale = 1.0 - 0.2 * (t if zoom_in else 1.0 - t)
-        crop_w = min(width, height * out_w / out_h) * scale
-        crop_h = crop_w * out_h / out_w
-        x0 = (width - crop_w) * (0.25 + 0.5 * t)
-        y0 = (height - crop_h) * (0.6 - 0.2 * t)
-        zoom = out_w / crop_w
-        matrix = np.float32([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom]])
-        yield cv2.warpAffine(image, matrix, SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-
-
 def clip_frames(images: list[np.ndarray], fps: int, seconds: float, fade: float) -> Iterator[np.ndarray]:
-    """Each image's Ken Burns shot, cross-faded into the next over `fade` seconds."""
-    shot, overlap = round(seconds * fps), round(fade * fps)
-    shots = [list(ken_burns(image, shot, zoom_in=i % 2 == 0)) for i, image in enumerate(images)]
-    for i, frames in enumerate(shots):
-        start = overlap if i else 0
-        end = shot - overlap if i < len(shots) - 1 else shot
-        yield from frames[start:end]
-        if i < len(shots) - 1:
-            for k in range(overlap):
-                alpha = (k + 1) / (overlap + 1)
-                yield cv2.addWeighted(frames[end + k], 1 - alpha, shots[i + 1][k], alpha, 0)
+    """Each image's Ken Burns shot, cross-faded into the next over `fade` seconds (see
+    training.demo_clip.schedule, which `crowdstream check demo` reads to know what each frame shows)."""
+    length = round(seconds * fps)
+    for layers in schedule(len(images), fps, seconds, fade):
+        views = [render(images[x.shot], shot_time(x.index, length), zooms_in(x.shot)) for x in layers]
+        if len(views) == 1:
+            yield views[0]
+        else:
+            yield cv2.addWeighted(views[0], layers[0].weight, views[1], layers[1].weight, 0)
 
 
 def write_clip(frames: Iterator[np.ndarray], out: Path, fps: int, crf: int) -> int:
@@ -85,9 +66,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", type=Path, help="ShanghaiTech part_B .../train_data/images folder")
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--fps", type=int, default=12)
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of each image's shot")
-    parser.add_argument("--fade", type=float, default=0.5, help="cross-fade between shots (s)")
+    parser.add_argument("--fps", type=int, default=FPS)
+    parser.add_argument("--seconds", type=float, default=SHOT_SECONDS, help="length of each image's shot")
+    parser.add_argument("--fade", type=float, default=FADE_SECONDS, help="cross-fade between shots (s)")
     parser.add_argument("--crf", type=int, default=27, help="x264 quality: higher is smaller")
     args = parser.parse_args()
     paths = [args.images / name for name in IMAGES]

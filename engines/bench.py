@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -20,7 +21,8 @@ import numpy as np
 from engines.counting import count_frames
 from engines.engine import Engine, load_engine
 from engines.frames import DEFAULT_DATA_ROOT, frame_paths, read_frame, shanghaitech_images, spread
-from engines.preprocess import plan_tiles, prepare_frame
+from engines.preprocess import prepare_frame
+from engines.spec import DEFAULT_TILES
 
 FRAME_SIZE = (1024, 768)
 """(width, height) of the whole-frame measurement: a typical camera frame size."""
@@ -67,20 +69,21 @@ def time_calls(call: Callable[[], object], calls: int, warmup: int) -> np.ndarra
 
 
 def summarise(
-    engine: Engine, model: str, mode: str, batch: int, seconds: np.ndarray, tiles_per_item: int = 0
+    engine: Engine, model: str, mode: str, batch: int, seconds: np.ndarray, inputs_per_call: int | None = None
 ) -> BenchRow:
-    """A row from per-call seconds; `tiles_per_item` > 0 marks a batch of whole frames of that many tiles."""
+    """A row from per-call seconds. In frame mode `batch` counts frames and `inputs_per_call` the model
+    inputs they cost (tiles, and refinement windows with adaptive tiling)."""
     p50, p99 = np.percentile(seconds, [50, 99])
     return BenchRow(
         engine.backend,
         model,
         mode,
         batch,
-        round(batch * max(1, tiles_per_item) / p50, 1),
+        round((inputs_per_call or batch) / p50, 1),
         round(p50 * 1e3, 2),
         round(p99 * 1e3, 2),
         len(seconds),
-        round(batch / p50, 1) if tiles_per_item else None,
+        round(batch / p50, 1) if mode == "frame" else None,
     )
 
 
@@ -120,18 +123,19 @@ def bench_frames(
     inputs: int = 256,
     min_calls: int = 10,
     warmup: int = 3,
+    tiles: str = DEFAULT_TILES,
 ) -> list[BenchRow]:
     """count_frames on `n` different real frames resized to FRAME_SIZE per call, for each n, for about
-    `inputs` tiles (at least `min_calls` calls): what a worker's cycle over n cameras costs end to end,
-    from frames in host memory to counts and maps."""
+    `inputs` model inputs (at least `min_calls` calls): what a worker's cycle over n cameras costs end to
+    end, from frames in host memory to counts and maps."""
     sized = [cv2.resize(f, FRAME_SIZE, interpolation=cv2.INTER_AREA) for f in frames]
-    tiles = plan_tiles(FRAME_SIZE[1], FRAME_SIZE[0]).count
     rows = []
     for n in frame_batches:
         batch = [sized[i % len(sized)] for i in range(n)]
-        calls = max(min_calls, math.ceil(inputs / (n * tiles)))
-        seconds = time_calls(lambda b=batch: count_frames(engine, b, max_batch=max_batch), calls, warmup)
-        rows.append(summarise(engine, model, "frame", n, seconds, tiles_per_item=tiles))
+        per_call = sum(r.inputs for r in count_frames(engine, batch, tiles, max_batch=max_batch))
+        calls = max(min_calls, math.ceil(inputs / per_call))
+        count = partial(count_frames, engine, batch, tiles, max_batch=max_batch)
+        rows.append(summarise(engine, model, "frame", n, time_calls(count, calls, warmup), per_call))
     return rows
 
 
@@ -147,23 +151,24 @@ def run_bench(
     frame_batches: tuple[int, ...] = (1, 8),
     max_batch: int = 32,
     device: str = "auto",
+    tiles: str = DEFAULT_TILES,
 ) -> list[BenchRow]:
     """Every model × backend: the batch sweep, then whole frames in batches of `frame_batches` frames."""
-    tiles = np.concatenate([prepare_frame(f)[0] for f in frames])
+    pool = np.concatenate([prepare_frame(f)[0] for f in frames])
     rows = []
     for model in models:
         for backend in backends:
             engine = load_engine(model, backend, threads=threads, device=device)
             progress(
-                f"{engine.backend} {model}: batches {' '.join(map(str, batches))} on {len(tiles)} real tiles"
+                f"{engine.backend} {model}: batches {' '.join(map(str, batches))} on {len(pool)} real tiles"
             )
-            rows += bench_batches(engine, str(model), tiles, batches, inputs, warmup=warmup)
+            rows += bench_batches(engine, str(model), pool, batches, inputs, warmup=warmup)
             progress(
                 f"{engine.backend} {model}: {FRAME_SIZE[0]}x{FRAME_SIZE[1]} frames, "
-                f"{' '.join(map(str, frame_batches))} per call, end to end"
+                f"{' '.join(map(str, frame_batches))} per call, {tiles} tiling, end to end"
             )
             rows += bench_frames(
-                engine, str(model), frames, list(frame_batches), max_batch, inputs, warmup=warmup
+                engine, str(model), frames, list(frame_batches), max_batch, inputs, warmup=warmup, tiles=tiles
             )
     return rows
 

@@ -11,6 +11,9 @@ import json
 import sys
 from pathlib import Path
 
+from engines.frames import HOLDOUT_EVERY
+from engines.spec import DEFAULT_TILES
+
 RAW = argparse.RawDescriptionHelpFormatter
 
 
@@ -80,7 +83,14 @@ def engine_quantize(args: argparse.Namespace) -> int:
 
 def bench_engine(args: argparse.Namespace) -> int:
     from engines.bench import format_table, load_frames, run_bench
+    from engines.errors import CrowdstreamError
     from engines.frames import DEFAULT_DATA_ROOT
+    from engines.preprocess import parse_tiles
+
+    try:
+        parse_tiles(args.tiles)
+    except ValueError as exc:
+        raise CrowdstreamError(f"--tiles: {exc}") from exc
 
     frames = load_frames(args.frames, args.data_root or DEFAULT_DATA_ROOT, args.frame_count)
     rows = run_bench(
@@ -95,6 +105,7 @@ def bench_engine(args: argparse.Namespace) -> int:
         tuple(args.frame_batch),
         args.max_batch,
         args.device,
+        args.tiles,
     )
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
@@ -160,7 +171,7 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
         "quantize",
         help="INT8 copy of an ONNX model, calibrated on training tiles",
         description="Static INT8 quantisation with ONNX Runtime (QLinearConv, per-channel weights), calibrated on tiles "
-        "of ShanghaiTech training images (the held-out every-10th images are never used).",
+        f"of ShanghaiTech training images (the held-out every-{HOLDOUT_EVERY}th images are never used).",
         formatter_class=RAW,
         epilog="example:\n  crowdstream engine quantize crowd-lite0 --images 64 "
         "-o engines/models/crowd-lite0-int8.onnx",
@@ -234,6 +245,11 @@ def add_bench_command(bench: argparse._SubParsersAction) -> None:
         help="most tiles per engine call in frame mode (default 32)",
     )
     parser.add_argument("--device", default="auto", help="torch backend: auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--tiles",
+        default=DEFAULT_TILES,
+        help=f"frame mode tiling: adaptive, auto or RxC (default {DEFAULT_TILES})",
+    )
     parser.add_argument(
         "--warmup", type=non_negative_int, default=3, help="untimed calls before each measurement"
     )

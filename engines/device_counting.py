@@ -10,10 +10,13 @@ leaves the GPU waiting for the CPU. Here the same steps run in torch on the engi
    standardised;
 3. the tiles of those frames run through the model in one call of at most `max_batch` tiles;
 4. tile density maps are stitched into a frame map by two more products, each tile's part clamped and
-   rescaled to the tile's own integral exactly as engines.preprocess.stitch does.
+   rescaled to the tile's own integral exactly as engines.preprocess.stitch does;
+5. with adaptive tiling (the default), the refinement windows are cut from the frames still on the
+   device and counted in one more batched pass (engines.adaptive picks them from the small tile maps).
 
 The same code runs with device=cpu, which is how CI checks it against the OpenCV path
-(tests/test_device_counting.py). Matrices are cached per frame size, tile grid and map scale.
+(tests/test_device_counting.py). Matrices are cached per frame size, tile grid and map scale. Only
+engines.torch_engine imports this module, after checking that torch is installed.
 """
 
 from __future__ import annotations
@@ -22,14 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from engines.counting import FrameCount
-from engines.preprocess import TileGrid, as_bgr, plan_tiles
+from engines.adaptive import refinement_windows
+from engines.counting import DENSITY_SCALE, FrameCount, place_window
+from engines.preprocess import TileGrid, as_bgr, parse_tiles, plan_tiles
 from engines.resize_weights import grid_weights, paste_weights, resize_kind
-from engines.spec import INPUT_SIZE, OUTPUT_SIZE, PIXEL_MEAN, PIXEL_STD
-from engines.torch_engine import import_torch
-
-torch = import_torch()
+from engines.spec import DEFAULT_TILES, INPUT_SIZE, OUTPUT_SIZE, PIXEL_MEAN, PIXEL_STD
 
 FLOAT_CHUNK_BYTES = 1 << 29
 """Frames are resized in chunks whose float32 copy stays under this many bytes (512 MiB)."""
@@ -57,6 +59,19 @@ class FramePlan:
     block_rows: torch.Tensor  # (rows, map height): 1 where a map row belongs to a tile row
     block_cols: torch.Tensor  # (map width, cols)
     block_area: torch.Tensor  # (rows, cols): map pixels of each tile
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Frames of one size counted in one model call: their indices in the call, and on the device their
+    pixels, tile density maps, frame maps and counts."""
+
+    members: list[int]
+    plan: FramePlan
+    pixels: torch.Tensor
+    density: torch.Tensor
+    maps: torch.Tensor
+    counts: torch.Tensor
 
 
 def _edges(total: int, parts: int) -> np.ndarray:
@@ -130,13 +145,19 @@ class DeviceCounter:
         return self.plans[key]
 
     def count(
-        self, frames: list[np.ndarray], tiles="auto", scale: float = 0.25, max_batch: int = 32
+        self,
+        frames: list[np.ndarray],
+        tiles: str | tuple[int, int] = DEFAULT_TILES,
+        scale: float = DENSITY_SCALE,
+        max_batch: int = 32,
     ) -> list[FrameCount]:
         """The results of engines.counting.count_frames, in the order of `frames`.
 
         Frames of one size go in chunks of one model call each (`max_batch` tiles). Every GPU step is
         queued without waiting, so while the GPU works on one chunk the CPU already copies the next into
-        pinned memory; the first read-back at the end waits for all of them."""
+        pinned memory; the first read-back waits for all of them. With adaptive tiling the refinement
+        windows are then chosen from the first pass's tile maps (engines.adaptive, on the CPU: they are
+        small), cut from the frames still on the device and counted in a second batched pass."""
         if not frames:
             return []
         frames = [as_bgr(f) for f in frames]
@@ -144,7 +165,7 @@ class DeviceCounter:
         for index, frame in enumerate(frames):
             groups.setdefault(frame.shape[:2], []).append(index)
         self.reserve(sum(f.nbytes for f in frames))
-        queued, offset = [], 0
+        chunks, offset = [], 0
         for shape, members in groups.items():
             plan = self.plan(*shape, tiles, scale)
             step = max(1, max_batch // plan.grid.count)
@@ -153,14 +174,48 @@ class DeviceCounter:
                 pixels, offset = self.upload([frames[i] for i in chunk], offset)
                 density, count = self.infer(self.cut(pixels, plan), max_batch)
                 counts = count.view(len(chunk), plan.grid.count).sum(1)
-                queued.append((chunk, plan, self.stitch(density, plan, len(chunk)), counts))
+                chunks.append(
+                    Chunk(chunk, plan, pixels, density, self.stitch(density, plan, len(chunk)), counts)
+                )
         results: list[FrameCount | None] = [None] * len(frames)
-        for chunk, plan, maps, counts in queued:
+        for c in chunks:
             for index, frame_map, frame_count in zip(
-                chunk, maps.cpu().numpy(), counts.cpu().numpy(), strict=True
+                c.members, c.maps.cpu().numpy(), c.counts.cpu().numpy(), strict=True
             ):
-                results[index] = FrameCount(frame_map, float(frame_count), plan.grid, scale)
+                results[index] = FrameCount(frame_map, float(frame_count), c.plan.grid, scale)
+        if parse_tiles(tiles) == "adaptive":
+            self.refine(chunks, results, scale, max_batch)
         return results
+
+    def refine(self, chunks: list[Chunk], results: list[FrameCount], scale: float, max_batch: int) -> None:
+        """engines.counting's second pass: each frame's refinement windows counted at twice the
+        resolution and put in place of the first pass inside them (engines.counting.place_window)."""
+        placed, crops = [], []
+        for c in chunks:
+            side = OUTPUT_SIZE
+            tile_maps = c.density.view(len(c.members), c.plan.grid.count, side, side).cpu().numpy()
+            for position, index in enumerate(c.members):
+                results[index].windows = refinement_windows(c.plan.grid, tile_maps[position])
+                for window in results[index].windows:
+                    placed.append((results[index], window))
+                    crops.append(c.pixels[position, window.y0 : window.y1, window.x0 : window.x1])
+        if not crops:
+            return
+        density, _ = self.infer(self.cut_crops(crops, scale), max_batch)
+        for (result, window), window_map in zip(placed, density.cpu().numpy(), strict=True):
+            result.count += place_window(result.density, window, window_map, result.scale)
+
+    def cut_crops(self, crops: list[torch.Tensor], scale: float) -> torch.Tensor:
+        """(h, w, 3) uint8 crops of any sizes → (N, 3, 224, 224) model inputs, in order; crops of one
+        size are resized together as one-tile frames."""
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, crop in enumerate(crops):
+            by_size.setdefault(tuple(crop.shape[:2]), []).append(index)
+        out = torch.empty(len(crops), 3, INPUT_SIZE, INPUT_SIZE, device=self.device)
+        for (height, width), members in by_size.items():
+            stacked = torch.stack([crops[i] for i in members])
+            out[members] = self.cut(stacked, self.plan(height, width, (1, 1), scale))
+        return out
 
     def reserve(self, nbytes: int) -> None:
         """Pinned host memory for `nbytes` of frames (CUDA only). The previous call's copies have finished

@@ -12,12 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from engines.errors import CrowdstreamError
+from engines.errors import EngineError
 from engines.models import resolve_model
-
-
-class EngineError(CrowdstreamError):
-    """A model file or backend that cannot be used (missing, corrupt, wrong shape, backend absent)."""
 
 
 @runtime_checkable
@@ -80,11 +76,3 @@ def load_engine(
     from engines.torch_engine import TorchEngine
 
     return TorchEngine(path, threads=threads, device=device, **options)
-
-
-def check_batch(batch: np.ndarray, input_size: int) -> np.ndarray:
-    """Validate an input batch early, with a message a user can act on."""
-    batch = np.asarray(batch)
-    if batch.ndim != 4 or batch.shape[1:] != (3, input_size, input_size) or batch.shape[0] == 0:
-        raise EngineError(f"input batch must be (N>=1, 3, {input_size}, {input_size}), got {batch.shape}")
-    return np.ascontiguousarray(batch, dtype=np.float32)

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from engines.engine import EngineError
+from engines.errors import EngineError
 from engines.spec import SPEC
 
 PRECISIONS = ("auto", "fp16", "fp32")

@@ -1,6 +1,12 @@
-"""The one user-facing error type. The CLI prints its message on one line and exits 2 — no traceback —
-so every package raises a subclass of it for mistakes a user can fix (bad file, bad config, bad flag)."""
+"""The error types users see. The CLI prints a CrowdstreamError's message on one line and exits 2 (no
+traceback), so every package raises a subclass of it for mistakes a user can fix (bad file, bad config,
+bad flag). The engine error lives here, not beside `load_engine`, so every backend can raise it without
+importing the module that imports the backends."""
 
 
 class CrowdstreamError(Exception):
     """A problem the user can fix; the message names the file, key or value and what was expected."""
+
+
+class EngineError(CrowdstreamError):
+    """A model file or backend that cannot be used (missing, corrupt, wrong shape, backend absent)."""

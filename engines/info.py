@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from engines.engine import EngineError
+from engines.errors import EngineError
 
 
 @dataclass(frozen=True)

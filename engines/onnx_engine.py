@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.engine import EngineError, check_batch
-from engines.spec import SPEC
+from engines.errors import EngineError
+from engines.spec import SPEC, check_batch
 
 _SESSIONS: dict[tuple, object] = {}
 _SESSIONS_LOCK = threading.Lock()

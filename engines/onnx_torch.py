@@ -11,6 +11,7 @@ Why not a converter library: onnx2torch, the usual one, imports torchvision at i
 torchvision wheel on PyPI for the pinned CPU torch is a CUDA build that fails to import beside it
 ("operator torchvision::nms does not exist"); its last release is from 2024. The operators here are the
 ones density networks exported from PyTorch use; any other one is refused by name at load time.
+Only engines.torch_engine imports this module, after checking that torch is installed.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-from engines.engine import EngineError
-from engines.torch_engine import import_torch
-
-torch = import_torch()
-F = torch.nn.functional
+from engines.errors import EngineError
 
 UNARY: dict[str, Callable] = {
     "Relu": torch.relu,

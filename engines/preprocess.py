@@ -45,15 +45,16 @@ class TileGrid:
 
 
 def parse_tiles(tiles: str | tuple[int, int]) -> str | tuple[int, int]:
-    """Validate a tile setting: ``"auto"``, ``"RxC"`` or ``(R, C)``. Raises ValueError with the expectation."""
+    """Validate a tile setting: ``"adaptive"``, ``"auto"``, ``"RxC"`` or ``(R, C)``. Raises ValueError with
+    the expectation."""
     if isinstance(tiles, tuple):
         rows, cols = tiles
-    elif tiles.strip().lower() == "auto":
-        return "auto"
+    elif tiles.strip().lower() in ("auto", "adaptive"):
+        return tiles.strip().lower()
     else:
         match = _GRID_PATTERN.match(tiles)
         if not match:
-            raise ValueError(f"tiles must be 'auto' or 'RxC' such as '2x2', got {tiles!r}")
+            raise ValueError(f"tiles must be 'adaptive', 'auto' or 'RxC' such as '2x2', got {tiles!r}")
         rows, cols = int(match.group(1)), int(match.group(2))
     if not (1 <= rows <= 16 and 1 <= cols <= 16):
         raise ValueError(f"tile grid must be between 1x1 and 16x16, got {rows}x{cols}")
@@ -62,11 +63,12 @@ def parse_tiles(tiles: str | tuple[int, int]) -> str | tuple[int, int]:
 
 def plan_tiles(height: int, width: int, tiles: str | tuple[int, int] = "auto") -> TileGrid:
     """Choose the tile grid for a frame. `auto` keeps tiles near TILE_TARGET_SIDE frame pixels so heads
-    keep a similar size in model pixels whatever the camera resolution."""
+    keep a similar size in model pixels whatever the camera resolution; `adaptive` starts from that grid
+    (its refinement windows come after a first pass, see engines.adaptive)."""
     if height < 1 or width < 1:
         raise ValueError(f"frame must be at least 1x1 pixels, got {width}x{height}")
     setting = parse_tiles(tiles)
-    if setting == "auto":
+    if setting in ("auto", "adaptive"):
         rows = max(1, round(height / TILE_TARGET_SIDE))
         cols = max(1, round(width / TILE_TARGET_SIDE))
     else:

@@ -1,6 +1,6 @@
 """INT8 static quantisation with ONNX Runtime, calibrated on training tiles.
 
-Calibration tiles are cut from ShanghaiTech training images (never the held-out every-10th ones) by
+Calibration tiles are cut from ShanghaiTech training images (never the held-out ones, see engines.frames.HOLDOUT_EVERY) by
 engines.preprocess, so the activation ranges are those the stream will feed. The graph is first
 pre-processed (pads folded into convolutions by engines.onnx_passes, then shape inference and
 fusions, as ONNX Runtime recommends), then quantised with
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.engine import EngineError
+from engines.errors import EngineError
 from engines.frames import DEFAULT_DATA_ROOT, read_frame, shanghaitech_images, spread
 from engines.preprocess import prepare_frame
 from engines.spec import SPEC

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engines.errors import EngineError
+
 INPUT_SIZE = 224
 """Side of the square RGB tile the network sees (fixed by the product design)."""
 
@@ -21,6 +23,10 @@ COUNT_NAME = "count"
 # ImageNet statistics in 0..255 RGB units: the EfficientNet-Lite weights were trained with them.
 PIXEL_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
 PIXEL_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
+
+DEFAULT_TILES = "adaptive"
+"""The product's tiling: the `auto` grid plus a closer look at the densest regions (engines.adaptive);
+`auto` or a grid such as `2x3` keep one pass."""
 
 TILE_TARGET_SIDE = 448
 """`auto` tiling picks the grid whose tiles are closest to this many frame pixels on a side."""
@@ -43,3 +49,11 @@ class ModelSpec:
 
 
 SPEC = ModelSpec()
+
+
+def check_batch(batch: np.ndarray, input_size: int) -> np.ndarray:
+    """Validate an input batch early, with a message a user can act on."""
+    batch = np.asarray(batch)
+    if batch.ndim != 4 or batch.shape[1:] != (3, input_size, input_size) or batch.shape[0] == 0:
+        raise EngineError(f"input batch must be (N>=1, 3, {input_size}, {input_size}), got {batch.shape}")
+    return np.ascontiguousarray(batch, dtype=np.float32)

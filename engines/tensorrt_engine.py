@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.engine import EngineError, check_batch
-from engines.spec import SPEC
+from engines.errors import EngineError
+from engines.spec import SPEC, check_batch
 
 INSTALL_HINT = "pip install --extra-index-url https://pypi.nvidia.com 'crowdstream[gpu]'"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.engine import EngineError, check_batch
-from engines.spec import SPEC
+from engines.errors import EngineError
+from engines.spec import SPEC, check_batch
 
 TORCH_MISSING = "torch: not installed (pip install 'crowdstream[train]')"
 MAX_GRAPH_BATCH = 128

@@ -40,11 +40,12 @@ def blend_heatmap(
     vmax: float | None = None,
     colormap: int = cv2.COLORMAP_JET,
 ) -> np.ndarray:
-    """Blend the colour-mapped density over `scene`; opacity grows with density so empty areas stay clear."""
+    """Blend the colour-mapped density over `scene` in place (and return it); opacity grows with density
+    so empty areas stay clear. The map is resampled once, to the scene's size."""
     height, width = scene.shape[:2]
     colors, intensity = colorize_density(density, (width, height), vmax, colormap)
-    alpha = (opacity * intensity)[..., None]
-    return (scene.astype(np.float32) * (1 - alpha) + colors.astype(np.float32) * alpha).astype(np.uint8)
+    alpha = opacity * intensity
+    return cv2.blendLinear(colors, scene, alpha, 1.0 - alpha, dst=scene)
 
 
 def draw_label(scene: np.ndarray, text: str, origin: tuple[int, int], color: Color, scale: float) -> None:

@@ -15,15 +15,16 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from engines.spec import DEFAULT_TILES
 from stream.config import ServiceConfig, build_config
-from stream.hub import CameraReading, Hub
+from stream.hub import Hub
 from stream.metrics import StreamMetrics
+from stream.readings import CameraReading
+from stream.sources import DEMO_CLIP
 
-DEMO_CLIP = Path(__file__).resolve().parent / "demo" / "crowd-demo.mp4"
 WARMUP_FRAMES = 3
 """Measuring starts once every camera has been counted this often: the engine's first runs, memory
 arenas and decoders are warm, so start-up neither slows the throughput nor inflates the RSS growth."""
@@ -35,7 +36,7 @@ RSS_SAMPLE_S = 10.0
 class BenchOptions:
     cameras: int = 8
     max_fps: float = 2.0
-    tiles: str = "auto"
+    tiles: str = DEFAULT_TILES
     model: str = "default"
     backend: str = "auto"
     sources: tuple[str, ...] = ()  # URLs replacing the first file cameras (e.g. RTSP)
@@ -199,8 +200,8 @@ class StreamReport:
 
 async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
     from engines.engine import load_engine
-    from stream.sources import open_source
-    from stream.worker import Worker, build_zones
+    from stream.cameras import Cameras
+    from stream.worker import Worker
 
     config = options.config()
     engine = load_engine(
@@ -208,12 +209,9 @@ async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
     )
     metrics, ages = StreamMetrics(), FrameAges()
     worker = Worker(engine, Hub(), metrics, publishers=[ages], max_batch=config.engine.max_batch)
-    sources = []
+    cameras = Cameras(worker, config)
     for camera in config.cameras:
-        source = open_source(camera.id, camera.url, loop=True)
-        source.start()
-        sources.append(source)
-        worker.add_camera(camera, source, build_zones(camera, config.zone_threshold))
+        cameras.open(camera)
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run(stop))
     try:
@@ -228,8 +226,7 @@ async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
     finally:
         stop.set()
         await running
-        for source in sources:
-            await asyncio.to_thread(source.stop)
+        await cameras.stop_all()
         worker.close()
     calls = inference_after[1] - inference_before[1]
     mean = round((inference_after[0] - inference_before[0]) / calls, 4) if calls else None

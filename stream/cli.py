@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engines.spec import DEFAULT_TILES
+
 SERVE_EPILOG = """examples:
   crowdstream serve                                   # the demo clip on http://127.0.0.1:8080
   crowdstream serve -c examples/cameras.yaml          # cameras, zones and Redis from a file
@@ -102,7 +104,11 @@ def _add_count(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--fps", type=float, default=2.0, help="video frames counted per second (default 2)")
-    parser.add_argument("--tiles", default="auto", help="'auto' or a grid such as 2x3")
+    parser.add_argument(
+        "--tiles",
+        default=DEFAULT_TILES,
+        help=f"'adaptive', 'auto' or a grid such as 2x3 (default {DEFAULT_TILES})",
+    )
     parser.add_argument("--model", default="default", help="model name or file")
     parser.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
     parser.set_defaults(handler=_count)
@@ -154,7 +160,11 @@ def _add_bench_soak(bench: argparse._SubParsersAction) -> None:
 def _bench_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cameras", type=int, default=8, help="number of cameras (default 8)")
     parser.add_argument("--max-fps", type=float, default=2.0, help="per-camera counting rate (default 2)")
-    parser.add_argument("--tiles", default="auto", help="tile grid per frame, 'auto' or RxC (default auto)")
+    parser.add_argument(
+        "--tiles",
+        default=DEFAULT_TILES,
+        help=f"'adaptive', 'auto' or RxC per frame (default {DEFAULT_TILES})",
+    )
     parser.add_argument("--model", default="default", help="model name or file")
     parser.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
     parser.add_argument("--device", default="auto", help="torch backend: auto, cpu, cuda or cuda:N")

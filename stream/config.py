@@ -28,8 +28,9 @@ from pydantic import (
 
 from engines.errors import CrowdstreamError
 from engines.preprocess import parse_tiles
+from engines.spec import DEFAULT_TILES
 from stream.web.config import HttpConfig
-from stream.zones import check_polygon
+from stream.zones import Zone, check_polygon, fits_frame
 
 ENV_PREFIX = "CROWDSTREAM_"
 DEMO_URL = "demo"
@@ -68,7 +69,7 @@ class CameraConfig(Strict):
         description="rtsp://…, http(s)://… MJPEG, a video file, an image folder, /dev/videoN, an index, or 'demo'"
     )
     zones: list[ZoneConfig] = Field(default_factory=list)
-    tiles: str = Field("auto", description="'auto' or a grid such as '2x3'")
+    tiles: str = Field(DEFAULT_TILES, description="'adaptive', 'auto' or a grid such as '2x3'")
     max_fps: float | None = Field(2.0, gt=0, le=120, description="most frames counted per second (null: all)")
     loop: bool = Field(True, description="restart video files when they end")
     frame_size: tuple[int, int] | None = Field(
@@ -109,7 +110,7 @@ class CameraConfig(Strict):
         if self.frame_size is not None:
             width, height = self.frame_size
             for zone in self.zones:
-                if any(x > width or y > height for x, y in zone.polygon):
+                if not fits_frame(zone.polygon, width, height):
                     raise ValueError(f"zone {zone.name!r} lies outside the {width}x{height} frame")
         return self
 
@@ -196,6 +197,10 @@ class ServiceConfig(Strict):
         if zone.threshold is not None:
             return zone.threshold
         return self.thresholds.density if zone.area_m2 is not None else self.thresholds.people
+
+    def zones_of(self, camera: CameraConfig) -> list[Zone]:
+        """A camera's zones, ready to count, with the default thresholds filled in."""
+        return [Zone(z.name, z.polygon, z.area_m2, self.zone_threshold(z)) for z in camera.zones]
 
 
 def _key_path(location: tuple[int | str, ...]) -> str:

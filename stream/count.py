@@ -14,14 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.counting import count_frames
+from engines.counting import DENSITY_SCALE, count_frames
 from engines.engine import Engine, load_engine
 from engines.errors import CrowdstreamError
-from stream.hub import CameraReading
+from engines.frames import IMAGE_SUFFIXES
 from stream.overlay import render_overlay
+from stream.readings import read_frame
 from stream.sources.capture import AvReader
-from stream.sources.folder import IMAGE_SUFFIXES, decode_image
-from stream.worker import DENSITY_SCALE, densest_point
+from stream.sources.folder import decode_image
 
 MAX_PIXELS = 4096 * 4096
 """Larger images are decoded reduced and downscaled to this many pixels (a memory bound)."""
@@ -43,14 +43,7 @@ class Counted:
 
 def _overlay(frame: np.ndarray, density: np.ndarray, count: float) -> np.ndarray:
     height, width = frame.shape[:2]
-    reading = CameraReading(
-        "count",
-        0.0,
-        count,
-        count,
-        densest=densest_point(density, (width, height)),
-        frame_size=(width, height),
-    )
+    reading = read_frame("count", 0.0, (width, height), count, density, (), None, alpha=1.0)
     return render_overlay(frame, density, reading)
 
 
@@ -70,11 +63,11 @@ def sampled_frames(path: Path, fps: float) -> Iterator[tuple[float, np.ndarray]]
     reader = AvReader(str(path), finite=True, max_pixels=MAX_PIXELS)
     next_time = 0.0
     try:
-        for index, (image, media_time) in enumerate(reader.frames()):
+        for index, (pixels, media_time) in enumerate(reader.frames()):
             at = media_time if media_time is not None else float(index)
             if at + 1e-6 >= next_time:
                 next_time = at + 1.0 / fps
-                yield at, image
+                yield at, pixels()  # only sampled frames are converted to BGR
     except Exception as exc:  # FFmpeg and SourceFault errors: a file that is not a readable video
         raise CountError(f"{path}: not a readable image or video ({exc})") from None
 

@@ -1,120 +1,179 @@
-"""The shared state between the counting worker and its readers (HTTP API, live view, publishers).
+"""Where the counting worker meets its readers (HTTP API, live view, events).
 
-The worker writes each camera's newest frame and reading here; readers never block it. Annotated frames
-are rendered lazily, only when somebody watches or asks for a snapshot.
+The worker makes one update per counted frame, `Hub.publish(camera, frame, density, reading)`; readers
+never block it. Each camera is a `CameraFeed`: its health, zones, newest counted frame and, while
+somebody watches, its live frames: the camera's reader then signals every new frame, and viewers await
+`changed()` instead of polling. Pictures are rendered once and shared (see stream.pictures).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
-Status = Literal["starting", "up", "down", "stopped", "ended"]
+from stream.pictures import Counted, Picture, render_live, render_snapshot
+from stream.readings import CameraReading
+from stream.sources import Frame, Status
+from stream.zones import Zone
 
 
-@dataclass(frozen=True)
-class ZoneReading:
-    """People in one zone; `density` is people per m² when the zone has an area, else None."""
+class LiveSource(Protocol):
+    """What the hub needs of a camera reader for live video: the newest frame and a hook called (from
+    the reader's thread) after each new one."""
 
-    name: str
-    count: float
-    density: float | None = None
-    threshold: float | None = None
+    on_frame: Callable[[], None] | None
+
+    def latest(self, after_seq: int = 0) -> Frame | None: ...
+
+
+class CameraFeed:
+    """One camera as readers see it. `version` changes whenever there may be something new to show
+    (a counted frame, a live frame while watched, a status change); `changed()` waits for that."""
+
+    def __init__(self, camera_id: str, name: str, zones: Sequence[Zone], source: LiveSource | None) -> None:
+        self.id, self.name, self.zones = camera_id, name, list(zones)
+        self.fps = 0.0
+        self.counted: Counted | None = None
+        self.version = 0
+        self._status: Status = "starting"
+        self._source = source
+        self._signal = asyncio.Event()
+        self._on_frame: Callable[[], None] | None = None  # set while watched
+        self._snapshot: tuple[int, np.ndarray] | None = None
+        self._snapshot_lock = threading.Lock()
+        self._live: tuple[tuple[int, int, int], asyncio.Future[Picture]] | None = None
 
     @property
-    def over_threshold(self) -> bool:
-        value = self.density if self.density is not None else self.count
-        return self.threshold is not None and value > self.threshold
+    def status(self) -> Status:
+        return self._status
 
+    @status.setter
+    def status(self, status: Status) -> None:
+        if status != self._status:
+            self._status = status
+            self._changed()
 
-@dataclass(frozen=True)
-class CameraReading:
-    """One counted frame of one camera."""
+    @property
+    def reading(self) -> CameraReading | None:
+        return self.counted.reading if self.counted else None
 
-    camera: str
-    timestamp: float  # wall-clock seconds of capture
-    count: float
-    smoothed: float
-    zones: tuple[ZoneReading, ...] = ()
-    frame_age: float = 0.0  # seconds from capture to publish
-    densest: tuple[int, int] | None = None  # (x, y) in frame pixels
-    frame_size: tuple[int, int] = (0, 0)  # (width, height)
+    @property
+    def source(self) -> LiveSource | None:
+        return self._source
 
-    def as_dict(self) -> dict:
-        return {
-            "camera": self.camera,
-            "timestamp": self.timestamp,
-            "count": round(self.count, 2),
-            "smoothed": round(self.smoothed, 2),
-            "frame_age": round(self.frame_age, 4),
-            "densest": list(self.densest) if self.densest else None,
-            "frame_size": list(self.frame_size),
-            "zones": [
-                {
-                    "name": z.name,
-                    "count": round(z.count, 2),
-                    "density": None if z.density is None else round(z.density, 4),
-                    "threshold": z.threshold,
-                    "over_threshold": z.over_threshold,
-                }
-                for z in self.zones
-            ],
-        }
+    @source.setter
+    def source(self, source: LiveSource | None) -> None:
+        """Point at a new reader (a reopened camera), moving the live hook over if watched."""
+        if self._source is not None:
+            self._source.on_frame = None
+        self._source = source
+        if source is not None:
+            source.on_frame = self._on_frame
+        self._changed()
 
+    def publish(self, frame: Frame, density: np.ndarray, reading: CameraReading) -> None:
+        seq = self.counted.seq + 1 if self.counted else 1
+        self.counted = Counted(frame, density, reading, seq)
+        self._changed()
 
-@dataclass
-class CameraState:
-    """What the hub knows of one camera. `render` turns (frame, density, reading) into an annotated frame."""
+    def _changed(self) -> None:
+        self.version += 1
+        self._signal.set()
+        self._signal = asyncio.Event()
 
-    id: str
-    name: str
-    status: Status = "starting"
-    fps: float = 0.0
-    zones: list[dict] = field(default_factory=list)
-    frame: np.ndarray | None = None
-    density: np.ndarray | None = None
-    reading: CameraReading | None = None
-    frame_seq: int = 0
-    render: Callable[[np.ndarray, np.ndarray | None, CameraReading | None], np.ndarray] | None = None
-    _rendered: tuple[int, np.ndarray] | None = None
+    async def changed(self, version: int, timeout: float) -> bool:
+        """Wait until `version` is out of date (True) or `timeout` seconds pass (False)."""
+        if self.version != version:
+            return True
+        try:
+            await asyncio.wait_for(self._signal.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
-    def annotated_frame(self) -> np.ndarray | None:
-        """The newest frame with heatmap, zones and counts drawn on it (cached per frame).
+    def watch(self, watched: bool) -> None:
+        """While watched, every new frame of the reader wakes the viewers (through the running loop)."""
+        if watched:
+            loop = asyncio.get_running_loop()
 
-        The frame, its map and reading are read once, so a render in a thread that overlaps the worker's
-        next frame is cached under the sequence number it actually drew."""
-        seq, frame, density, reading = self.frame_seq, self.frame, self.density, self.reading
+            def on_frame() -> None:  # in the reader's thread; the loop may have closed (shutdown)
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._changed)
+
+            self._on_frame = on_frame
+        else:
+            self._on_frame = None
+        if self._source is not None:
+            self._source.on_frame = self._on_frame
+
+    def snapshot(self) -> np.ndarray | None:
+        """The newest counted frame annotated, full size, rendered once per counted frame (any thread)."""
+        counted = self.counted
+        if counted is None:
+            return None
+        with self._snapshot_lock:
+            if self._snapshot is None or self._snapshot[0] != counted.seq:
+                self._snapshot = (counted.seq, render_snapshot(counted, self.zones))
+            return self._snapshot[1]
+
+    def live_frame(self) -> Frame | None:
+        """The newest frame to show live: the reader's, else the last counted one."""
+        newest = self._source.latest() if self._source is not None else None
+        return newest or (self.counted.frame if self.counted else None)
+
+    async def live_picture(self, width: int) -> Picture | None:
+        """The newest frame with the newest overlay at `width`: rendered in a thread once per frame and
+        count, and shared by every viewer that asks meanwhile."""
+        frame, counted = self.live_frame(), self.counted
         if frame is None:
             return None
-        cached = self._rendered
-        if cached is not None and cached[0] == seq:
-            return cached[1]
-        image = self.render(frame, density, reading) if self.render else frame
-        self._rendered = (seq, image)
-        return image
+        key = (frame.seq, counted.seq if counted else 0, width)
+        live = self._live
+        if live is None or live[0] != key or _failed(live[1]):
+            render = asyncio.ensure_future(asyncio.to_thread(render_live, frame, counted, self.zones, key))
+            self._live = live = (key, render)
+        return await asyncio.shield(live[1])
+
+
+def _failed(task: asyncio.Future) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
 
 
 class Hub:
-    """Cameras by id, the number of live viewers (so the worker renders only when watched), and a fan-out
-    of readings to subscribers through bounded queues that drop the oldest item when a reader is slow."""
+    """Cameras by id, the number of live viewers (the live view renders only watched cameras), and a
+    fan-out of readings to subscribers through bounded queues that drop the oldest item when a reader is
+    slow."""
 
     def __init__(self) -> None:
-        self.cameras: dict[str, CameraState] = {}
+        self.cameras: dict[str, CameraFeed] = {}
         self.viewers: dict[str, int] = {}
         self._subscribers: set[asyncio.Queue] = set()
         self.started = time.time()
         self.ready = False
 
+    def add_camera(
+        self, camera_id: str, name: str, zones: Sequence[Zone], source: LiveSource | None = None
+    ) -> CameraFeed:
+        feed = CameraFeed(camera_id, name, zones, source)
+        self.cameras[camera_id] = feed
+        return feed
+
     def watching(self, camera_id: str) -> bool:
         return self.viewers.get(camera_id, 0) > 0
 
     def add_viewer(self, camera_id: str, delta: int = 1) -> None:
+        """Count a viewer in (+1) or out (-1); the first in and the last out switch live frames on and off."""
+        was = self.watching(camera_id)
         self.viewers[camera_id] = max(0, self.viewers.get(camera_id, 0) + delta)
+        feed = self.cameras.get(camera_id)
+        if feed is not None and was != self.watching(camera_id):
+            feed.watch(self.watching(camera_id))
 
     def subscribe(self, maxsize: int = 256) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue(maxsize=maxsize)
@@ -124,11 +183,10 @@ class Hub:
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self._subscribers.discard(queue)
 
-    def publish(self, reading: CameraReading) -> None:
-        """Record a reading and hand it to every subscriber without ever blocking."""
-        camera = self.cameras.get(reading.camera)
-        if camera is not None:
-            camera.reading = reading
+    def publish(self, camera: str, frame: Frame, density: np.ndarray, reading: CameraReading) -> None:
+        """One counted frame: the camera's feed moves on (waking its viewers) and every subscriber gets the
+        reading, without ever blocking."""
+        self.cameras[camera].publish(frame, density, reading)
         for queue in self._subscribers:
             if queue.full():
                 queue.get_nowait()

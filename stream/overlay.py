@@ -1,7 +1,10 @@
 """Heatmap overlays: colour-mapped density blended on the frame, zone outlines and counts.
 
-Annotators follow supervision's shape: small objects configured once, with `annotate(scene=..., ...)`
-returning a new BGR uint8 image and leaving the input untouched. `render_overlay` composes them.
+Annotators follow supervision's shape: small objects configured once, whose `annotate(scene=..., ...)`
+draws on `scene` in place and returns it. `render_overlay` composes them on one copy of the frame, at
+whatever size that copy has: the live view draws on the frame already scaled to the viewer's size, so
+the density map is resampled once, to that size, and zone and marker coordinates (frame pixels of the
+counted frame) are scaled with it.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from engines.visualize import (
     draw_label,
     text_scale,
 )
-from stream.hub import CameraReading, ZoneReading
-from stream.zones import Zone
+from stream.readings import CameraReading
+from stream.zones import Zone, ZoneReading
 
 
 def zone_label(reading: ZoneReading) -> str:
@@ -42,28 +45,32 @@ class HeatmapAnnotator:
 
 @dataclass(frozen=True)
 class ZoneAnnotator:
-    """Zone outlines with their counts; a zone over its threshold is drawn in the alert colour."""
+    """Zone outlines with their counts; a zone over its threshold is drawn in the alert colour.
+    `scale` maps frame pixels (where polygons live) to scene pixels."""
 
     color: Color = OK_COLOR
     alert_color: Color = ALERT_COLOR
     thickness: int = 2
 
     def annotate(
-        self, scene: np.ndarray, zones: Sequence[Zone], readings: Sequence[ZoneReading] = ()
+        self,
+        scene: np.ndarray,
+        zones: Sequence[Zone],
+        readings: Sequence[ZoneReading] = (),
+        scale: float = 1.0,
     ) -> np.ndarray:
-        out = scene.copy()
         by_name = {reading.name: reading for reading in readings}
         for zone in zones:
             reading = by_name.get(zone.name)
             color = self.alert_color if reading is not None and reading.over_threshold else self.color
-            points = np.round(zone.polygon).astype(np.int32)
+            points = np.round(zone.polygon * scale).astype(np.int32)
             cv2.polylines(
-                out, [points], isClosed=True, color=color, thickness=self.thickness, lineType=cv2.LINE_AA
+                scene, [points], isClosed=True, color=color, thickness=self.thickness, lineType=cv2.LINE_AA
             )
             label = zone_label(reading) if reading is not None else zone.name
             top_left = points.min(axis=0)
-            draw_label(out, label, (int(top_left[0]), int(top_left[1])), color, 0.6 * text_scale(out))
-        return out
+            draw_label(scene, label, (int(top_left[0]), int(top_left[1])), color, 0.6 * text_scale(scene))
+        return scene
 
 
 @dataclass(frozen=True)
@@ -72,17 +79,16 @@ class CountAnnotator:
 
     color: Color = (40, 40, 40)
 
-    def annotate(self, scene: np.ndarray, reading: CameraReading) -> np.ndarray:
-        out = scene.copy()
-        scale = text_scale(out)
+    def annotate(self, scene: np.ndarray, reading: CameraReading, scale: float = 1.0) -> np.ndarray:
+        size = text_scale(scene)
         draw_label(
-            out, f"people: {reading.count:.0f} (avg {reading.smoothed:.0f})", (8, 8), self.color, scale
+            scene, f"people: {reading.count:.0f} (avg {reading.smoothed:.0f})", (8, 8), self.color, size
         )
         if reading.densest is not None:
-            cv2.drawMarker(
-                out, reading.densest, TEXT_COLOR, cv2.MARKER_CROSS, round(24 * scale), 2, cv2.LINE_AA
-            )
-        return out
+            x, y = reading.densest
+            marker = (round(x * scale), round(y * scale))
+            cv2.drawMarker(scene, marker, TEXT_COLOR, cv2.MARKER_CROSS, round(24 * size), 2, cv2.LINE_AA)
+        return scene
 
 
 def render_overlay(
@@ -92,8 +98,11 @@ def render_overlay(
     zones: Sequence[Zone] = (),
     heatmap: HeatmapAnnotator | None = None,
 ) -> np.ndarray:
-    """The live view: heatmap, zones and counts on a copy of `frame` (just the frame if nothing is counted)."""
-    heatmap = heatmap or HeatmapAnnotator()
-    scene = heatmap.annotate(frame, density) if density is not None else frame.copy()
-    scene = ZoneAnnotator().annotate(scene, zones, reading.zones if reading else ())
-    return CountAnnotator().annotate(scene, reading) if reading is not None else scene
+    """The live view: heatmap, zones and counts drawn on one copy of `frame` (just the copy if nothing is
+    counted yet). `frame` may be a scaled copy of the counted frame: coordinates follow its width."""
+    scene = frame.copy()
+    scale = scene.shape[1] / reading.frame_size[0] if reading is not None and reading.frame_size[0] else 1.0
+    if density is not None:
+        (heatmap or HeatmapAnnotator()).annotate(scene, density)
+    ZoneAnnotator().annotate(scene, zones, reading.zones if reading else (), scale)
+    return CountAnnotator().annotate(scene, reading, scale) if reading is not None else scene

@@ -26,8 +26,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from stream.hub import CameraReading
 from stream.metrics import StreamMetrics
+from stream.readings import CameraReading
 
 log = logging.getLogger(__name__)
 

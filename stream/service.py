@@ -14,8 +14,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,12 +22,13 @@ from aiohttp import web
 
 from engines.engine import load_engine
 from engines.errors import CrowdstreamError
+from stream.cameras import Cameras
 from stream.config import CameraConfig, ServiceConfig
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.redis_publisher import RedisPublisher
-from stream.sources import Source, open_source
-from stream.worker import IdleSource, Worker, build_zones
+from stream.redis_server import EmbeddedRedis
+from stream.worker import Worker
 
 if TYPE_CHECKING:
     from stream.leases import CameraLeases
@@ -40,63 +39,6 @@ SHUTDOWN_BUDGET = 8.0
 """Seconds from SIGTERM to exit; orchestrators commonly SIGKILL after 10."""
 SOURCE_STOP_TIMEOUT = 2.0
 LEASE_POLL = 0.5
-
-
-class EmbeddedRedis:
-    """A private `redis-server` on a free loopback port for a service started without a Redis URL."""
-
-    def __init__(self, executable: str) -> None:
-        self.executable = executable
-        self.workdir = tempfile.TemporaryDirectory(prefix="crowdstream-redis-")
-        self.port = _free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self, timeout: float = 5.0) -> None:
-        command = [
-            self.executable,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            self.workdir.name,
-        ]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline and self.process.poll() is None:
-            try:
-                _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
-                return
-            except OSError:
-                await asyncio.sleep(0.05)
-        raise RuntimeError(f"embedded redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.workdir.cleanup()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -111,7 +53,7 @@ class Service:
     redis_url: str | None = None
     embedded: EmbeddedRedis | None = None
     leases: CameraLeases | None = None
-    sources: dict[str, Source] = field(default_factory=dict)
+    cameras: Cameras | None = None
     runner: web.AppRunner | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -132,6 +74,7 @@ class Service:
             owns=self._owner_check(),
             record_extra=self._record_extra(),
         )
+        self.cameras = Cameras(self.worker, config)
         for camera in config.cameras:
             self._open_camera(camera)
         await self._start_web()
@@ -206,33 +149,24 @@ class Service:
         return fenced
 
     def _open_camera(self, camera: CameraConfig) -> None:
-        """Open a camera's reader (only while this worker owns it, in cluster mode) and register it."""
+        """Open a camera's reader (in cluster mode only while this worker owns it, else it stays idle)."""
         if self.leases is not None and not self.leases.owns(camera.id):
-            if camera.id not in self.worker.tasks:
-                self.worker.add_camera(camera, IdleSource(), build_zones(camera, self.config.zone_threshold))
-            return
-        source = open_source(camera.id, camera.url, loop=camera.loop)
-        source.start()
-        self.sources[camera.id] = source
-        if camera.id in self.worker.tasks:
-            self.worker.replace_source(camera.id, source)
+            self.cameras.idle(camera)
         else:
-            self.worker.add_camera(camera, source, build_zones(camera, self.config.zone_threshold))
+            self.cameras.open(camera)
 
     async def _follow_leases(self) -> None:
         """Open readers for cameras this worker gained and close those it lost."""
         cameras = {camera.id: camera for camera in self.config.cameras}
         while True:
             for camera_id, camera in cameras.items():
-                owned, open_ = self.leases.owns(camera_id), camera_id in self.sources
+                owned, open_ = self.leases.owns(camera_id), camera_id in self.cameras.sources
                 if owned and not open_:
                     log.info("camera lease acquired", extra={"camera": camera_id})
                     self._open_camera(camera)
                 elif open_ and not owned:
                     log.info("camera lease lost", extra={"camera": camera_id})
-                    source = self.sources.pop(camera_id)
-                    self.worker.replace_source(camera_id, IdleSource())
-                    await asyncio.to_thread(source.stop)
+                    await self.cameras.close(camera_id)
                     self.metrics.forget_camera(camera_id)
             await asyncio.sleep(LEASE_POLL)
 
@@ -282,7 +216,8 @@ class Service:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.leases.release_all(), timeout=1)
         await self._flush_redis(max(0.5, deadline - loop.time() - 2))
-        await self._stop_sources(max(0.2, min(SOURCE_STOP_TIMEOUT, deadline - loop.time() - 0.5)))
+        if self.cameras is not None:
+            await self.cameras.stop_all(max(0.2, min(SOURCE_STOP_TIMEOUT, deadline - loop.time() - 0.5)))
         if self.runner is not None:
             await self.runner.cleanup()
         if self.worker is not None:
@@ -314,11 +249,6 @@ class Service:
             )
         await self._cancel_tasks()
         await self.publisher.aclose()
-
-    async def _stop_sources(self, timeout: float) -> None:
-        """Stop every reader at once; one stuck in a blocking read ends by itself at its read timeout."""
-        stops = [asyncio.to_thread(source.stop, timeout) for source in self.sources.values()]
-        await asyncio.gather(*stops, return_exceptions=True)
 
 
 async def serve(config: ServiceConfig) -> int:

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from stream.hub import ZoneReading
-
 MAX_POINTS = 256
 _SUPERSAMPLE = 4  # sub-pixels per map pixel on a side when rasterising edges
 
@@ -70,6 +68,12 @@ def check_polygon(points: Sequence[Sequence[float]]) -> np.ndarray:
     return array
 
 
+def fits_frame(polygon: Sequence[Sequence[float]], width: float, height: float) -> bool:
+    """Whether every point of a polygon lies inside a width×height frame (its edges included)."""
+    points = np.asarray(polygon, dtype=np.float64)
+    return bool((points[:, 0] <= width).all() and (points[:, 1] <= height).all())
+
+
 def scanline_fill(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
     """A float32 mask with 1 where a pixel's centre lies inside the polygon (even-odd rule). Pixel (r, c)
     covers [c, c+1) × [r, r+1); unlike cv2.fillPoly, boundaries are not widened by half a pixel."""
@@ -86,6 +90,21 @@ def scanline_fill(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
             first, stop = int(np.ceil(left - 0.5)), int(np.ceil(right - 0.5))
             mask[row, max(first, 0) : max(min(stop, width), 0)] = 1.0
     return mask
+
+
+@dataclass(frozen=True)
+class ZoneReading:
+    """People in one zone; `density` is people per m² when the zone has an area, else None."""
+
+    name: str
+    count: float
+    density: float | None = None
+    threshold: float | None = None
+
+    @property
+    def over_threshold(self) -> bool:
+        value = self.density if self.density is not None else self.count
+        return self.threshold is not None and value > self.threshold
 
 
 @dataclass
@@ -108,7 +127,7 @@ class Zone:
 
     def fits(self, width: int, height: int) -> bool:
         """Whether every point lies inside a width×height frame."""
-        return bool((self.polygon[:, 0] <= width).all() and (self.polygon[:, 1] <= height).all())
+        return fits_frame(self.polygon, width, height)
 
     def mask(self, frame_size: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
         """Fractional coverage (0..1) of each pixel of a `shape` (h, w) map laid over a `frame_size`

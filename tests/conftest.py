@@ -17,12 +17,7 @@ from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    """A TCP port that nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from stream.redis_server import free_port, redis_server_command
 
 
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
@@ -72,23 +67,7 @@ class RedisServer:
         executable = shutil.which("redis-server")
         if executable is None:
             pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
-        command = [
-            executable,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            str(self.workdir),
-            "--protected-mode",
-            "no",
-        ]
+        command = redis_server_command(executable, self.port, self.workdir, durable=True)
         log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()

@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright (never `playwright
-install`). The page must play the live WebRTC video, show the counts the API reports, turn a camera
-red when a zone is over its threshold, enlarge on click, log in when a token is set, and fall back to
-MJPEG where WebRTC is missing. A screenshot is saved under test-artifacts/."""
+install`). The page must play the live WebRTC video at the camera's rate while counting runs at 2 fps,
+show the counts the API reports, turn a camera red when a zone is over its threshold, enlarge on click,
+log in when a token is set, and fall back to MJPEG where WebRTC is missing. Screenshots are saved under
+test-artifacts/."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from stream.config import build_config
+from stream.service import Service
 from stream.web.config import HttpConfig
 from tests.test_web_support import TOKEN, Served, get_json, serve
 
@@ -85,7 +88,7 @@ async def shown_counts(page) -> dict[str, str]:
 
 async def check_counts_match_api(page, served: Served) -> None:
     """Freeze the counts (frames keep flowing), then the page must show what /api/cameras says."""
-    served.feed.readings = False
+    await served.pause_counting()
     async with aiohttp.ClientSession() as session:
         _, body = await get_json(session, f"{served.url}/api/cameras")
     # the page rounds like JavaScript's Math.round (halves up), not like Python's round (halves to even)
@@ -161,7 +164,7 @@ async def test_mjpeg_fallback_where_webrtc_is_missing(browser) -> None:
         image = "article[data-camera=gate] img.fallback"
         await page.wait_for_selector(f"{image}:not([hidden])")
         width = await eventually(lambda: page.eval_on_selector(image, "i => i.naturalWidth"), lambda w: w > 0)
-        assert width == served.feed.clip.frames[0].shape[1]
+        assert width == served.clip.frames[0].shape[1]
         assert await page.eval_on_selector("article[data-camera=gate] video", "v => v.hidden")
         await eventually(lambda: asyncio.sleep(0, served.hub.watching("gate")), bool)
         await page.close()
@@ -188,3 +191,37 @@ async def test_chromium_connects_through_the_loopback_candidate(browser) -> None
         await page.wait_for_selector("article.camera[data-camera=gate]")
         await wait_for_playing_video(page, "gate")
         await page.close()
+
+
+LIVE_WINDOW_S = 6.0
+
+
+def counted_frames(service: Service, camera: str) -> float:
+    return service.metrics.registry.get_sample_value("crowd_frames_processed_total", {"camera": camera}) or 0
+
+
+async def test_live_video_plays_at_the_camera_rate_while_counting_stays_at_2_fps(browser) -> None:
+    """The real service on the bundled demo (12 fps, counted at the default 2 fps): the browser decodes
+    at least 8 video frames a second, each with the newest heatmap, while the worker counts 2 a second."""
+    config = build_config({"http": {"port": 0}, "redis": {"embedded": False}}, "test", environ={})
+    assert [(c.url, c.max_fps) for c in config.cameras] == [("demo", 2.0)]
+    service = Service(config)
+    await service.start()
+    try:
+        page = await browser.new_page(viewport={"width": 1280, "height": 860})
+        await page.goto(f"http://127.0.0.1:{service.bound_port}/")
+        await page.wait_for_selector("article.camera[data-camera=demo]")
+        await wait_for_playing_video(page, "demo")
+        started, decoded, counted = time.monotonic(), await page.evaluate(FRAMES_DECODED, "demo"), None
+        counted = counted_frames(service, "demo")
+        await asyncio.sleep(LIVE_WINDOW_S)
+        seconds = time.monotonic() - started
+        video_fps = (await page.evaluate(FRAMES_DECODED, "demo") - decoded) / seconds
+        counting_fps = (counted_frames(service, "demo") - counted) / seconds
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.locator("article[data-camera=demo]").screenshot(path=ARTIFACTS / "live-video.png")
+        await page.close()
+    finally:
+        await service.stop()
+    assert video_fps >= 8, (video_fps, counting_fps)
+    assert 1.5 <= counting_fps <= 2.2, (video_fps, counting_fps)

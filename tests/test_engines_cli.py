@@ -1,5 +1,6 @@
 """`crowdstream engine info` and `crowdstream bench engine` as a user runs them, in a child process
-where `import torch` fails, as on a service install without the `train` extra."""
+where `import torch` fails, as on a service install without the `train` extra; and the benchmark's
+arithmetic against an engine of known speed."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
+import engines.bench
+from engines.bench import bench_batches, bench_frames
 from engines.frames import shanghaitech_images
 from tests.data_paths import DATA_ROOT, needs_data
 
@@ -62,7 +67,16 @@ def test_engine_info_json_lists_every_backend() -> None:
         "available": False,
         "detail": "not installed (pip install 'crowdstream[train]')",
     }
-    assert statuses["tensorrt"]["available"] is False or "on " in statuses["tensorrt"]["detail"]
+    if importlib.util.find_spec("tensorrt") is None:
+        assert statuses["tensorrt"] == {
+            "backend": "tensorrt",
+            "available": False,
+            "detail": "not installed (pip install --extra-index-url https://pypi.nvidia.com 'crowdstream[gpu]')",
+        }
+    else:  # a GPU machine: the version and the device it runs on
+        import tensorrt
+
+        assert statuses["tensorrt"]["detail"].startswith(f"{tensorrt.__version__} on ")
 
 
 @needs_data
@@ -94,19 +108,55 @@ def test_bench_engine_json_without_torch() -> None:
         assert set(row) == ROW_FIELDS
         assert row["backend"] == "onnxruntime" and row["calls"] >= (20 if row["mode"] == "batch" else 10)
         assert row["inputs_per_second"] > 0 and 0 < row["latency_ms_p50"] <= row["latency_ms_p99"]
-        per_call = row["batch"] * (4 if row["mode"] == "frame" else 1)  # a 1024x768 frame is 2x2 tiles
-        assert row["inputs_per_second"] == pytest.approx(per_call * 1000 / row["latency_ms_p50"], rel=0.02)
-        if row["mode"] == "frame":
-            assert row["frames_per_second"] == pytest.approx(
-                row["batch"] * 1000 / row["latency_ms_p50"], rel=0.02
-            )
-        else:
-            assert row["frames_per_second"] is None
+
+
+class KnownSpeed:
+    """An engine that takes exactly 2 ms of a fake clock per input, plus 1 ms per call."""
+
+    backend = "fake"
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.now += 0.001 + 0.002 * len(batch)
+        return np.zeros((len(batch), 1, 56, 56), np.float32), np.zeros(len(batch), np.float32)
+
+
+def test_bench_reports_an_engine_of_known_speed(monkeypatch) -> None:
+    engine = KnownSpeed()
+    monkeypatch.setattr(engines.bench, "time", SimpleNamespace(perf_counter=engine.clock))
+    tiles = np.zeros((3, 3, 224, 224), np.float32)
+    rows = bench_batches(engine, "fake", tiles, [1, 4], inputs=40, min_calls=5, warmup=2)
+    # batch 1: 3 ms per call, 333.3 inputs/s; batch 4: 9 ms per call, 444.4 inputs/s; 40 inputs each
+    assert [(r.batch, r.latency_ms_p50, r.latency_ms_p99, r.inputs_per_second, r.calls) for r in rows] == [
+        (1, 3.0, 3.0, 333.3, 40),
+        (4, 9.0, 9.0, 444.4, 10),
+    ]
+    assert all(r.frames_per_second is None for r in rows)
+
+
+def test_frame_mode_reports_frames_of_known_speed(monkeypatch) -> None:
+    engine = KnownSpeed()
+    monkeypatch.setattr(engines.bench, "time", SimpleNamespace(perf_counter=engine.clock))
+    frame = np.zeros((600, 800, 3), np.uint8)  # resized to 1024x768: 2x2 tiles
+    rows = bench_frames(
+        engine, "fake", [frame], [1, 2], max_batch=32, inputs=24, min_calls=2, warmup=1, tiles="auto"
+    )
+    # one call per count: 1 frame = 4 tiles, 9 ms; 2 frames = 8 tiles, 17 ms; about 24 inputs each
+    assert [(r.mode, r.batch, r.latency_ms_p50, r.calls) for r in rows] == [
+        ("frame", 1, 9.0, 6),
+        ("frame", 2, 17.0, 3),
+    ]
+    assert [(r.frames_per_second, r.inputs_per_second) for r in rows] == [(111.1, 444.4), (117.6, 470.6)]
 
 
 @needs_data
 def test_bench_engine_table_on_a_given_frame() -> None:
-    image = shanghaitech_images(DATA_ROOT.parent, "validation")[0]
+    image = shanghaitech_images(DATA_ROOT, "validation")[0]
     result = crowdstream(
         "bench", "engine", "--frames", str(image), "--batch", "2", "--inputs", "2", "--warmup", "0"
     )

@@ -48,7 +48,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def frames() -> list[np.ndarray]:
     """Real frames from both ShanghaiTech parts (validation images: never used for calibration)."""
-    return [read_frame(p) for p in spread(shanghaitech_images(DATA_ROOT.parent, "validation"), 4)]
+    return [read_frame(p) for p in spread(shanghaitech_images(DATA_ROOT, "validation"), 4)]
 
 
 @pytest.fixture(scope="session")

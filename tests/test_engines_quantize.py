@@ -11,36 +11,40 @@ import onnx
 import pytest
 
 from engines.counting import count_frames
-from engines.engine import EngineError, load_engine
-from engines.frames import read_frame, shanghaitech_images, spread
+from engines.engine import load_engine
+from engines.errors import EngineError
+from engines.frames import HOLDOUT_EVERY, read_frame, shanghaitech_images, shanghaitech_part, spread
 from engines.models import DEFAULT_MODEL
 from engines.quantize import calibration_tiles, quantize_model
-from tests.data_paths import DATA_ROOT, needs_data
+from tests.data_paths import DATA_ROOT as ROOT
+from tests.data_paths import needs_data
 
 pytestmark = needs_data
-ROOT = DATA_ROOT.parent
 
 
 def image_number(path: Path) -> int:
     return int(re.findall(r"\d+", path.stem)[-1])
 
 
-def test_every_tenth_image_is_held_out_of_calibration() -> None:
+def test_the_held_out_images_never_reach_calibration() -> None:
     train, validation = shanghaitech_images(ROOT, "train"), shanghaitech_images(ROOT, "validation")
     assert not set(train) & set(validation)
     assert sorted(train + validation) == sorted(shanghaitech_images(ROOT, "all"))
-    assert len(validation) * 9 == len(train)  # both parts hold a multiple of 10 images
-    assert all(image_number(p) % 10 == 0 for p in validation)  # IMG_10, IMG_20, ... in natural order
-    assert not any(image_number(p) % 10 == 0 for p in train)
+    # ShanghaiTech numbers its images IMG_1 … IMG_n, so the n-th in natural order is IMG_n
+    assert all(image_number(p) % HOLDOUT_EVERY == 0 for p in validation)
+    assert not any(image_number(p) % HOLDOUT_EVERY == 0 for p in train)
+    parts = [len(list((shanghaitech_part(part, ROOT) / "images").glob("*.jpg"))) for part in ("A", "B")]
+    assert len(validation) == sum(n // HOLDOUT_EVERY for n in parts)
 
 
 def test_the_split_is_the_one_training_uses() -> None:
     from training.annotations import split_items
 
-    for part in ("part_A", "part_B"):
-        train, validation = split_items(ROOT / "shanghaitech" / part / "train_data")
-        assert [p for p in shanghaitech_images(ROOT, "validation") if part in p.parts] == validation
-        assert [p for p in shanghaitech_images(ROOT, "train") if part in p.parts] == train
+    for part in ("A", "B"):
+        train, validation = split_items(shanghaitech_part(part, ROOT))
+        folder = f"part_{part}"
+        assert [p for p in shanghaitech_images(ROOT, "validation") if folder in p.parts] == validation
+        assert [p for p in shanghaitech_images(ROOT, "train") if folder in p.parts] == train
 
 
 def test_calibration_tiles_are_model_inputs() -> None:

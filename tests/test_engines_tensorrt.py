@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.engine import EngineError, load_engine
+from engines.engine import load_engine
+from engines.errors import EngineError
 
 pytest.importorskip(
     "tensorrt", reason="TensorRT is not installed (pip install 'crowdstream[gpu]' from pypi.nvidia.com)"
@@ -45,7 +46,7 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiles() -> np.ndarray:
-    frames = [read_frame(p) for p in spread(shanghaitech_images(DATA_ROOT.parent, "validation"), 3)]
+    frames = [read_frame(p) for p in spread(shanghaitech_images(DATA_ROOT, "validation"), 3)]
     return np.concatenate([prepare_frame(f)[0] for f in frames])
 
 

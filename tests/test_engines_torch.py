@@ -18,7 +18,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from engines.counting import count_frames  # noqa: E402
-from engines.engine import EngineError, load_engine  # noqa: E402
+from engines.engine import load_engine  # noqa: E402
+from engines.errors import EngineError  # noqa: E402
 from engines.frames import read_frame, shanghaitech_images, spread  # noqa: E402
 from engines.models import DEFAULT_MODEL  # noqa: E402
 from engines.onnx_torch import OnnxModule  # noqa: E402
@@ -48,7 +49,7 @@ def relative_error(expected: np.ndarray, actual: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    return [read_frame(p) for p in spread(shanghaitech_images(DATA_ROOT.parent, "validation"), 3)]
+    return [read_frame(p) for p in spread(shanghaitech_images(DATA_ROOT, "validation"), 3)]
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,16 @@ import pytest
 
 from training.metrics import (
     bias,
+    bias_percent,
     errors_by_bucket,
     game_error,
     mae,
+    mae_interval,
     nae,
     region_counts_from_density,
     region_counts_from_points,
     rmse,
+    sparse_nae,
 )
 
 
@@ -59,3 +62,45 @@ def test_buckets_split_sparse_and_dense_scenes():
     assert list(report) == ["0-50", "51-200", "201-500", "501+"]
     assert report["0-50"]["mae"] == pytest.approx(2) and report["501+"]["bias"] == pytest.approx(-100)
     assert report["51-200"]["images"] == 1
+    assert report["51-200"]["bias_pct"] == pytest.approx(100 * 9 / 51)
+    assert report["501+"]["bias_pct"] == pytest.approx(-10.0)
+
+
+def test_bias_percent_is_total_error_over_total_people():
+    # +10 on 20 people and -10 on 180: the totals cancel, whatever the per-image ratios (+50 %, -5.6 %)
+    assert bias_percent([30, 170], [20, 180]) == pytest.approx(0.0)
+    assert bias_percent([30, 180], [20, 180]) == pytest.approx(100 * 10 / 200)
+    assert bias_percent([3, 1], [0, 0]) != bias_percent([3, 1], [0, 0])  # NaN: no people to compare with
+
+
+def test_bucket_bias_pct_by_hand():
+    # 0-50: (12-10) + (30-40) = -8 over 50 people; 51-200: (80-100) = -20 over 100
+    report = errors_by_bucket([12, 30, 80], [10, 40, 100])
+    assert report["0-50"] == pytest.approx(
+        {"images": 2, "mae": 6.0, "rmse": math.sqrt(52), "bias": -4.0, "bias_pct": -16.0}
+    )
+    assert report["51-200"]["bias_pct"] == pytest.approx(-20.0)
+
+
+def test_sparse_nae_only_counts_images_with_at_most_50_people():
+    # |8-10|/10 = 0.2 and |60-50|/50 = 0.2 are sparse; 300 vs 100 (2.0) is not; the empty image is skipped
+    assert sparse_nae([8, 60, 300, 4], [10, 50, 100, 0]) == pytest.approx(0.2)
+    assert sparse_nae([300], [100]) != sparse_nae([300], [100])  # NaN: no sparse image
+
+
+def test_mae_interval_by_hand():
+    # errors 0 and 10: a resample of two draws has mean 0 (p=1/4), 5 (1/2) or 10 (1/4), so the
+    # 2.5th and 97.5th percentiles of the bootstrap distribution are 0 and 10
+    assert mae_interval([0, 10], [0, 0]) == pytest.approx((0.0, 10.0))
+    assert mae_interval([5, 5, 5], [2, 8, 2]) == pytest.approx((3.0, 3.0))  # every resample has MAE 3
+    assert mae_interval([7], [2]) == pytest.approx((5.0, 5.0))
+
+
+def test_mae_interval_matches_the_normal_approximation_and_is_reproducible():
+    # 400 errors spread evenly over 0..2: mean 1, sd 2 / sqrt(12) = 0.577, so the interval is about
+    # 1 ± 1.96 × 0.577 / sqrt(400) = 1 ± 0.057
+    predicted, truth = np.linspace(0, 2, 400), np.zeros(400)
+    low, high = mae_interval(predicted, truth)
+    assert low == pytest.approx(1 - 0.057, abs=0.006) and high == pytest.approx(1 + 0.057, abs=0.006)
+    assert mae_interval(predicted, truth) == (low, high)  # fixed seed: the same interval every run
+    assert mae_interval(predicted, truth, seed=1) != (low, high)

@@ -1,11 +1,12 @@
-"""Overlay annotators: heatmap blending, zone outlines in alert colours, counts; inputs stay untouched."""
+"""Overlay annotators: heatmap blending, zone outlines in alert colours, counts. Annotators draw on the
+scene they are given (supervision's convention); `render_overlay` draws on one copy and leaves the frame
+untouched, at any scale."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from stream.hub import CameraReading, ZoneReading
 from stream.overlay import (
     ALERT_COLOR,
     OK_COLOR,
@@ -15,7 +16,8 @@ from stream.overlay import (
     blend_heatmap,
     render_overlay,
 )
-from stream.zones import Zone
+from stream.readings import CameraReading
+from stream.zones import Zone, ZoneReading
 from tests.data_paths import PART_B, needs_data
 
 
@@ -25,19 +27,31 @@ def grey_scene(height: int = 120, width: int = 160) -> np.ndarray:
 
 def test_empty_density_leaves_the_scene_clear() -> None:
     scene = grey_scene()
-    assert np.array_equal(blend_heatmap(scene, np.zeros((30, 40), np.float32)), scene)
+    out = blend_heatmap(scene, np.zeros((30, 40), np.float32))
+    assert out is scene and (out == 100).all()
 
 
 def test_dense_spot_is_coloured_hot_and_far_areas_stay_clear() -> None:
-    scene = grey_scene()
-    original = scene.copy()
     density = np.zeros((30, 40), np.float32)
     density[5, 5] = 1.0  # a quarter-scale map: the spot lands near frame pixel (22, 22)
-    out = HeatmapAnnotator(opacity=0.8).annotate(scene, density)
-    assert np.array_equal(scene, original)
+    out = HeatmapAnnotator(opacity=0.8).annotate(grey_scene(), density)
     blue, green, red = out[22, 22].astype(int)
     assert red > 110 and red > blue + 50 and red > green + 50  # the hot end of the JET colour map
-    assert np.array_equal(out[100:, 120:], scene[100:, 120:])
+    assert (out[100:, 120:] == 100).all()
+
+
+def test_overlay_on_a_scaled_frame_puts_zones_and_marker_where_they_belong() -> None:
+    """Drawn on a half-size copy, a zone at frame x=200 is outlined at x=100 and the densest-point marker
+    at half its frame coordinates; the input frame is left as it was."""
+    zone = Zone("door", [[200, 120], [300, 120], [300, 220], [200, 220]])
+    reading = CameraReading(
+        "gate", 0.0, 5.0, 5.0, (ZoneReading("door", 5.0),), densest=(120, 60), frame_size=(320, 240)
+    )
+    half = grey_scene(120, 160)
+    out = render_overlay(half, None, reading, [zone])
+    assert (half == 100).all()  # a copy was drawn on
+    assert tuple(out[85, 150]) == OK_COLOR and tuple(out[85, 130]) == (100, 100, 100)  # right edge x=150
+    assert (out[30, 55:66] != 100).any()  # the marker, centred on (x=60, y=30)
 
 
 def test_zone_outline_turns_alert_colour_over_threshold() -> None:

@@ -9,9 +9,10 @@ import time
 
 import redis.asyncio as aioredis
 
-from stream.hub import CameraReading, ZoneReading
 from stream.metrics import StreamMetrics
+from stream.readings import CameraReading
 from stream.redis_publisher import RedisPublisher, counts_key, latest_key, updates_channel
+from stream.zones import ZoneReading
 
 PREFIX = "test:"
 

@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.counting import count_frames
+from engines.counting import DENSITY_SCALE, count_frames
 from engines.engine import load_engine
+from engines.spec import DEFAULT_TILES
 from stream.count import MAX_PIXELS
 from stream.sources import DEMO_CLIP
-from stream.worker import DENSITY_SCALE
 from tests.data_paths import PART_B, needs_data
 
 
@@ -31,8 +31,12 @@ def test_image_count_matches_the_engine_and_writes_the_overlay(tmp_path) -> None
     output = tmp_path / "overlay.png"
     result = crowdstream("count", str(image), "-o", str(output), "--json")
     assert result.returncode == 0, result.stderr
-    expected = count_frames(load_engine(), [cv2.imread(str(image))], "auto", DENSITY_SCALE)[0].count
+    frame = cv2.imread(str(image))
+    expected = count_frames(load_engine(), [frame], DEFAULT_TILES, DENSITY_SCALE)[0].count  # the default
     assert json.loads(result.stdout)["count"] == pytest.approx(expected, abs=0.01)
+    one_pass = crowdstream("count", str(image), "--tiles", "auto", "--json")
+    expected = count_frames(load_engine(), [frame], "auto", DENSITY_SCALE)[0].count
+    assert json.loads(one_pass.stdout)["count"] == pytest.approx(expected, abs=0.01)
     overlay, original = cv2.imread(str(output)), cv2.imread(str(image))
     assert overlay.shape == original.shape and not np.array_equal(overlay, original)
 
@@ -63,6 +67,20 @@ def test_png_with_alpha_and_a_one_pixel_image_are_counted(tmp_path) -> None:
         assert json.loads(result.stdout)["count"] >= 0
 
 
+def test_a_bmp_is_counted_like_the_same_picture_as_a_png(tmp_path) -> None:
+    capture = cv2.VideoCapture(str(DEMO_CLIP))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    counts = []
+    for name in ("crowd.png", "crowd.bmp"):
+        cv2.imwrite(str(tmp_path / name), frame)
+        result = crowdstream("count", str(tmp_path / name), "--json")
+        assert result.returncode == 0, result.stderr
+        counts.append(json.loads(result.stdout)["count"])
+    assert counts[0] == counts[1] > 5  # the same pixels, read as an image both times (a crowd)
+
+
 def test_huge_image_is_decoded_reduced_within_the_memory_bound(tmp_path) -> None:
     huge = tmp_path / "huge.jpg"
     cv2.imwrite(str(huge), np.full((12000, 12000, 3), 90, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 50])
@@ -78,7 +96,7 @@ def test_huge_image_is_decoded_reduced_within_the_memory_bound(tmp_path) -> None
     [
         ("empty.jpg", b"", "empty file"),
         ("cut.jpg", "truncated-jpeg", "truncated JPEG"),
-        ("text.png", b"not an image at all", "not a JPEG or PNG image"),
+        ("text.png", b"not an image at all", "not a JPEG, PNG or BMP image"),
         ("cut.mp4", "truncated-video", "not a readable image or video"),
         ("noise.mp4", bytes(range(256)) * 64, "not a readable image or video"),
     ],

@@ -23,8 +23,9 @@ from stream.sources import DEMO_CLIP, Frame, Source, SourceError, SourceFault, o
 from stream.sources.capture import AvReader
 from stream.sources.folder import FolderReader, decode_image
 from tests.conftest import free_port
+from tests.data_paths import PART_B
 
-SHANGHAITECH = Path("/work/shared/data/shanghaitech/part_B/train_data/images")
+SHANGHAITECH = PART_B / "images"
 # Quick retries; timeouts long enough that a loaded 2-core CI machine does not turn the fault under test
 # into a timeout (tests about timeouts set their own).
 FAST = {"open_timeout": 10.0, "read_timeout": 10.0, "max_backoff": 0.2}
@@ -109,7 +110,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_reader_decodes_every_frame_of_a_file_in_order(clip: Path) -> None:
     reader = AvReader(str(clip), finite=True)
-    frames = list(reader.frames())
+    frames = [(pixels(), media_time) for pixels, media_time in reader.frames()]
     assert [frame_index(image) for image, _ in frames] == list(range(30))
     assert all(image.shape == (240, 320, 3) and image.dtype == np.uint8 for image, _ in frames)
     assert [t for _, t in frames] == pytest.approx([i / 15 for i in range(30)], abs=1e-6)
@@ -120,7 +121,6 @@ def test_file_plays_at_its_own_rate_then_ends(clip: Path, started) -> None:
     taken = drain(source)
     assert source.status == "ended" and source.reconnects == 0 and source.last_error is None
     assert taken[-1].seq == 30, "the last frame is always there for the taker"
-    assert len(taken) + source.dropped == 30, "every frame is either taken or counted as dropped"
     assert all(frame_index(frame.image) == frame.seq - 1 for frame in taken)
     assert [f.seq for f in taken] == sorted({f.seq for f in taken})
     # Paced, not decoded flat out: 29 frame intervals at 15 fps take at least ~1.9 s of wall clock.
@@ -136,12 +136,68 @@ def test_file_loops_forever_by_default(clip: Path, started) -> None:
     assert frame_index(frame.image) == (frame.seq - 1) % 30
 
 
-def test_frames_nobody_takes_are_counted_as_dropped(clip: Path, started) -> None:
+def test_frames_nobody_takes_are_replaced_not_queued(clip: Path, started) -> None:
     source = started("unwatched", clip, loop=False, fps=200.0)
     wait_until(lambda: source.status == "ended", 10, "the file ends")
-    assert source.dropped == 29, "frames 1..29 were overwritten untaken; 30 is still waiting"
-    assert source.latest().seq == 30 and source.latest(after_seq=30) is None
+    newest = source.latest()
+    assert newest.seq == 30 and frame_index(newest.image) == 29, "only the newest frame is kept"
+    assert source.latest(after_seq=30) is None
     assert source.fps > 0
+
+
+class Countdown:
+    """A live reader of numbered pictures that counts its BGR conversions and pretends to have skipped
+    `skip[i]` frames undecoded before picture i (as a reader catching up with real time does)."""
+
+    finite = False
+
+    def __init__(self, skip: list[int]) -> None:
+        self.skip, self.skipped, self.converted = skip, 0, []
+        self.go_on = threading.Event()  # the pictures after the first wait for this
+
+    def frames(self):
+        for index, skipped in enumerate(self.skip):
+            self.skipped += skipped
+            yield (lambda index=index: self.convert(index)), None
+            self.go_on.wait(5)
+        time.sleep(5)  # then silence, as a live camera between frames
+
+    def convert(self, index: int) -> np.ndarray:
+        self.converted.append(index)
+        return marked_frame(index)
+
+
+def test_frame_numbers_count_the_frames_a_reader_skipped() -> None:
+    reader = Countdown([0, 0, 3, 0, 5])
+    reader.go_on.set()
+    source = Source("cam", "rtsp://example/", reader)
+    source.start()
+    try:
+        wait_until(lambda: source.latest(0) is not None and source.latest(0).seq == 13, 5, "five pictures")
+    finally:
+        source.stop(timeout=0.1)
+    # pictures 0..4 are frames 1, 2, (3 skipped) 6, 7, (5 skipped) 13: a consumer sees what it missed
+    assert frame_index(source.latest().image) == 4
+
+
+def test_pixels_are_converted_only_for_frames_someone_takes_and_only_once() -> None:
+    reader = Countdown([0] * 6)
+    source = Source("cam", "rtsp://example/", reader)
+    source.start()
+    try:
+        first = source.wait(0, timeout=5)
+        reader.go_on.set()
+        wait_until(lambda: source.latest(0).seq == 6, 5, "six pictures")
+        newest = source.latest()
+        threads = [threading.Thread(target=lambda: newest.image) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        source.stop(timeout=0.1)
+    assert frame_index(first.image) == 0 and frame_index(newest.image) == 5
+    assert sorted(reader.converted) == [0, 5]  # frames 2..5 were never asked for; 6 once for 4 threads
 
 
 def test_resolution_change_mid_stream_passes_through(tmp_path: Path) -> None:
@@ -149,7 +205,7 @@ def test_resolution_change_mid_stream_passes_through(tmp_path: Path) -> None:
     large = write_video(tmp_path / "b.ts", [marked_frame(i, 480, 360) for i in range(8)])
     joined = tmp_path / "joined.ts"  # MPEG-TS segments concatenate; the second brings its own SPS
     joined.write_bytes(small.read_bytes() + large.read_bytes())
-    shapes = [image.shape for image, _ in AvReader(str(joined), finite=True).frames()]
+    shapes = [pixels().shape for pixels, _ in AvReader(str(joined), finite=True).frames()]
     assert shapes[0] == (240, 320, 3) and shapes[-1] == (360, 480, 3)
     assert len(shapes) >= 14, f"at most a frame or two lost at the splice, got {len(shapes)}"
 
@@ -195,7 +251,8 @@ def test_a_file_that_is_fixed_recovers_by_itself(clip: Path, tmp_path: Path, sta
 
 
 def test_large_video_frames_are_downscaled_by_the_decoder(clip: Path) -> None:
-    image, _ = next(AvReader(str(clip), finite=True, max_pixels=160 * 120).frames())
+    pixels, _ = next(AvReader(str(clip), finite=True, max_pixels=160 * 120).frames())
+    image = pixels()
     assert image.shape == (120, 160, 3)
 
 
@@ -283,7 +340,7 @@ def test_folder_source_loops_as_a_slideshow_and_warns_once_per_bad_image(
     frame = source.wait(0, timeout=10)
     while frame.seq <= 12:  # more than two passes over the five usable images
         frame = source.wait(frame.seq, timeout=10)
-    assert source.status == "up" and source.reconnects == 0 and source.dropped >= 0
+    assert source.status == "up" and source.reconnects == 0
     warned = [r.image for r in caplog.records if r.msg == "image skipped" and r.levelname == "WARNING"]
     assert len(warned) == len(set(warned)) == 4
 

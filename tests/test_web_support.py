@@ -1,9 +1,9 @@
-"""Support for the web tests (no tests here): a real Hub fed like the worker feeds it, and the app
-served on a free loopback port.
+"""Support for the web tests (no tests here): the app served on a free loopback port over the real hub and
+the real counting worker, with the shipped model counting frames of the shipped demo clip.
 
-`demo_clip` decodes the shipped demo clip with OpenCV and counts every frame once with the shipped
-model (`count_frames`); `LiveFeed` then plays those frames, density maps and readings into the hub at
-the clip's pace, with zones and the real overlay, so the live view shows what the service would show.
+`demo_clip` decodes the clip with OpenCV and counts every frame once on its own (`count_frames`), as an
+independent reference. `ClipSource` plays the decoded frames at the clip's pace as a camera reader, so
+the worker, the hub, the overlays and the live view are exactly the service's.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 import aiohttp
 import cv2
@@ -24,17 +23,21 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
 
 from engines.counting import count_frames
-from engines.engine import load_engine
-from stream.hub import CameraReading, CameraState, Hub
-from stream.overlay import render_overlay
+from engines.engine import Engine, load_engine
+from stream.config import CameraConfig
+from stream.hub import Hub
+from stream.metrics import StreamMetrics
+from stream.sources import DEMO_CLIP, Frame, Status
 from stream.web.app import create_app
 from stream.web.config import HttpConfig
+from stream.worker import Worker
 from stream.zones import Zone
 from tests.conftest import free_port
 
-DEMO_CLIP = Path(__file__).resolve().parent.parent / "stream" / "demo" / "crowd-demo.mp4"
 CLIP_FRAMES = 12
 CLIP_WIDTH = 640
+COUNTING_FPS = 4.0
+TILES = CameraConfig(id="any", url="demo").tiles  # the cameras' default tiling, for the reference counts too
 TOKEN = "test-token-0123456789abcdef"
 
 
@@ -46,6 +49,11 @@ class Clip:
     densities: list[np.ndarray]
     counts: list[float]
     fps: float
+
+
+@functools.cache
+def shipped_engine() -> Engine:
+    return load_engine()
 
 
 @functools.cache
@@ -62,69 +70,70 @@ def demo_clip(frames: int = CLIP_FRAMES, width: int = CLIP_WIDTH) -> Clip:
     capture.release()
     if not decoded:
         pytest.fail(f"could not decode {DEMO_CLIP}")
-    results = count_frames(load_engine(), decoded)
+    results = count_frames(shipped_engine(), decoded, TILES)
     return Clip(decoded, [r.density for r in results], [r.count for r in results], fps)
 
 
-def camera_zones(width: int, height: int, threshold: float) -> list[Zone]:
+def left_half(width: int, height: int, threshold: float) -> list[Zone]:
     """One zone over the left half of the frame."""
     polygon = np.array([[0, 0], [width // 2, 0], [width // 2, height - 1], [0, height - 1]], dtype=float)
-    return [Zone("left half", polygon, threshold=threshold)]
+    return [Zone("left half", polygon, area_m2=None, threshold=threshold)]
 
 
-class LiveFeed:
-    """Plays a clip into hub cameras the way the worker does: newest frame, density, reading."""
+class ClipSource:
+    """A camera reader (the worker's FrameSource) playing a clip in a loop at its own pace; `silent`
+    never delivers a frame. `stop()` ends it like a stopped reader."""
 
-    def __init__(self, hub: Hub, clip: Clip, thresholds: dict[str, float]) -> None:
-        self.hub, self.clip = hub, clip
-        self.readings = True  # False: frames keep coming but counts stop changing
-        height, width = clip.frames[0].shape[:2]
-        self.zones = {camera: camera_zones(width, height, t) for camera, t in thresholds.items()}
-        for camera, zones in self.zones.items():
-            hub.cameras[camera] = CameraState(
-                id=camera,
-                name=camera.replace("-", " ").title(),
-                status="up",
-                fps=clip.fps,
-                zones=[{"name": z.name, "threshold": z.threshold} for z in zones],
-                render=functools.partial(render_overlay, zones=zones),
-            )
-        hub.ready = True
+    def __init__(self, clip: Clip, silent: bool = False) -> None:
+        self.clip, self.silent = clip, silent
+        self.status: Status = "starting" if silent else "up"
+        self.reconnects, self.fps, self.last_error = 0, clip.fps, None
+        self.on_frame: Callable[[], None] | None = None
+        self._frame: Frame | None = None
 
-    def show(self, index: int) -> None:
-        """Put frame `index` of the clip (and its reading, unless readings are paused) on every camera."""
-        i = index % len(self.clip.frames)
-        frame, density = self.clip.frames[i], self.clip.densities[i]
-        for camera_id, zones in self.zones.items():
-            camera = self.hub.cameras[camera_id]
-            camera.frame, camera.density, camera.frame_seq = frame, density, camera.frame_seq + 1
-            if self.readings:
-                size = (frame.shape[1], frame.shape[0])
-                count = self.clip.counts[i]
-                zone_readings = tuple(zone.reading(density, size) for zone in zones)
-                self.hub.publish(
-                    CameraReading(
-                        camera_id, time.time(), count, count, zone_readings, frame_age=0.01, frame_size=size
-                    )
-                )
+    def latest(self, after_seq: int = 0) -> Frame | None:
+        frame = self._frame
+        return frame if frame is not None and frame.seq > after_seq else None
 
-    async def run(self) -> None:
-        index = 0
-        while True:
-            self.show(index)
-            index += 1
+    def stop(self) -> None:
+        self.status, self.silent = "stopped", True
+
+    async def play(self) -> None:
+        seq = 0
+        while not self.silent:
+            seq += 1
+            self._frame = Frame(self.clip.frames[(seq - 1) % len(self.clip.frames)], time.time(), seq)
+            if self.on_frame is not None:
+                self.on_frame()
             await asyncio.sleep(1 / self.clip.fps)
 
 
 @dataclass
 class Served:
-    """A running app: its base URL, the app, the hub and the feed."""
+    """A running app over the real worker: its base URL, the app, the hub, the clip and the cameras."""
 
     url: str
     app: web.Application
     hub: Hub
-    feed: LiveFeed
+    clip: Clip
     registry: CollectorRegistry
+    worker: Worker
+    sources: dict[str, ClipSource]
+    counting: asyncio.Task
+    stop_counting: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def pause_counting(self) -> None:
+        """Stop the worker: counts, readings and overlays stay as they are while the video plays on."""
+        self.stop_counting.set()
+        await self.counting
+
+
+async def until_counted(hub: Hub, cameras: list[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while any(hub.cameras[c].counted is None for c in cameras):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the worker counted none of {cameras} within {timeout} s")
+        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
@@ -133,25 +142,41 @@ async def serve(
     *,
     redis_url: str | None = None,
     thresholds: dict[str, float] | None = None,
+    silent: tuple[str, ...] = (),
 ) -> AsyncIterator[Served]:
-    """Serve the app for a hub fed with the demo clip on 127.0.0.1; always shuts it down."""
-    http = http or HttpConfig()
-    hub = Hub()
-    feed = LiveFeed(hub, demo_clip(), thresholds or {"gate": 1.0, "hall": 10_000.0})
-    feed.show(0)
+    """Serve the app on 127.0.0.1 for cameras playing the demo clip (`silent` ones never deliver a frame),
+    counted by the real worker with a zone over the left half of each; always shuts everything down."""
+    http, clip = http or HttpConfig(), demo_clip()
+    thresholds = thresholds or {"gate": 1.0, "hall": 10_000.0}
     registry = CollectorRegistry()
     Gauge("crowd_test_gauge", "a metric the test registry holds", registry=registry).set(3)
+    hub = Hub()
+    worker = Worker(shipped_engine(), hub, StreamMetrics(registry), alpha=0.5)
+    height, width = clip.frames[0].shape[:2]
+    sources = {camera: ClipSource(clip, silent=camera in silent) for camera in thresholds}
+    for camera, threshold in thresholds.items():
+        config = CameraConfig(id=camera, name=camera.title(), url="demo", max_fps=COUNTING_FPS)
+        worker.add_camera(config, sources[camera], left_half(width, height, threshold))
+    hub.ready = True
     app = create_app(hub, http, registry=registry, redis_url=redis_url)
     runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    task = asyncio.create_task(feed.run())
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(source.play()) for source in sources.values()]
+    counting = asyncio.create_task(worker.run(stop))
+    served = Served(f"http://127.0.0.1:{port}", app, hub, clip, registry, worker, sources, counting, stop)
     try:
-        yield Served(f"http://127.0.0.1:{port}", app, hub, feed, registry)
+        await until_counted(hub, [c for c in thresholds if c not in silent])
+        yield served
     finally:
-        task.cancel()
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(counting, *tasks, return_exceptions=True)
         await runner.cleanup()
+        worker.close()
 
 
 async def get_json(session: aiohttp.ClientSession, url: str, **kwargs) -> tuple[int, dict]:

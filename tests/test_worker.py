@@ -1,5 +1,6 @@
 """The counting worker with real sources (the bundled clip, real images, a camera that never answers) and
-the shipped model: batching, health reporting, smoothing, zones across resolution changes, lazy overlays."""
+the shipped model: batching, health reporting, smoothing, dropped frames, zones across resolution
+changes, overlays rendered only when somebody looks."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from engines.counting import count_frames
+import stream.hub
+from engines.counting import DENSITY_SCALE, count_frames
 from engines.engine import Engine, load_engine
-from stream.config import CameraConfig
-from stream.hub import CameraReading, Hub
+from stream.config import CameraConfig, ServiceConfig
+from stream.hub import Hub
 from stream.metrics import WHOLE_FRAME, StreamMetrics
+from stream.readings import CameraReading
 from stream.sources import Frame, Source, open_source
-from stream.worker import DENSITY_SCALE, IdleSource, Worker, build_zones
+from stream.worker import Worker
 from tests.conftest import free_port
-from tests.data_paths import DATA_ROOT, needs_data
+from tests.data_paths import PART_A, needs_data
 
 
 class Recorder:
@@ -54,7 +57,7 @@ def add(worker: Worker, sources: list[Source], camera: CameraConfig, **options) 
     source = open_source(camera.id, camera.url, **options)
     source.start()
     sources.append(source)
-    worker.add_camera(camera, source, build_zones(camera, lambda zone: zone.threshold))
+    worker.add_camera(camera, source, ServiceConfig().zones_of(camera))
     return source
 
 
@@ -87,7 +90,8 @@ async def test_cameras_share_one_inference_and_match_direct_counting(engine, sou
     cycles = sample(metrics, "crowd_inference_duration_seconds_count", backend=engine.backend)
     assert cycles == worker.cycles and cycles < len(recorder.readings)  # both cameras shared cycles
     state = hub.cameras["a"]
-    direct = count_frames(engine, [state.frame], "auto", DENSITY_SCALE)[0]
+    tiles = worker.tasks["a"].config.tiles
+    direct = count_frames(engine, [state.counted.frame.image], tiles, DENSITY_SCALE)[0]
     reading = state.reading
     assert reading.count == pytest.approx(direct.count, rel=1e-4)
     assert reading.count > 5  # the demo clip is a crowd
@@ -136,22 +140,29 @@ async def test_dead_camera_is_reported_down_while_the_others_keep_counting(engin
     assert recorder.of("dead") == []
 
 
-def test_frames_missed_while_due_are_counted_as_dropped(engine) -> None:
-    metrics = StreamMetrics()
-    worker = Worker(engine, Hub(), metrics)
-    task = worker.add_camera(CameraConfig(id="a", url="demo", max_fps=2), IdleSource(), [])
-    assert task.phase == 0.0  # the first camera; the next ones start their grid part of a period later
-    assert 0 < worker.add_camera(CameraConfig(id="b", url="demo"), IdleSource(), []).phase < 1
-    worker._schedule(task, 100.0, skipped=0)  # first frame: due again half a second later
-    assert task.next_due == pytest.approx(100.5)
-    worker._schedule(task, 100.6, skipped=5)  # on time: the frames in between were not due
-    assert task.next_due == pytest.approx(101.0)
-    worker._schedule(task, 102.3, skipped=15)  # the model was busy: slots 101.0 and 101.5 passed unused
-    assert sample(metrics, "crowd_frames_dropped_total", camera="a") == 2
-    assert task.next_due == pytest.approx(102.5)
-    worker._schedule(task, 110.2, skipped=1)  # the camera was down: one frame came while 15 slots passed
-    assert sample(metrics, "crowd_frames_dropped_total", camera="a") == 3
-    assert task.next_due == pytest.approx(110.5)
+class Numbered:
+    """A reader whose frames carry chosen numbers (a camera that skipped frames in between)."""
+
+    status, reconnects, fps, last_error, on_frame = "up", 0, 1.0, None, None
+
+    def __init__(self, image: np.ndarray, numbers: list[int]) -> None:
+        self.frames = [Frame(image, time.time(), seq) for seq in numbers]
+
+    def latest(self, after_seq: int = 0) -> Frame | None:
+        return next((f for f in self.frames if f.seq > after_seq), None)
+
+
+async def test_frames_between_two_counted_ones_are_dropped_without_max_fps(engine) -> None:
+    """Every frame is due without max_fps: the gaps in the frame numbers are dropped frames."""
+    metrics, recorder = StreamMetrics(), Recorder()
+    worker = Worker(engine, Hub(), metrics, publishers=[recorder])
+    image = np.full((64, 64, 3), 90, np.uint8)
+    worker.add_camera(CameraConfig(id="a", url="demo", max_fps=None), Numbered(image, [1, 2, 6, 7, 10]), [])
+    while await worker.step():
+        pass
+    worker.close()
+    assert len(recorder.readings) == 5
+    assert sample(metrics, "crowd_frames_dropped_total", camera="a") == 3 + 2  # 3, 4, 5 and 8, 9
 
 
 @needs_data
@@ -160,7 +171,7 @@ async def test_resolution_change_keeps_zones_right_and_reports_zones_outside(
 ):
     folder = tmp_path / "frames"
     folder.mkdir()
-    images = DATA_ROOT / "part_A" / "train_data" / "images"
+    images = PART_A / "images"
     shutil.copy(images / "IMG_1.jpg", folder / "1.jpg")  # 1024x768
     shutil.copy(images / "IMG_103.jpg", folder / "2.jpg")  # 400x400
     recorder = Recorder()
@@ -180,26 +191,32 @@ async def test_resolution_change_keeps_zones_right_and_reports_zones_outside(
     assert 0 < large.zones[0].count < large.count
 
 
-async def test_overlay_is_rendered_only_for_watched_cameras(engine, sources) -> None:
+async def test_nothing_is_rendered_until_somebody_looks(engine, sources, monkeypatch) -> None:
+    renders: list[int] = []
+
+    def counting(counted, zones):
+        renders.append(counted.seq)
+        return render(counted, zones)
+
+    render = stream.hub.render_snapshot
+    monkeypatch.setattr(stream.hub, "render_snapshot", counting)
     recorder, hub = Recorder(), Hub()
     worker = Worker(engine, hub, StreamMetrics(), publishers=[recorder])
-    add(worker, sources, CameraConfig(id="seen", url="demo", max_fps=None))
-    add(worker, sources, CameraConfig(id="unseen", url="demo", max_fps=None))
-    hub.add_viewer("seen")
-    await run_until(worker, lambda: len(recorder.of("seen")) >= 2 and len(recorder.of("unseen")) >= 2)
+    add(worker, sources, CameraConfig(id="a", url="demo", max_fps=None))
+    await run_until(worker, lambda: len(recorder.of("a")) >= 3)
     worker.close()
-    seen, unseen = hub.cameras["seen"], hub.cameras["unseen"]
-    assert unseen._rendered is None
-    assert seen._rendered is not None
-    rendered = seen._rendered[1]
-    assert rendered.shape == seen.frame.shape and not np.array_equal(rendered, seen.frame)
-    assert unseen.annotated_frame().shape == unseen.frame.shape  # a snapshot renders on demand
+    assert renders == []  # counting alone draws nothing
+    camera = hub.cameras["a"]
+    snapshot = camera.snapshot()
+    assert camera.snapshot() is snapshot and renders == [camera.counted.seq]  # once per counted frame
+    raw = camera.counted.frame.image
+    assert snapshot.shape == raw.shape and not np.array_equal(snapshot, raw)
 
 
 class OneFrame:
     """A reader holding a single fixed frame (here one no real reader would produce: float pixels)."""
 
-    status, reconnects, dropped, fps, last_error = "up", 0, 0, 1.0, None
+    status, reconnects, fps, last_error, on_frame = "up", 0, 1.0, None, None
 
     def __init__(self, image: np.ndarray) -> None:
         self.frame = Frame(image, time.time(), 1)

@@ -1,7 +1,9 @@
-"""Zones: polygon checks and counting from density maps at any scale, on real ShanghaiTech annotations."""
+"""Zones: polygon checks and counting from density maps at any scale, against hand-computed counts and,
+on real ShanghaiTech annotations, against OpenCV's own point-in-polygon test."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -29,10 +31,27 @@ def test_bad_polygons_are_refused_with_the_reason(points, message) -> None:
 
 
 def test_concave_polygon_is_accepted_and_its_mask_matches_its_area() -> None:
-    arrow = [[0, 0], [40, 20], [0, 40], [10, 20]]
+    arrow = [[0, 0], [40, 20], [0, 40], [10, 20]]  # triangle of 40·40/2 = 800 minus one of 40·10/2 = 200
     assert check_polygon(arrow).shape == (4, 2)
-    mask = scanline_fill(np.asarray(arrow, dtype=float), 40, 40)
-    assert mask.sum() == pytest.approx(polygon_area(np.asarray(arrow, dtype=float)), rel=0.03)
+    assert polygon_area(np.asarray(arrow, dtype=float)) == 600
+    assert scanline_fill(np.asarray(arrow, dtype=float), 40, 40).sum() == pytest.approx(600, rel=0.03)
+
+
+@pytest.mark.parametrize(
+    ("polygon", "frame", "map_shape", "people"),
+    [
+        ([[0, 0], [5.5, 0], [5.5, 4], [0, 4]], (8, 8), (8, 8), 5.5 * 4),  # half pixels at the edge
+        ([[0, 0], [10, 0], [10, 8], [0, 8]], (16, 16), (4, 4), 10 * 8),  # quarter-scale map, half pixels
+        ([[4, 0], [8, 4], [4, 8], [0, 4]], (8, 8), (8, 8), 8 * 8 / 2),  # a diamond: edges cut pixels
+        # a skewed quadrilateral: shoelace by hand (2 - 7 + 49 - 12 + 36 - 14 + 2 - 6) / 2 = 25
+        ([[1, 1], [7, 2], [6, 7], [2, 6]], (8, 8), (8, 8), 25),
+    ],
+)
+def test_a_uniform_crowd_counts_as_the_zone_area(polygon, frame, map_shape, people) -> None:
+    """One person per frame pixel spread evenly: a zone holds as many people as its area in pixels."""
+    per_map_pixel = frame[0] * frame[1] / (map_shape[0] * map_shape[1])
+    density = np.full(map_shape, per_map_pixel, dtype=np.float32)
+    assert Zone("z", polygon).count(density, frame) == pytest.approx(people, abs=0.25)
 
 
 def test_mask_coverage_is_fractional_at_a_coarse_scale() -> None:
@@ -64,12 +83,9 @@ def test_zone_counts_follow_real_head_annotations_at_quarter_scale(image: str) -
     quarter = resize_density(full, sample.height // 4, sample.width // 4)
     polygon = [[0, 0], [sample.width * 0.6, 0], [sample.width * 0.4, sample.height], [0, sample.height]]
     zone = Zone("left", polygon)
-    inside = sum(_inside(polygon, point) for point in sample.points)
+    outline = np.asarray(polygon, dtype=np.float32)
+    inside = sum(cv2.pointPolygonTest(outline, (float(x), float(y)), False) >= 0 for x, y in sample.points)
     frame_size = (sample.width, sample.height)
     assert zone.count(full, frame_size) == pytest.approx(inside, abs=max(2.0, 0.05 * inside))
     assert zone.count(quarter, frame_size) == pytest.approx(zone.count(full, frame_size), abs=1.5)
     assert zone.fits(*frame_size) and not zone.fits(sample.width // 2, sample.height)
-
-
-def _inside(polygon: list[list[float]], point: np.ndarray) -> bool:
-    return bool(scanline_fill(np.asarray(polygon, dtype=float) - np.floor(point), 1, 1)[0, 0])

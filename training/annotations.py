@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from engines.errors import CrowdstreamError
-from engines.frames import image_files, natural_key
+from engines.frames import HOLDOUT_EVERY, holdout_split, image_files, natural_key
 
 log = logging.getLogger(__name__)
 
@@ -234,9 +234,10 @@ def load_any(path: Path) -> Sample:
     )
 
 
-def split_items(root: Path, every: int = 10) -> tuple[list[Path], list[Path]]:
-    """Fixed hold-out: every `every`-th image (natural order, the 10th, 20th, ...) is validation."""
-    items = list_dataset(root)
-    validation = [p for i, p in enumerate(items) if (i + 1) % every == 0]
-    train = [p for i, p in enumerate(items) if (i + 1) % every != 0]
-    return train, validation
+def split_items(root: Path, every: int = HOLDOUT_EVERY) -> tuple[list[Path], list[Path]]:
+    """(train, validation) items of a data set folder: the fixed hold-out of `engines.frames.holdout_split`
+    (natural order: with 10, the 10th, 20th, ... are validation).
+
+    The every-10th hold-out is a subset of the every-5th one, so a model trained with either can be
+    scored on the images it never saw."""
+    return holdout_split(list_dataset(root), every)

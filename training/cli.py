@@ -1,4 +1,5 @@
-"""Subcommands of `training`: `train`, `eval`, `density`, `export`, `bench models`.
+"""Subcommands of `training`: `train`, `density`, `export`, `bench models` (and `eval`, `check` from
+training.eval_cli and training.check_cli).
 
 Only argparse definitions live at module level; torch and the data code load inside the handlers."""
 
@@ -6,17 +7,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from engines.errors import CrowdstreamError
+from engines.frames import HOLDOUT_EVERY
 
 RAW = argparse.RawDescriptionHelpFormatter
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    from training import check_cli, eval_cli
+
     _add_train(commands)
-    _add_eval(commands)
+    eval_cli.register(commands)
+    check_cli.register(commands)
     _add_density(commands)
     _add_export(commands)
     models = bench.add_parser(
@@ -29,6 +33,20 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     models.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
     models.add_argument("--repeats", type=int, default=10, help="timed forward passes per model (default 10)")
     models.set_defaults(handler=_bench_models)
+    steps = bench.add_parser(
+        "train",
+        formatter_class=RAW,
+        help="training tiles/s for fp32 / bf16 autocast, with and without channels-last",
+        description="Time the real training step (model, point loss, AdamW) on synthetic batches for each\n"
+        "precision and memory format, interleaved so a busy machine slows each alike; median of rounds.",
+        epilog="example:\n  crowdstream bench train --batch 16 --rounds 5",
+    )
+    steps.add_argument("--batch", type=int, default=16, help="tiles per step (default 16)")
+    steps.add_argument("--rounds", type=int, default=5, help="timed steps per variant (default 5)")
+    steps.add_argument("--frozen-blocks", type=int, default=3, help="backbone blocks kept frozen (default 3)")
+    steps.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    steps.add_argument("--json", action="store_true", help="print one JSON list")
+    steps.set_defaults(handler=_bench_train)
     density = bench.add_parser(
         "density",
         formatter_class=RAW,
@@ -56,10 +74,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         formatter_class=RAW,
         help="train the density model (and fit the count head, export ONNX)",
         description="Train CrowdLite0 on ShanghaiTech parts A and B together (balanced), validate every epoch on\n"
-        "a fixed hold-out (every 10th image) with the stream's own tiling, keep the best checkpoint, fit the\n"
+        f"a fixed hold-out (every {HOLDOUT_EVERY}th image) with the stream's own tiling, keep the best checkpoint, fit the\n"
         "count head, and export <out>/crowd-lite0.onnx. Safe to interrupt: rerun with --resume.",
         epilog="examples:\n  crowdstream train -c training/configs/crowd-lite0.yaml\n"
         "  crowdstream train --epochs 1 --limit 8 --out runs/smoke\n"
+        "  crowdstream train -c training/configs/crowd-lite0-gpu.yaml --device cuda   # minutes on a GPU\n"
         "  crowdstream train -c training/configs/crowd-lite0.yaml --resume",
     )
     p.add_argument("-c", "--config", type=Path, help="YAML file of TrainConfig settings (flags override it)")
@@ -78,8 +97,23 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--tiles", help="auto or RxC")
     p.add_argument("--threads", type=int, help="torch threads (0 = all cores)")
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto: CUDA if any)"
+    )
+    p.add_argument("--workers", type=int, help="tile-making threads (default: 0 on the CPU, cores-2 on CUDA)")
+    p.add_argument(
+        "--data",
+        action="append",
+        metavar="PART=FOLDER",
+        help="a part's ShanghaiTech- or NWPU-layout folder (repeat per part; replaces the config's data_roots)",
+    )
     p.add_argument("--out", type=Path, help="run folder for checkpoints, log.csv, curves.png, the ONNX file")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument(
+        "--no-finalize",
+        action="store_true",
+        help="stop after training: no count-head fit and no ONNX export (export the checkpoint later)",
+    )
     p.set_defaults(handler=_train)
 
 
@@ -99,6 +133,9 @@ def _train(args: argparse.Namespace) -> int:
         "tiles": args.tiles,
         "threads": args.threads,
         "seed": args.seed,
+        "device": args.device,
+        "workers": args.workers,
+        "data_roots": _data_roots(args.data),
         "out": args.out,
     }
     config = load_train_config(args.config, overrides)
@@ -106,81 +143,22 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         trainer.resume()
     trainer.fit()
-    print(json.dumps(finalize_run(config), indent=2))
+    if not args.no_finalize:
+        print(json.dumps(finalize_run(config), indent=2))
     return 0
 
 
-def _add_eval(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "eval",
-        formatter_class=RAW,
-        help="score a model on an annotated data set (MAE, RMSE, NAE, GAME)",
-        description="Count every image of a ShanghaiTech-layout (images/ + ground-truth/) or NWPU-layout folder with\n"
-        "the stream's tiling and report MAE, RMSE (the field's 'MSE'), NAE, GAME(0-3), bias and errors by\n"
-        "crowd size (0-50, 51-200, 201-500, 501+).",
-        epilog="examples:\n  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --limit 20 --json\n"
-        "  crowdstream eval ../shared/data/shanghaitech/part_A/train_data --holdout   # the validation images",
-    )
-    p.add_argument("dataset", type=Path, help="data set folder")
-    p.add_argument(
-        "--model", default="default", help="ONNX/engine file or shipped name (default: the shipped model)"
-    )
-    p.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
-    p.add_argument("--tiles", default="auto", help="auto or RxC, e.g. 2x2 (default auto)")
-    p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("--holdout", action="store_true", help="only the held-out validation images (every 10th)")
-    p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=_eval)
-
-
-def _eval(args: argparse.Namespace) -> int:
-    from engines.engine import load_engine
-    from engines.preprocess import parse_tiles
-    from training.evaluate import evaluate
-
-    try:
-        parse_tiles(args.tiles)
-    except ValueError as exc:
-        raise CrowdstreamError(f"--tiles: {exc}") from exc
-    if not args.dataset.is_dir():
-        raise CrowdstreamError(f"{args.dataset}: no such data set folder")
-    engine = load_engine(args.model, args.backend, threads=args.threads)
-    result = evaluate(
-        engine,
-        root=args.dataset,
-        tiles=args.tiles,
-        limit=args.limit,
-        every=10 if args.holdout else None,
-        progress=sys.stderr.isatty() or not args.json,
-    )
-    summary = {
-        "dataset": str(args.dataset),
-        "model": str(engine.model_path),
-        "backend": engine.backend,
-        "tiles": args.tiles,
-        **result.summary(),
-    }
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        _print_summary(summary)
-    return 0
-
-
-def _print_summary(summary: dict) -> None:
-    print(
-        f"{summary['images']} images of {summary['dataset']} ({summary['backend']}, tiles {summary['tiles']})"
-    )
-    print(
-        f"  MAE {summary['mae']:.2f}   RMSE {summary['rmse']:.2f}   NAE {summary['nae']:.3f}   bias {summary['bias']:+.2f}"
-    )
-    print("  GAME " + "  ".join(f"L{k}={v:.2f}" for k, v in summary["game"].items()))
-    for bucket, values in summary["buckets"].items():
-        print(
-            f"  {bucket:>8} people: {values['images']:4d} images  MAE {values['mae']:.2f}  bias {values['bias']:+.2f}"
-        )
-    print(f"  {summary['seconds_per_image'] * 1000:.1f} ms per image")
+def _data_roots(items: list[str] | None) -> dict[str, str] | None:
+    """`--data A=path --data B=path` → {"A": "path", "B": "path"}; None when not given."""
+    if not items:
+        return None
+    roots = {}
+    for item in items:
+        part, sep, folder = item.partition("=")
+        if not sep or not part or not folder:
+            raise CrowdstreamError(f"--data: expected PART=FOLDER such as A=data/part_A, got {item!r}")
+        roots[part] = folder
+    return roots
 
 
 def _add_density(commands: argparse._SubParsersAction) -> None:
@@ -292,6 +270,19 @@ def _bench_models(args: argparse.Namespace) -> int:
     from training.model_bench import bench_models, format_table
 
     rows = bench_models(repeats=args.repeats)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    return 0
+
+
+def _bench_train(args: argparse.Namespace) -> int:
+    _require_torch()
+    from training.step_bench import bench_train_steps, format_table
+    from training.trainer import resolve_device
+
+    if args.batch < 1 or args.rounds < 1:
+        raise CrowdstreamError("--batch and --rounds must be at least 1")
+    resolve_device(args.device)
+    rows = bench_train_steps(args.batch, args.rounds, args.frozen_blocks, args.device)
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
     return 0
 

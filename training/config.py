@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engines.errors import CrowdstreamError
+from engines.frames import HOLDOUT_EVERY, shanghaitech_part
 from engines.preprocess import parse_tiles
-
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "shanghaitech"
 
 
 class ConfigError(CrowdstreamError):
@@ -23,13 +23,12 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data_roots: dict[str, Path] = Field(
-        default_factory=lambda: {
-            "A": DEFAULT_DATA_ROOT / "part_A" / "train_data",
-            "B": DEFAULT_DATA_ROOT / "part_B" / "train_data",
-        },
+        default_factory=lambda: {part: shanghaitech_part(part) for part in ("A", "B")},
         description="part name → ShanghaiTech- or NWPU-layout folder; every part is sampled equally",
     )
-    validation_every: int = Field(10, ge=2, description="every n-th image of each part is held out")
+    validation_every: int = Field(
+        HOLDOUT_EVERY, ge=2, description="every n-th image of each part is held out"
+    )
     tiles: str = "auto"
     density_method: str = "adaptive"
     epochs: int = Field(30, ge=1, description="planned epochs (an upper bound when a time budget is set)")
@@ -41,19 +40,53 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     frozen_blocks: int = Field(3, ge=0, le=16)
+    train_batchnorm: bool = Field(
+        False, description="update BatchNorm statistics (worth it at GPU batch sizes)"
+    )
+    loss: Literal["points", "density"] = Field(
+        "points",
+        description="points: Bayesian loss on the head points; density: the previous Gaussian-map loss",
+    )
+    loss_sigma: float = Field(2.0, gt=0, description="points loss: head likelihood spread, output pixels")
+    loss_background: float = Field(3.0, gt=0, description="points loss: background radius, output pixels")
     loss_pixel: float = 0.01
     loss_count: float = 1.0
     loss_tv: float = 0.1
     scale_jitter: tuple[float, float] = (0.75, 1.33)
+    aspect_jitter: tuple[float, float] = (1.0, 1.0)
+    negatives: float = Field(0.0, ge=0, le=0.5, description="share of people-free tiles")
+    blur: float = Field(0.0, ge=0, le=1, description="chance of a defocus blur per tile")
     colour_jitter: float = Field(0.2, ge=0, le=1)
     greyscale: float = Field(0.1, ge=0, le=1)
     seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="auto: bf16 autocast on CUDA, fp32 on the CPU (bf16 was not faster there: bench train)",
+    )
+    channels_last: bool = Field(
+        True,
+        description="channels-last tensors: 2x the fp32 tiles/s of contiguous on the 2-core CPU (bench train)",
+    )
+    workers: int | None = Field(
+        None, ge=0, description="tile-making threads; None: 0 on the CPU, cores-2 on CUDA"
+    )
+    select: Literal["best", "last"] = Field(
+        "best", description="checkpoint to finalise: best validation score, or the last (annealed) epoch"
+    )
     threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
     limit: int | None = Field(None, ge=1, description="use at most this many images per part (smoke runs)")
     init_from: Path | None = Field(
         None, description="start from this checkpoint's weights (fine-tuning; fresh optimiser and schedule)"
     )
     out: Path = Path("runs/latest")
+
+    @field_validator("scale_jitter", "aspect_jitter")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1]:
+            raise ValueError(f"must be (low, high) with 0 < low <= high, got {value}")
+        return value
 
     @field_validator("tiles")
     @classmethod

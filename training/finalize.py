@@ -13,9 +13,10 @@ from training.trainer import Trainer, _atomic_save
 
 
 def finalize_run(config: TrainConfig) -> dict:
-    """best.pt → count head fitted on training tiles and judged on validation → <out>/crowd-lite0.onnx."""
+    """The selected checkpoint (best.pt, or last.pt with `select: last`) → count head fitted on training tiles
+    and judged on validation → <out>/crowd-lite0.onnx."""
     out = Path(config.out)
-    best = out / "best.pt"
+    best = out / f"{config.select}.pt"
     state = read_checkpoint(best)
     model = model_from_state(state)
     train, validation = Trainer.load_data_for(config)
@@ -24,7 +25,8 @@ def finalize_run(config: TrainConfig) -> dict:
     _atomic_save(state, best)
     info = export_checkpoint(best, out / "crowd-lite0.onnx")
     summary = {
-        "best_epoch": state["epoch"] + 1,
+        "selected": config.select,
+        "epoch": state["epoch"] + 1,
         "validation": state["validation"],
         "count_head": report,
         "export": info,

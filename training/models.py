@@ -30,6 +30,8 @@ FEATURE_BLOCKS = {4: 2, 8: 4, 16: 10, 32: 15}
 """Index of the last block at each stride: the decoder's taps."""
 DENSITY_GAIN = 0.01
 """The head predicts density × 100 so its activations are O(1) for crowd densities."""
+EMPTY_BIAS = -4.0
+"""Initial pre-activation of the output: softplus(-4) × DENSITY_GAIN ≈ 0.6 people per empty 224 tile."""
 BN_EPS = 1e-3
 
 
@@ -130,7 +132,9 @@ class CountHead(nn.Module):
 class CrowdLite0(nn.Module):
     """EfficientNet-Lite0 + top-down decoder → (N, 1, 56, 56) density for a (N, 3, 224, 224) tile batch."""
 
-    def __init__(self, width: int = 48, pretrained: bool = True, frozen_blocks: int = 3):
+    def __init__(
+        self, width: int = 48, pretrained: bool = True, frozen_blocks: int = 3, train_batchnorm: bool = False
+    ):
         super().__init__()
         self.backbone = Lite0Backbone()
         if pretrained:
@@ -143,23 +147,29 @@ class CrowdLite0(nn.Module):
         self.head = nn.Sequential(
             nn.Conv2d(width, 32, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(32, 1, 1)
         )
+        nn.init.constant_(self.head[-1].bias, EMPTY_BIAS)
         self.count_head = CountHead()
+        self.train_batchnorm = train_batchnorm
         self._freeze()
 
     def _freeze(self) -> None:
-        """BatchNorm stays in inference mode (its batch statistics cost ~45 % of a CPU step and are noisy at
-        small batches); the stem and the first blocks keep their ImageNet weights."""
+        """The stem and the first blocks keep their ImageNet weights. Unless `train_batchnorm`, BatchNorm
+        stays in inference mode too: its batch statistics cost ~45 % of a CPU step and are noisy at the small
+        batches a CPU trains with (a GPU batch of 64 can afford them)."""
         frozen = [self.backbone._conv_stem, self.backbone._bn0, *self.backbone._blocks[: self.frozen_blocks]]
         for module in frozen:
             module.requires_grad_(False)
-        for module in self.backbone.modules():
-            if isinstance(module, nn.BatchNorm2d):
+        if not self.train_batchnorm:
+            for module in self._batchnorms():
                 module.requires_grad_(False)
+
+    def _batchnorms(self) -> list[nn.BatchNorm2d]:
+        return [m for m in self.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
 
     def train(self, mode: bool = True) -> CrowdLite0:
         super().train(mode)
-        for module in self.backbone.modules():
-            if isinstance(module, nn.BatchNorm2d):
+        if not self.train_batchnorm:
+            for module in self._batchnorms():
                 module.eval()
         return self
 
@@ -169,7 +179,9 @@ class CrowdLite0(nn.Module):
         for stride in (16, 8, 4):
             top = F.interpolate(top, scale_factor=2, mode="bilinear", align_corners=False)
             top = F.relu(self.smooth[str(stride)](top + self.lateral[str(stride)](features[stride])))
-        return F.relu(self.head(top)) * DENSITY_GAIN
+        # softplus, not ReLU: a ReLU output trained with many people-free tiles can die (every pre-activation
+        # negative, the model predicts 0 everywhere); softplus keeps a gradient and still reaches ~0.
+        return F.softplus(self.head(top)) * DENSITY_GAIN
 
 
 class SeedKatnoria(nn.Module):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engines.errors import EngineError
+
 MODELS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = MODELS_DIR / "crowd-lite0.onnx"
 NAMED_MODELS = {
@@ -15,8 +17,6 @@ NAMED_MODELS = {
 
 def resolve_model(model: str | Path) -> Path:
     """A shipped model name ('default', 'crowd-lite0', ...) or a path → an existing file path."""
-    from engines.engine import EngineError
-
     path = NAMED_MODELS.get(str(model), Path(model))
     if not path.is_file():
         known = ", ".join(NAMED_MODELS)

@@ -17,8 +17,9 @@ import re
 from pathlib import Path
 
 from engines.errors import CrowdstreamError
+from engines.frames import IMAGE_SUFFIXES
 from stream.sources.capture import AvReader
-from stream.sources.folder import IMAGE_SUFFIXES, FolderReader
+from stream.sources.folder import FolderReader
 from stream.sources.source import Frame, Reader, Source, SourceFault, Status
 
 __all__ = ["DEMO_CLIP", "Frame", "Source", "SourceError", "SourceFault", "Status", "open_source"]

@@ -11,6 +11,7 @@ resolution change mid-stream simply yields frames of the new size.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Generator, Iterator
@@ -19,14 +20,15 @@ import av
 import numpy as np
 
 from stream.sources.lag import CatchUp
-from stream.sources.source import SourceFault, fit_size, redact
+from stream.sources.source import Pixels, SourceFault, fit_size, redact
 
 DEFAULT_FPS = 25.0  # pace of a file that states no frame rate
 
 
 class AvReader:
     """Decodes one URL or file with FFmpeg. Files (`finite`) yield their media time so the source paces
-    them at their own frame rate (or at `fps` when given); live streams yield None and are not paced."""
+    them at their own frame rate (or at `fps` when given); live streams yield None and are not paced.
+    Pictures are yielded as Pixels: the conversion to BGR runs when (and if) someone calls them."""
 
     def __init__(
         self,
@@ -50,7 +52,7 @@ class AvReader:
         self.fps = fps
         self.skipped = 0  # live packets skipped undecoded to catch up with real time
 
-    def frames(self) -> Generator[tuple[np.ndarray, float | None], None, float | None]:
+    def frames(self) -> Generator[tuple[Pixels, float | None], None, float | None]:
         try:
             yield from self._frames()
         except av.error.FFmpegError as exc:
@@ -65,7 +67,7 @@ class AvReader:
             return f"{reason}: {exc.filename}"
         return reason
 
-    def _frames(self) -> Generator[tuple[np.ndarray, float | None], None, float | None]:
+    def _frames(self) -> Generator[tuple[Pixels, float | None], None, float | None]:
         container = self._open()
         try:
             if not container.streams.video:
@@ -75,7 +77,7 @@ class AvReader:
             media_time = None
             for index, frame in enumerate(self._decode(container, stream)):
                 media_time = self._media_time(frame, index, rate)
-                yield self._image(frame), media_time
+                yield functools.partial(self._image, frame), media_time
             return None if media_time is None else media_time + 1 / rate
         finally:
             container.close()

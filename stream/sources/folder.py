@@ -4,7 +4,8 @@ Folders are where careless input lives (zero-byte uploads, truncated JPEGs, PNGs
 12000×12000 scans), so images are checked before decoding: the size comes from the JPEG/PNG header, huge
 JPEGs are decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself, and anything that would still need more
 than a bounded amount of memory is refused. A bad image is skipped with a warning; only a folder with no
-usable image at all fails the source.
+usable image at all fails the source. Which files are images is engines.frames.IMAGE_SUFFIXES, the same
+list the data sets and `crowdstream count` use.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engines.frames import IMAGE_SUFFIXES, image_files
 from stream.sources.source import SourceFault, fit_size
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 DECODE_HEADROOM = 4  # an image may be decoded at up to this many times max_pixels before being downscaled
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_BMP_MAGIC = b"BM"
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers carry the size
 _FULL_SIZE = ((1, cv2.IMREAD_COLOR),)  # (scale divisor, imdecode flags) pairs a format can decode at
 _JPEG_REDUCED = (
@@ -58,8 +60,20 @@ def png_size(data: bytes) -> tuple[int, int] | None:
     return struct.unpack(">II", data[16:24]) if len(data) >= 24 else None
 
 
+def bmp_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a BMP's DIB header (OS/2 12-byte or Windows 40+-byte); None if cut short.
+    A negative height marks a top-down bitmap."""
+    if len(data) < 26:
+        return None
+    (header,) = struct.unpack("<I", data[14:18])
+    if header == 12:
+        return struct.unpack("<HH", data[18:22])
+    width, height = struct.unpack("<ii", data[18:26])
+    return width, abs(height)
+
+
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """A JPEG or PNG as BGR uint8 with at most `max_pixels` pixels (alpha and 16 bits dropped).
+    """A JPEG, PNG or BMP as BGR uint8 with at most `max_pixels` pixels (alpha and 16 bits dropped).
     Raises SourceFault saying what is wrong with the bytes."""
     if not data:
         raise SourceFault("empty file")
@@ -69,8 +83,10 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
             raise SourceFault("truncated JPEG (no end-of-image marker)")
     elif data.startswith(_PNG_MAGIC):
         size, reductions = png_size(data), _FULL_SIZE
+    elif data.startswith(_BMP_MAGIC):
+        size, reductions = bmp_size(data), _FULL_SIZE
     else:
-        raise SourceFault("not a JPEG or PNG image")
+        raise SourceFault("not a JPEG, PNG or BMP image")
     if size is None:
         raise SourceFault("image header is damaged")
     flags = _decode_flags(size, reductions, max_pixels)
@@ -97,7 +113,7 @@ def _decode_flags(size: tuple[int, int], reductions: tuple[tuple[int, int], ...]
 
 
 class FolderReader:
-    """The JPEG and PNG files of a folder in name order, one every 1/fps seconds; the folder is listed
+    """The image files of a folder in natural order (2.jpg before 10.jpg), one every 1/fps seconds; the folder is listed
     again on every pass, so images added while it runs are shown on the next one."""
 
     finite = True
@@ -115,7 +131,7 @@ class FolderReader:
     def images(self) -> list[Path]:
         if self.path.is_file():
             return [self.path]
-        return sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        return image_files(self.path)
 
     def _report(self, path: Path, error: str) -> None:
         """Warn about an unusable image once, not on every pass of a looping slideshow (again if the
@@ -129,7 +145,7 @@ class FolderReader:
         log.log(level, "image skipped", extra={"camera": self.camera_id, "image": str(path), "error": error})
 
     def frames(self) -> Generator[tuple[np.ndarray, float | None], None, float]:
-        shown, problem = 0, "no .jpg, .jpeg or .png files"
+        shown, problem = 0, f"no {', '.join(sorted(IMAGE_SUFFIXES))} files"
         for path in self.images():
             try:
                 image = decode_image(path.read_bytes(), self.max_pixels)

@@ -1,9 +1,12 @@
 """One camera's reader thread: keeps only the newest frame, paces files, survives every failure.
 
 The worker is slower than most cameras, so a source must never queue: each new frame replaces the previous
-one and an overwritten frame nobody took is counted as dropped. Whatever goes wrong (connection refused,
-stalled stream, undecodable bytes, a file that ends) the thread records it, reports the camera down and
-tries again with capped exponential backoff, forever; it never raises and never stops other cameras.
+one, and frames are numbered so a consumer sees from the gaps how many it missed. A frame's pixels are
+converted to BGR only when somebody asks for them: a camera that is counted twice a second and watched by
+nobody pays the conversion for two frames a second, not for all of them. Whatever goes wrong (connection
+refused, stalled stream, undecodable bytes, a file that ends) the thread records it, reports the camera
+down and tries again with capped exponential backoff, forever; it never raises and never stops other
+cameras.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator
 from typing import Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,6 +25,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 Status = Literal["starting", "up", "down", "stopped", "ended"]
+"""A camera's state, as sources report it and the hub, the API and the page show it."""
 
 MIN_BACKOFF = 0.5  # seconds before the first retry; doubles per failure up to max_backoff
 FPS_SMOOTHING = 0.1  # EMA weight of the newest frame interval
@@ -33,14 +36,34 @@ class SourceFault(Exception):
     """A reader's description of why a stream cannot be read right now (shown as `last_error`)."""
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One captured frame. `image` is BGR uint8 (H, W, 3), shared with every taker: copy it before
-    drawing on it. `seq` increases per source from 1, so gaps show frames dropped in between."""
+Pixels = Callable[[], np.ndarray]
+"""A decoded picture not converted yet: calling it returns the BGR uint8 (H, W, 3) array."""
 
-    image: np.ndarray
-    timestamp: float  # wall-clock capture time, time.time()
-    seq: int
+
+class Frame:
+    """One captured frame. `image` is BGR uint8 (H, W, 3), converted on first use (once, whichever thread
+    asks first) and shared with every taker: copy it before drawing on it. `seq` counts the camera's
+    frames from 1, skipped ones included, so gaps show frames nobody got."""
+
+    __slots__ = ("_image", "_lock", "_pixels", "seq", "timestamp")
+
+    def __init__(self, image: np.ndarray | Pixels, timestamp: float, seq: int) -> None:
+        self._image = image if isinstance(image, np.ndarray) else None
+        self._pixels = None if isinstance(image, np.ndarray) else image
+        self._lock = threading.Lock()
+        self.timestamp = timestamp  # wall-clock capture time, time.time()
+        self.seq = seq
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            with self._lock:
+                if self._image is None:
+                    self._image, self._pixels = self._pixels(), None
+        return self._image
+
+    def __repr__(self) -> str:
+        return f"Frame(seq={self.seq}, timestamp={self.timestamp:.3f})"
 
 
 class Reader(Protocol):
@@ -50,8 +73,8 @@ class Reader(Protocol):
     finite: bool
     skipped: int  # frames a live reader dropped undecoded to catch up with real time
 
-    def frames(self) -> Generator[tuple[np.ndarray, float | None], None, float | None]:
-        """Open the medium and yield (BGR image, media time in seconds or None); close it when the
+    def frames(self) -> Generator[tuple[np.ndarray | Pixels, float | None], None, float | None]:
+        """Open the medium and yield (BGR image or its Pixels, media time in seconds or None); close it when the
         generator is closed. Raise on failure. Finite media return the time their last frame ends,
         so a slideshow's last image (or a one-image loop) is shown as long as the others."""
 
@@ -75,7 +98,8 @@ def redact(url: str) -> str:
 
 
 class Source:
-    """A camera read by its own daemon thread; the worker polls `latest()` or blocks in `wait()`."""
+    """A camera read by its own daemon thread; the worker polls `latest()` or blocks in `wait()`.
+    `on_frame`, when set, is called (in the reader thread) after every new frame."""
 
     def __init__(
         self, camera_id: str, url: str, reader: Reader, *, loop: bool = True, max_backoff: float = 30.0
@@ -86,12 +110,12 @@ class Source:
         self.max_backoff = max_backoff
         self.status: Status = "starting"
         self.reconnects = 0
-        self._overwritten = 0
         self.fps = 0.0
         self.last_error: str | None = None
+        self.on_frame: Callable[[], None] | None = None
         self._reader = reader
         self._frame: Frame | None = None
-        self._taken = 0  # highest seq handed to a consumer
+        self._skipped = 0  # the reader's skipped frames already numbered
         self._last_capture: float | None = None
         self._interval: float | None = None  # smoothed seconds between captures
         self._anchor: float | None = None  # monotonic time of media time 0 in the current pass
@@ -101,12 +125,6 @@ class Source:
 
     def __repr__(self) -> str:
         return f"Source({self.camera_id!r}, {self.safe_url!r}, status={self.status!r})"
-
-    @property
-    def dropped(self) -> int:
-        """Stale frames nobody got: overwritten before anyone took them, or skipped undecoded by a live
-        reader that fell behind real time."""
-        return self._overwritten + self._reader.skipped
 
     @property
     def safe_url(self) -> str:
@@ -141,19 +159,17 @@ class Source:
         return self._frame is not None and self._frame.seq > after_seq
 
     def _take(self, after_seq: int) -> Frame | None:
-        if not self._newer(after_seq):
-            return None
-        self._taken = max(self._taken, self._frame.seq)
-        return self._frame
+        return self._frame if self._newer(after_seq) else None
 
-    def _publish(self, image: np.ndarray) -> None:
+    def _publish(self, image: np.ndarray | Pixels) -> None:
         now = time.time()
+        skipped, self._skipped = self._reader.skipped - self._skipped, self._reader.skipped
         with self._changed:
-            if self._frame is not None and self._frame.seq > self._taken:
-                self._overwritten += 1
-            seq = self._frame.seq + 1 if self._frame else 1
-            self._frame = Frame(image=image, timestamp=now, seq=seq)
+            seq = (self._frame.seq if self._frame else 0) + skipped + 1
+            self._frame = Frame(image, now, seq)
             self._changed.notify_all()
+        if self.on_frame is not None:
+            self.on_frame()
         self._update_fps(now)
         if self._set_status("up"):
             log.info(

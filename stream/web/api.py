@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.exceptions import RedisError
 
-from stream.hub import CameraState, Hub
+from stream.hub import CameraFeed, Hub
 from stream.redis_publisher import counts_key
 from stream.web.config import HttpConfig
 from stream.web.errors import json_error
@@ -22,7 +22,7 @@ HISTORY_WINDOW_S = 300.0  # `since` defaults to this long ago
 HISTORY_MAX = 10_000  # most records one history request returns
 
 
-def find_camera(hub: Hub, request: web.Request) -> CameraState:
+def find_camera(hub: Hub, request: web.Request) -> CameraFeed:
     """The camera named by the `{id}` path parameter, or a 404 JSON error."""
     camera = hub.cameras.get(request.match_info["id"])
     if camera is None:
@@ -30,7 +30,7 @@ def find_camera(hub: Hub, request: web.Request) -> CameraState:
     return camera
 
 
-def camera_summary(camera: CameraState, viewers: int) -> dict:
+def camera_summary(camera: CameraFeed, viewers: int) -> dict:
     """What the page and API clients need to show one camera."""
     reading = camera.reading.as_dict() if camera.reading else None
     zones = (
@@ -38,10 +38,10 @@ def camera_summary(camera: CameraState, viewers: int) -> dict:
         if reading
         else [
             {
-                "name": zone.get("name"),
+                "name": zone.name,
                 "count": None,
                 "density": None,
-                "threshold": zone.get("threshold"),
+                "threshold": zone.threshold,
                 "over_threshold": False,
             }
             for zone in camera.zones
@@ -111,7 +111,7 @@ class Api:
         if self.redis is not None:
             await self.redis.aclose()
 
-    def summary(self, camera: CameraState) -> dict:
+    def summary(self, camera: CameraFeed) -> dict:
         return camera_summary(camera, self.viewers.get(camera.id, 0))
 
     async def cameras(self, request: web.Request) -> web.Response:

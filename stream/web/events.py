@@ -12,7 +12,8 @@ import json
 
 from aiohttp import web
 
-from stream.hub import CameraReading, Hub
+from stream.hub import Hub
+from stream.readings import CameraReading
 from stream.web.config import HttpConfig
 from stream.web.errors import json_error
 from stream.web.limits import OpenStreams, write_or_drop

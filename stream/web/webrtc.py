@@ -1,4 +1,5 @@
-"""WebRTC live view: one annotated video track per viewer, answered from the viewer's SDP offer.
+"""WebRTC live view: one annotated video track per viewer, answered from the viewer's SDP offer. The
+tracks of a camera share its live pictures (rendered once); each track only wraps one for its encoder.
 
 aiortc answers with every ICE candidate it gathers (no trickle), from host addresses that exclude
 127.0.0.1, as RFC 8445 asks. A browser on the same machine as a server whose only interface is
@@ -27,7 +28,7 @@ from stream.hub import Hub
 from stream.web.api import find_camera
 from stream.web.config import HttpConfig
 from stream.web.errors import json_error
-from stream.web.frames import CameraGone, NewestFrame
+from stream.web.frames import CameraGone, LiveCursor
 from stream.web.limits import RateLimiter, ViewerSlots
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class AnnotatedTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, frames: NewestFrame) -> None:
+    def __init__(self, frames: LiveCursor) -> None:
         super().__init__()
         self.frames = frames
         self._start: float | None = None
@@ -66,13 +67,13 @@ class AnnotatedTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         try:
-            image = await self.frames.next()
+            picture = await self.frames.next()
         except CameraGone:
             self.stop()
             raise MediaStreamError from None
         taken = self.frames.taken
         self._start = taken if self._start is None else self._start
-        frame = VideoFrame.from_ndarray(image, format="bgr24")
+        frame = VideoFrame.from_ndarray(picture.image, format="bgr24")
         frame.pts = round((taken - self._start) * VIDEO_CLOCK_RATE)
         frame.time_base = VIDEO_TIME_BASE
         return frame
@@ -161,7 +162,7 @@ class LiveView:
         """Negotiate a peer that sends `camera_id`'s annotated frames; raises OfferError on a bad offer."""
         _check_offer(offer_sdp)
         self.slots.acquire(camera_id)
-        frames = NewestFrame(
+        frames = LiveCursor(
             self.hub, self.hub.cameras[camera_id], self.http.live_fps, self.http.live_max_width
         )
         viewer = Viewer(camera_id, RTCPeerConnection(self._configuration()), AnnotatedTrack(frames))

@@ -1,0 +1,112 @@
+"""`crowdstream eval` (hold-out choice, buckets, NAE, interval, zoom) and `crowdstream check` as a user runs them."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.io import loadmat
+
+from tests.data_paths import PART_B, needs_data
+from tests.test_cli import run_cli
+from training.demo_clip import IMAGES
+
+
+def annotated(name: str) -> np.ndarray:
+    """Head points straight from the ShanghaiTech .mat file."""
+    return loadmat(str(PART_B / "ground-truth" / f"GT_{name}.mat"))["image_info"][0, 0][0, 0][0]
+
+
+@needs_data
+def test_eval_every_5th_with_zoom_reports_buckets_nae_interval_and_zoom_rows():
+    result = run_cli("eval", str(PART_B), "--every", "5", "--limit", "2", "--zoom", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["holdout_every"] == 5
+    assert [row["name"] for row in report["per_image"]] == ["IMG_5.jpg", "IMG_10.jpg"]
+    heads = [annotated("IMG_5"), annotated("IMG_10")]
+    assert [row["truth"] for row in report["per_image"]] == [len(h) for h in heads]
+    errors = [abs(row["predicted"] - row["truth"]) for row in report["per_image"]]
+    assert report["mae"] == pytest.approx(np.mean(errors))
+    low, high = report["mae_ci95"]
+    assert min(errors) - 1e-9 <= low <= report["mae"] <= high <= max(errors) + 1e-9
+    assert "nae_0_50" in report and "bias_pct" in report
+    for bucket in report["buckets"].values():
+        assert {"images", "mae", "bias", "bias_pct"} <= set(bucket)
+    assert sum(b["images"] for b in report["buckets"].values()) == 2
+    rows = {row["crop"]: row for row in report["zoom"]}
+    assert set(rows) == {"centre", "crowd"} and {row["zoom"] for row in rows.values()} == {2.0}
+    for row in rows.values():
+        assert row["images"] == 2 and row["mae_ratio"] == pytest.approx(row["mae"] / report["mae"])
+        assert {"nae", "bias", "bias_pct", "mae_ci95"} <= set(row)
+    # the 2x centre window of a 1024×768 image: x 256..768, y 192..576
+    inside = [((h[:, 0] >= 256) & (h[:, 0] < 768) & (h[:, 1] >= 192) & (h[:, 1] < 576)).sum() for h in heads]
+    assert rows["centre"]["truth_mean"] == pytest.approx(np.mean(inside))
+
+
+@needs_data
+def test_eval_holdout_defaults_to_every_5th_and_prints_the_table():
+    result = run_cli("eval", str(PART_B), "--holdout", "--limit", "1", "--zoom", "1.5")
+    assert result.returncode == 0, result.stderr
+    for text in ("hold-out every 5th", "95 % CI", "NAE on images with at most 50 people", "bias %", "1.5x"):
+        assert text in result.stdout, text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("eval", str(PART_B), "--zoom", "0"), "--zoom: zoom must be above 1"),
+        (("eval", str(PART_B), "--zoom", "1"), "--zoom: zoom must be above 1"),
+        (("eval", str(PART_B), "--every", "1"), "--every must be at least 2"),
+        (("eval", "/no/such/folder", "--holdout"), "no such data set folder"),
+        (("eval", str(PART_B), "--limit", "0"), "--limit must be at least 1"),
+        (("check", "negatives", "--every", "0"), "--every must be at least 2"),
+        (("check", "negatives", "--save", "/no/such/folder/x"), "--save: /no/such/folder does not exist"),
+        (("check", "demo", "--clip", "/no/clip.mp4"), "no such clip"),
+        (("check", "demo", "--images", "/tmp"), "the clip's source images are missing"),
+        (("check", "demo", "--per-shot", "0"), "--per-shot must be at least 1"),
+    ],
+)
+def test_mistakes_give_one_line_errors(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("crowdstream: error:"), result.stderr
+    assert message in result.stderr
+
+
+@needs_data
+def test_mistakes_about_the_data_give_one_line_errors():
+    test_mistakes_give_one_line_errors(
+        ("eval", str(PART_B), "--every", "100000"), "no annotated images to score"
+    )
+    annotation = PART_B / "ground-truth" / "GT_IMG_1.mat"
+    test_mistakes_give_one_line_errors(("check", "negatives", "--save", str(annotation)), "is a file")
+
+
+@needs_data
+def test_check_negatives_reports_every_image_and_the_portraits():
+    pytest.importorskip("skimage")
+    result = run_cli("check", "negatives", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    names = {row["name"]: row for row in report["images"]}
+    assert names["skimage:grass"]["width"] == 512 and names["skimage:grass"]["people"] == 0
+    sources = report["people_free"]["by_source"]
+    assert set(sources) == {"package", "synthetic", "holdout-crop"}
+    assert report["people_free"]["all"]["images"] == sum(s["images"] for s in sources.values())
+    assert sources["synthetic"]["images"] == 12 and sources["holdout-crop"]["images"] > 10
+    assert {p["name"] for p in report["portraits"]} >= {"skimage:astronaut", "skimage:camera"}
+    assert isinstance(report["people_free"]["all"]["target_met"], bool)
+
+
+@needs_data
+def test_check_demo_scores_each_shot_against_its_window():
+    result = run_cli("check", "demo", "--per-shot", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [s["image"] for s in report["shots"]] == list(IMAGES)
+    # one frame per shot: each shot's first un-faded frame; shot 1's is frame 0, which shows rows
+    # 115.2..691.2 of IMG_6 (full width)
+    heads = annotated("IMG_6")
+    assert report["shots"][0]["truth_mean"] == ((heads[:, 1] >= 115.2) & (heads[:, 1] < 691.2)).sum()
+    assert report["all"]["images"] == 8
