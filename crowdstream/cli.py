@@ -30,7 +30,7 @@ EPILOG = """examples:
 
 
 TRAINING_COMMANDS = ("train", "eval", "check", "density", "export")
-TRAINING_BENCHMARKS = ("models", "density")
+TRAINING_BENCHMARKS = ("models", "train", "density")
 """What `training.cli` registers, listed here only for installs without the training package."""
 TRAIN_EXTRA_MODULES = (
     "torch",
