@@ -100,7 +100,10 @@ def measure(command: str) -> list[str]:
 def plan_steps(args: argparse.Namespace, frames: Path, script: Path) -> list[tuple[str, list[str], float]]:
     """(name, command, time limit) in order of importance; --quick shrinks every size for a CPU dry run."""
     quick, device = args.quick, f"--device {args.device}"
-    batches, frame_batches = ("1 2", "1 2") if quick else ("1 8 32 128 256", "1 16 64 256")
+    batches, frame_batches = ("2", "2") if quick else ("1 8 32 128 256", "1 16 64 256")
+    sizes = (
+        "--max-batch 256 --inputs 2 --warmup 1 --json" if quick else "--max-batch 256 --inputs 1024 --json"
+    )
     stream = "--max-fps 1 --seconds 5" if quick else "--max-fps 5 --seconds 20"
     cameras = ["2"] if quick else ["64", "32"]
     steps = [
@@ -111,7 +114,7 @@ def plan_steps(args: argparse.Namespace, frames: Path, script: Path) -> list[tup
             "bench_engine",
             crowdstream(
                 f"bench engine --backend torch {device} --frames {frames} --batch {batches} "
-                f"--frame-batch {frame_batches} --max-batch 256 --inputs {2 if quick else 1024} --json"
+                f"--frame-batch {frame_batches} {sizes}"
             ),
             90 if quick else 150,
         ),
@@ -131,11 +134,15 @@ def plan_steps(args: argparse.Namespace, frames: Path, script: Path) -> list[tup
             "bench_engine_auto",
             crowdstream(
                 f"bench engine --backend torch {device} --frames {frames} --tiles auto --batch {batches.split()[-1]} "
-                f"--frame-batch {frame_batches.split()[-1]} --max-batch 256 --inputs {2 if quick else 1024} --json"
+                f"--frame-batch {frame_batches.split()[-1]} {sizes}"
             ),
             90 if quick else 60,
         ),
-        ("gpu_tests", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *GPU_TESTS], 90),
+        (
+            "gpu_tests",
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *GPU_TESTS],
+            180 if quick else 90,
+        ),
         (
             "breakdown",
             measure(
