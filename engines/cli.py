@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from engines.frames import HOLDOUT_EVERY
+from engines.spec import DEFAULT_TILES
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -82,11 +83,29 @@ def engine_quantize(args: argparse.Namespace) -> int:
 
 def bench_engine(args: argparse.Namespace) -> int:
     from engines.bench import format_table, load_frames, run_bench
+    from engines.errors import CrowdstreamError
     from engines.frames import DEFAULT_DATA_ROOT
+    from engines.preprocess import parse_tiles
+
+    try:
+        parse_tiles(args.tiles)
+    except ValueError as exc:
+        raise CrowdstreamError(f"--tiles: {exc}") from exc
 
     frames = load_frames(args.frames, args.data_root or DEFAULT_DATA_ROOT, args.frame_count)
     rows = run_bench(
-        args.model, args.backend, args.batch, frames, args.threads, args.inputs, args.warmup, progress
+        args.model,
+        args.backend,
+        args.batch,
+        frames,
+        args.threads,
+        args.inputs,
+        args.warmup,
+        progress,
+        tuple(args.frame_batch),
+        args.max_batch,
+        args.device,
+        args.tiles,
     )
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
@@ -182,12 +201,15 @@ def add_bench_command(bench: argparse._SubParsersAction) -> None:
         "engine",
         help="inputs/s and latency p50/p99 per backend and batch size, on real frames",
         description="Time engine.infer on batches of real tiles (after warm-up) for each model, backend and batch "
-        "size, then one 1024x768 frame with all its tiles through count_frames (mode 'frame'). "
-        "Progress goes to stderr; --json prints a list of objects with backend, model, mode, batch, "
-        "inputs_per_second, latency_ms_p50, latency_ms_p99 and calls.",
+        "size (mode 'batch'), then whole 1024x768 frames through count_frames, --frame-batch frames per call, "
+        "end to end (mode 'frame': tiling, inference, stitching; frames/s). Progress goes to stderr; --json "
+        "prints a list of objects with backend, model, mode, batch, inputs_per_second, frames_per_second, "
+        "latency_ms_p50, latency_ms_p99 and calls.",
         formatter_class=RAW,
         epilog="examples:\n  crowdstream bench engine --batch 1 8 32 --json\n"
-        "  crowdstream bench engine --model crowd-lite0 crowd-lite0-int8 --threads 2",
+        "  crowdstream bench engine --model crowd-lite0 crowd-lite0-int8 --threads 2\n"
+        "  crowdstream bench engine --backend torch --device cuda --batch 32 256 --frame-batch 1 64 256 "
+        "--max-batch 256",
     )
     parser.add_argument(
         "--model", nargs="+", default=["default"], help="ONNX/engine/TorchScript files or shipped names"
@@ -204,7 +226,29 @@ def add_bench_command(bench: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads (0: all cores)")
     parser.add_argument(
-        "--inputs", type=positive_int, default=256, help="tiles timed per batch size (>= 20 calls)"
+        "--inputs",
+        type=positive_int,
+        default=256,
+        help="tiles timed per batch size (>= 20 calls) and per frame batch (>= 10 calls)",
+    )
+    parser.add_argument(
+        "--frame-batch",
+        nargs="+",
+        type=positive_int,
+        default=[1, 8],
+        help="frames per count_frames call in frame mode (default 1 8)",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=positive_int,
+        default=32,
+        help="most tiles per engine call in frame mode (default 32)",
+    )
+    parser.add_argument("--device", default="auto", help="torch backend: auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--tiles",
+        default=DEFAULT_TILES,
+        help=f"frame mode tiling: adaptive, auto or RxC (default {DEFAULT_TILES})",
     )
     parser.add_argument(
         "--warmup", type=non_negative_int, default=3, help="untimed calls before each measurement"

@@ -2,18 +2,21 @@
 
 The stream calls `count_frames` with the newest frame of every due camera so their tiles share a batch.
 With `adaptive` tiling (the default) a second batched call counts the refinement windows of every frame
-that has any (engines.adaptive).
+that has any (engines.adaptive). An engine whose device does the pixel work itself (the PyTorch backend
+on CUDA) offers a `frame_counter` (engines.device_counting.DeviceCounter); `count_frames` hands the
+frames to it, so every caller (the stream worker, `count`, `eval`, the benchmarks) gets the GPU path
+without knowing of it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from engines.adaptive import Window, refinement_windows
-from engines.engine import Engine
 from engines.preprocess import (
     TileGrid,
     as_bgr,
@@ -25,6 +28,9 @@ from engines.preprocess import (
     stitch,
 )
 from engines.spec import DEFAULT_TILES
+
+if TYPE_CHECKING:  # engines.engine loads the backends, and the torch backend counts through this module
+    from engines.engine import Engine
 
 DENSITY_SCALE = 0.25
 """Density maps are kept at a quarter of the frame size: enough for zones and heatmaps, 16× less work."""
@@ -83,6 +89,9 @@ def count_frames(
     """Count people in several frames with as few engine calls as possible (two with adaptive tiling)."""
     if not frames:
         return []
+    device = getattr(engine, "frame_counter", None)
+    if device is not None:
+        return device.count(frames, tiles, scale, max_batch)
     prepared = [prepare_frame(frame, tiles) for frame in frames]
     densities, counts = infer_batched(engine, np.concatenate([inputs for inputs, _ in prepared]), max_batch)
     offsets = np.cumsum([0] + [grid.count for _, grid in prepared])

@@ -45,14 +45,22 @@ def pick_backend(path: Path) -> str:
     return "tensorrt" if find_cached_engine(path) else "onnxruntime"
 
 
-def load_engine(model: str | Path = "default", backend: str = "auto", threads: int = 0, **options) -> Engine:
+def load_engine(
+    model: str | Path = "default", backend: str = "auto", threads: int = 0, device: str = "auto", **options
+) -> Engine:
     """Open a model (a shipped name or a path) with a backend: `auto` (see `pick_backend`),
-    `onnxruntime`, `tensorrt` (an ONNX model is built into an engine once and cached) or `torch`."""
+    `onnxruntime`, `tensorrt` (an ONNX model is built into an engine once and cached) or `torch`
+    (ONNX or TorchScript, on `device`: auto, cpu, cuda or cuda:N)."""
     if backend != "auto" and backend not in BACKENDS:
         raise EngineError(f"unknown backend {backend!r}; choose auto or one of {', '.join(BACKENDS)}")
     path = resolve_model(model)
     if backend == "auto":
         backend = pick_backend(path)
+    if device != "auto" and backend != "torch":
+        raise EngineError(
+            f"device {device!r} is for the torch backend (ONNX Runtime runs on the CPU, TensorRT on the GPU); "
+            "add --backend torch"
+        )
     if backend == "onnxruntime":
         from engines.onnx_engine import OnnxEngine
 
@@ -67,4 +75,4 @@ def load_engine(model: str | Path = "default", backend: str = "auto", threads: i
         return TensorRTEngine.open(path, **options)
     from engines.torch_engine import TorchEngine
 
-    return TorchEngine(path, threads=threads, **options)
+    return TorchEngine(path, threads=threads, device=device, **options)

@@ -39,11 +39,19 @@ def torch_status() -> BackendStatus:
     except ImportError:
         return BackendStatus("torch", False, TORCH_MISSING.removeprefix("torch: "))
     if torch.cuda.is_available():
-        device = f"CUDA {torch.version.cuda} on {torch.cuda.get_device_name(0)} (half precision, CUDA graphs)"
+        device = (
+            f"CUDA {torch.version.cuda} on {torch.cuda.get_device_name(0)} "
+            "(half precision, channels-last, CUDA graphs, frames tiled on the GPU)"
+        )
     else:
         built = "built without CUDA" if torch.version.cuda is None else "no CUDA GPU visible"
         device = f"CPU only ({built})"
-    return BackendStatus("torch", True, f"{torch.__version__}, {device}; runs TorchScript exports")
+    return BackendStatus(
+        "torch",
+        True,
+        f"{torch.__version__}, {device}; runs ONNX models (shipped ones too) and TorchScript "
+        "(crowdstream export MODEL --format torchscript)",
+    )
 
 
 def tensorrt_status() -> BackendStatus:

@@ -1,9 +1,12 @@
-"""PyTorch backend: a TorchScript export (training.export.export_torchscript) on the CPU or a CUDA GPU.
+"""PyTorch backend on the CPU or a CUDA GPU: the shipped ONNX model itself (engines.onnx_torch turns
+its graph into torch calls) or a TorchScript export (`crowdstream export ... --format torchscript`).
 
-It loads with `torch.jit.load`, so engines never imports training. On CUDA it runs in half precision
-and replays a CUDA graph per batch size (the stream sends a handful of batch sizes over and over, and a
-graph replay skips the per-kernel launch cost that dominates a small network). torch is imported
-lazily: the service installs without it.
+TorchScript loads with `torch.jit.load`, so engines never imports training. On CUDA the model runs in
+half precision, channels-last, and replays a CUDA graph per batch-size bucket (batches are padded to
+the next power of two, so the stream's changing batch sizes reuse a few graphs; a replay skips the
+per-kernel launch cost that dominates a small network). There the whole frame pipeline moves to the
+GPU too (engines.device_counting): `frame_counter` is what engines.counting.count_frames then uses.
+torch is imported lazily: the service installs without it.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from engines.errors import EngineError
 from engines.spec import SPEC, check_batch
 
 TORCH_MISSING = "torch: not installed (pip install 'crowdstream[train]')"
-MAX_CUDA_GRAPHS = 8
-"""Batch sizes captured as CUDA graphs; others run eagerly (each graph holds its own buffers)."""
+MAX_GRAPH_BATCH = 128
+"""Batches up to this size run as CUDA graphs of power-of-two sizes (8 graphs: 1, 2, 4, ... 128, each
+holding its own buffers); larger ones run eagerly, where launch costs are small next to the work."""
 
 
 def import_torch():
@@ -50,8 +54,31 @@ class CudaGraphRunner:
         return self.static_output
 
 
+def pick_device(torch, device: str):
+    """`auto`: the first CUDA GPU when torch sees one, else the CPU. Asking for CUDA where there is none
+    is a user error with the reason (a CPU-only torch build, or no GPU visible)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise EngineError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        why = (
+            f"torch {torch.__version__} is a CPU-only build (pip install torch from PyPI gets a CUDA build)"
+            if torch.version.cuda is None
+            else "no CUDA GPU is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
+        )
+        raise EngineError(f"device {device!r} asked for, but {why}")
+    if chosen.type not in ("cpu", "cuda"):
+        raise EngineError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    return chosen
+
+
 class TorchEngine:
-    """A TorchScript model with the engines.spec signature, on `device` (`auto`: CUDA when present)."""
+    """An ONNX or TorchScript model with the engines.spec signature on `device` (`auto`: CUDA when
+    present). `half`, `channels_last` and `device_frames` (frame preprocessing on the device) default to
+    on for CUDA and off for the CPU, where OpenCV's tiling is faster than matrix products."""
 
     backend = "torch"
 
@@ -62,23 +89,37 @@ class TorchEngine:
         device: str = "auto",
         half: bool | None = None,
         cuda_graphs: bool = True,
+        channels_last: bool | None = None,
+        device_frames: bool | None = None,
     ):
         torch = import_torch()
         self.model_path = Path(model_path)
-        self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        )
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise EngineError(f"device {device!r} asked for, but this torch build sees no CUDA GPU")
+        self.device = pick_device(torch, device)
         if threads > 0:
             torch.set_num_threads(threads)
-        self.half = self.device.type == "cuda" if half is None else half
+        on_cuda = self.device.type == "cuda"
+        if on_cuda:
+            torch.backends.cudnn.benchmark = (
+                True  # fixed shapes per graph bucket: pick the fastest kernels once
+            )
+        self.half = on_cuda if half is None else half
+        self.channels_last = on_cuda if channels_last is None else channels_last
         self.module = self._load(torch)
-        self.use_graphs = cuda_graphs and self.device.type == "cuda"
+        self.use_graphs = cuda_graphs and on_cuda
         self._graphs: dict[int, CudaGraphRunner] = {}
         self._check_signature()
+        self.frame_counter = None
+        if on_cuda if device_frames is None else device_frames:
+            from engines.device_counting import DeviceCounter
+
+            self.frame_counter = DeviceCounter(self.run, self.device)
 
     def _load(self, torch):
+        if self.model_path.suffix.lower() == ".onnx":
+            from engines.onnx_torch import load_onnx_module
+
+            module = self._prepare(torch, load_onnx_module(self.model_path).to(self.device))
+            return module
         try:
             module = torch.jit.load(str(self.model_path), map_location=self.device)
         except (
@@ -87,12 +128,17 @@ class TorchEngine:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EngineError(
                 f"{self.model_path}: not a TorchScript model ({reason[:160]}); "
-                "export one with training.export.export_torchscript"
+                "export one with: crowdstream export MODEL_OR_CHECKPOINT --format torchscript"
             ) from exc
+        return torch.jit.freeze(self._prepare(torch, module))
+
+    def _prepare(self, torch, module):
         module = module.eval()
         if self.half:
             module = module.half()
-        return torch.jit.freeze(module)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
 
     def _check_signature(self) -> None:
         size = SPEC.input_size
@@ -112,25 +158,41 @@ class TorchEngine:
                 f"expected {expected} and (1,)"
             )
 
-    def _run(self, batch):
-        if not self.use_graphs:
-            return self.module(batch)
-        runner = self._graphs.get(batch.shape[0])
-        if runner is None:
-            if len(self._graphs) >= MAX_CUDA_GRAPHS:
-                return self.module(batch)
-            runner = self._graphs[batch.shape[0]] = CudaGraphRunner(self.module, batch)
-        return runner(batch)
+    def _forward(self, batch):
+        """The module on a prepared batch. On CUDA the batch is padded to the next power of two, so the
+        stream's ever-changing batch sizes meet only a few shapes (cuDNN autotunes each shape once) and
+        reuse a CUDA graph per size up to MAX_GRAPH_BATCH."""
+        size = batch.shape[0]
+        bucket = 1 << (size - 1).bit_length()
+        if self.device.type == "cuda" and size < bucket:
+            batch = import_torch().cat([batch, batch.new_zeros((bucket - size, *batch.shape[1:]))])
+        if not self.use_graphs or bucket > MAX_GRAPH_BATCH:
+            outputs = self.module(batch)
+        else:
+            runner = self._graphs.get(bucket)
+            if runner is None:
+                runner = self._graphs[bucket] = CudaGraphRunner(self.module, batch)
+            outputs = runner(batch)
+        if not isinstance(outputs, tuple | list) or len(outputs) != 2:
+            raise EngineError(
+                f"{self.model_path}: model must return (density, count), got {type(outputs).__name__}"
+            )
+        density, count = outputs
+        return density[:size], count[:size]
+
+    def run(self, batch):
+        """(N, 3, 224, 224) float32 tensor on the device → (density, count) float32 tensors there; the
+        results are copies, safe to keep while the next batch runs."""
+        torch = import_torch()
+        with torch.no_grad():
+            batch = batch.half() if self.half else batch.float()
+            if self.channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            density, count = self._forward(batch)
+            return density.to(torch.float32, copy=True), count.reshape(-1).to(torch.float32, copy=True)
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch = import_torch()
         batch = check_batch(batch, SPEC.input_size)
-        with torch.no_grad():
-            x = torch.from_numpy(batch).to(self.device, non_blocking=True)
-            outputs = self._run(x.half() if self.half else x)
-            if not isinstance(outputs, tuple | list) or len(outputs) != 2:
-                raise EngineError(
-                    f"{self.model_path}: model must return (density, count), got {type(outputs).__name__}"
-                )
-            density, count = outputs
-            return density.float().cpu().numpy(), count.float().reshape(-1).cpu().numpy()
+        density, count = self.run(torch.from_numpy(batch).to(self.device, non_blocking=True))
+        return density.cpu().numpy(), count.cpu().numpy()

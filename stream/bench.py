@@ -40,6 +40,8 @@ class BenchOptions:
     model: str = "default"
     backend: str = "auto"
     sources: tuple[str, ...] = ()  # URLs replacing the first file cameras (e.g. RTSP)
+    device: str = "auto"
+    max_batch: int = 32
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> BenchOptions:
@@ -50,6 +52,8 @@ class BenchOptions:
             args.model,
             args.backend,
             tuple(getattr(args, "source", None) or ()),
+            args.device,
+            args.max_batch,
         )
 
     def config(self, **sections: dict) -> ServiceConfig:
@@ -61,7 +65,13 @@ class BenchOptions:
             {"id": f"cam{i}", "url": url, "max_fps": self.max_fps, "tiles": self.tiles}
             for i, url in enumerate(urls, start=1)
         ]
-        data = {"cameras": cameras, "engine": {"model": self.model, "backend": self.backend}, **sections}
+        engine = {
+            "model": self.model,
+            "backend": self.backend,
+            "device": self.device,
+            "max_batch": self.max_batch,
+        }
+        data = {"cameras": cameras, "engine": engine, **sections}
         return build_config(data, "benchmark", environ={})
 
 
@@ -194,7 +204,9 @@ async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
     from stream.worker import Worker
 
     config = options.config()
-    engine = load_engine(config.engine.model, config.engine.backend, config.engine.threads)
+    engine = load_engine(
+        config.engine.model, config.engine.backend, config.engine.threads, config.engine.device
+    )
     metrics, ages = StreamMetrics(), FrameAges()
     worker = Worker(engine, Hub(), metrics, publishers=[ages], max_batch=config.engine.max_batch)
     cameras = Cameras(worker, config)

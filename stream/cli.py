@@ -64,6 +64,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", help="model name or file (default: the shipped model)")
     parser.add_argument("--backend", help="auto, onnxruntime, tensorrt or torch")
+    parser.add_argument("--device", help="torch backend: auto (CUDA when present), cpu, cuda or cuda:N")
     parser.set_defaults(handler=_serve)
 
 
@@ -79,6 +80,7 @@ def _serve(args: argparse.Namespace) -> int:
         "redis.url": args.redis_url,
         "engine.model": args.model,
         "engine.backend": args.backend,
+        "engine.device": args.device,
     }
     overrides = {key: value for key, value in flags.items() if value is not None}
     if args.source:
@@ -165,6 +167,10 @@ def _bench_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", default="default", help="model name or file")
     parser.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
+    parser.add_argument("--device", default="auto", help="torch backend: auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--max-batch", type=int, default=32, help="most tiles per inference call (default 32)"
+    )
     parser.add_argument(
         "--source",
         action="append",

@@ -124,6 +124,16 @@ class EngineConfig(Strict):
     backend: str = Field("auto", description="auto, onnxruntime, tensorrt or torch")
     threads: int = Field(0, ge=0, le=256, description="CPU threads for inference (0: all cores)")
     max_batch: int = Field(32, ge=1, le=1024, description="most tiles per inference call")
+    device: str = Field(
+        "auto", description="torch backend only: auto (CUDA when present), cpu, cuda or cuda:N"
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise ValueError("device must be auto, cpu, cuda or cuda:N")
+        return device
 
 
 class RedisConfig(Strict):

@@ -60,7 +60,9 @@ class Service:
 
     async def start(self) -> None:
         config = self.config
-        engine = load_engine(config.engine.model, config.engine.backend, config.engine.threads)
+        engine = load_engine(
+            config.engine.model, config.engine.backend, config.engine.threads, config.engine.device
+        )
         await self._start_redis()
         self.worker = Worker(
             engine,

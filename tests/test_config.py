@@ -70,6 +70,7 @@ def test_no_file_means_the_demo_clip_on_loopback() -> None:
         ),
         ("redis: {url: localhost:6379}", "redis.url", "must start with redis://"),
         ("smoothing: {alpha: 2}", "smoothing.alpha", "less than or equal to 1"),
+        ("engine: {device: gpu}", "engine.device", "auto, cpu, cuda or cuda:N"),
     ],
 )
 def test_mistakes_name_file_key_and_expectation(tmp_path, text, key, expectation) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import engines.bench
-from engines.bench import bench_batches
+from engines.bench import bench_batches, bench_frames
 from engines.frames import shanghaitech_images
 from tests.data_paths import DATA_ROOT, needs_data
 
@@ -33,6 +33,7 @@ ROW_FIELDS = {
     "latency_ms_p50",
     "latency_ms_p99",
     "calls",
+    "frames_per_second",
 }
 
 
@@ -94,15 +95,18 @@ def test_bench_engine_json_without_torch() -> None:
         "1",
         "--threads",
         "2",
+        "--frame-batch",
+        "1",
+        "3",
         "--json",
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)  # progress must not leak into stdout
     assert "[engine]" in result.stderr
-    assert [(r["mode"], r["batch"]) for r in rows] == [("batch", 1), ("batch", 3), ("frame", 4)]
+    assert [(r["mode"], r["batch"]) for r in rows] == [("batch", 1), ("batch", 3), ("frame", 1), ("frame", 3)]
     for row in rows:
         assert set(row) == ROW_FIELDS
-        assert row["backend"] == "onnxruntime" and row["calls"] >= 20
+        assert row["backend"] == "onnxruntime" and row["calls"] >= (20 if row["mode"] == "batch" else 10)
         assert row["inputs_per_second"] > 0 and 0 < row["latency_ms_p50"] <= row["latency_ms_p99"]
 
 
@@ -132,6 +136,22 @@ def test_bench_reports_an_engine_of_known_speed(monkeypatch) -> None:
         (1, 3.0, 3.0, 333.3, 40),
         (4, 9.0, 9.0, 444.4, 10),
     ]
+    assert all(r.frames_per_second is None for r in rows)
+
+
+def test_frame_mode_reports_frames_of_known_speed(monkeypatch) -> None:
+    engine = KnownSpeed()
+    monkeypatch.setattr(engines.bench, "time", SimpleNamespace(perf_counter=engine.clock))
+    frame = np.zeros((600, 800, 3), np.uint8)  # resized to 1024x768: 2x2 tiles
+    rows = bench_frames(
+        engine, "fake", [frame], [1, 2], max_batch=32, inputs=24, min_calls=2, warmup=1, tiles="auto"
+    )
+    # one call per count: 1 frame = 4 tiles, 9 ms; 2 frames = 8 tiles, 17 ms; about 24 inputs each
+    assert [(r.mode, r.batch, r.latency_ms_p50, r.calls) for r in rows] == [
+        ("frame", 1, 9.0, 6),
+        ("frame", 2, 17.0, 3),
+    ]
+    assert [(r.frames_per_second, r.inputs_per_second) for r in rows] == [(111.1, 444.4), (117.6, 470.6)]
 
 
 @needs_data
@@ -143,7 +163,7 @@ def test_bench_engine_table_on_a_given_frame() -> None:
     assert result.returncode == 0, result.stderr
     header, _, *rows = result.stdout.splitlines()
     assert header.split()[:4] == ["backend", "model", "mode", "batch"]
-    assert [row.split()[2:4] for row in rows] == [["batch", "2"], ["frame", "4"]]
+    assert [row.split()[2:4] for row in rows] == [["batch", "2"], ["frame", "1"], ["frame", "8"]]
 
 
 @pytest.mark.parametrize(

@@ -89,10 +89,15 @@ def test_a_wrong_batch_shape_is_rejected_before_the_runtime(shape: tuple[int, ..
         engine.infer(np.zeros(shape, np.float32))
 
 
-def test_the_torch_backend_rejects_a_file_that_is_not_torchscript(tmp_path: Path) -> None:
+def test_the_torch_backend_rejects_files_that_are_not_models(tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="the torch backend needs torch (pip install 'crowdstream[train]')")
-    with pytest.raises(EngineError, match="not a TorchScript model"):
-        load_engine("default", backend="torch")
+    script, onnx_file = tmp_path / "model.pt", tmp_path / "model.onnx"
+    script.write_bytes(b"not a zip archive")
+    onnx_file.write_bytes(b"not protobuf either")
+    with pytest.raises(EngineError, match="model.pt: not a TorchScript model"):
+        load_engine(script, backend="torch")
+    with pytest.raises(EngineError, match="model.onnx: not a usable ONNX model"):
+        load_engine(onnx_file, backend="torch")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")

@@ -208,30 +208,60 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "export",
         formatter_class=RAW,
-        help="export a training checkpoint to ONNX (the engines contract)",
-        description="Write a checkpoint as ONNX with a dynamic batch axis and outputs density and count, and check\n"
-        "that ONNX Runtime reproduces PyTorch.",
-        epilog="example:\n  crowdstream export runs/crowd-lite0/best.pt -o engines/models/crowd-lite0.onnx",
+        help="export a checkpoint (ONNX or TorchScript) or a shipped ONNX model (TorchScript)",
+        description="Write a training checkpoint as ONNX (dynamic batch axis, outputs density and count) or\n"
+        "TorchScript, or turn an ONNX model (a file or a shipped name such as 'default') into TorchScript for the\n"
+        "PyTorch backend. Every export is checked against ONNX Runtime before it is written. The PyTorch backend\n"
+        "also runs ONNX files directly; TorchScript only saves the conversion at load time.",
+        epilog="examples:\n  crowdstream export runs/crowd-lite0/best.pt -o engines/models/crowd-lite0.onnx\n"
+        "  crowdstream export runs/crowd-lite0/best.pt --format torchscript -o crowd-lite0.ts\n"
+        "  crowdstream export default --format torchscript -o crowd-lite0.ts",
     )
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument(
+        "source", metavar="CHECKPOINT|MODEL", help="a .pt checkpoint, an .onnx file or a shipped model name"
+    )
+    p.add_argument(
+        "--format", choices=["onnx", "torchscript"], default="onnx", help="what to write (default onnx)"
+    )
+    p.add_argument(
+        "-o", "--output", type=Path, help="file to write (default: <source name>.onnx or .ts here)"
+    )
     p.add_argument(
         "--count-head",
         choices=["auto", "on", "off"],
         default="auto",
-        help="auto: as decided by calibration on validation (default)",
+        help="checkpoints only; auto: as decided by calibration on validation (default)",
     )
     p.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
     _require_torch()
+    from engines.engine_cache import file_sha256
+    from engines.models import NAMED_MODELS, resolve_model
+
+    suffix = ".onnx" if args.format == "onnx" else ".ts"
+    if args.source in NAMED_MODELS or args.source.lower().endswith(".onnx"):
+        source = resolve_model(args.source)
+        if args.format == "onnx":
+            raise CrowdstreamError(f"{source}: already an ONNX model (use --format torchscript)")
+        from engines.onnx_torch import export_torchscript
+
+        out = export_torchscript(source, args.output or Path(source.stem + suffix))
+        print(
+            json.dumps({"model": str(source), "torchscript": str(out), "sha256": file_sha256(out)}, indent=2)
+        )
+        return 0
+    checkpoint = Path(args.source)
+    if not checkpoint.is_file():
+        raise CrowdstreamError(
+            f"{checkpoint}: checkpoint not found (or give an .onnx file or a shipped model name)"
+        )
     from training.export import export_checkpoint
 
-    if not args.checkpoint.is_file():
-        raise CrowdstreamError(f"{args.checkpoint}: checkpoint not found")
     choice = {"auto": None, "on": True, "off": False}[args.count_head]
-    print(json.dumps(export_checkpoint(args.checkpoint, args.output, choice), indent=2))
+    out = args.output or Path(checkpoint.stem + suffix)
+    print(json.dumps(export_checkpoint(checkpoint, out, choice, args.format), indent=2))
     return 0
 
 

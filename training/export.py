@@ -73,8 +73,9 @@ def _check_parity(wrapper: nn.Module, path: Path) -> None:
             raise RuntimeError(f"ONNX export of {name} differs from PyTorch by {np.abs(a - b).max():.3g}")
 
 
-def export_checkpoint(checkpoint: Path, out: Path, use_count_head: bool | None = None) -> dict:
-    """Export a checkpoint; `use_count_head=None` follows the checkpoint's own decision (if recorded)."""
+def checkpoint_model(checkpoint: Path, use_count_head: bool | None = None) -> tuple[CrowdLite0, bool, dict]:
+    """(model, count head on, checkpoint state); `use_count_head=None` follows the checkpoint's own
+    decision (if recorded)."""
     state = read_checkpoint(checkpoint)
     model = model_from_state(state)
     calibration = state.get("count_head", {})
@@ -86,15 +87,25 @@ def export_checkpoint(checkpoint: Path, out: Path, use_count_head: bool | None =
                 f"{checkpoint}: the count head was never fitted (run `crowdstream train --resume`)"
             )
         model.count_head.coefficients.data = torch.tensor(calibration["coefficients"], dtype=torch.float32)
-    path = export_onnx(model, out, use_count_head)
+    return model, use_count_head, state
+
+
+def export_checkpoint(
+    checkpoint: Path, out: Path, use_count_head: bool | None = None, fmt: str = "onnx"
+) -> dict:
+    """Export a checkpoint as ONNX (`fmt="onnx"`, with a JSON record beside it) or TorchScript."""
+    model, use_count_head, state = checkpoint_model(checkpoint, use_count_head)
+    exporter = export_onnx if fmt == "onnx" else export_torchscript
+    path = exporter(model, out, use_count_head)
     info = {
         "checkpoint": str(checkpoint),
-        "onnx": str(path),
+        fmt: str(path),
         "sha256": file_sha256(path),
         "count_head": use_count_head,
         "epoch": state.get("epoch", -1) + 1,
     }
-    Path(out).with_suffix(".json").write_text(json.dumps(info, indent=2))
+    if fmt == "onnx":
+        Path(out).with_suffix(".json").write_text(json.dumps(info, indent=2))
     return info
 
 
