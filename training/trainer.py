@@ -299,13 +299,13 @@ class Trainer:
             "config": self.config.model_dump(mode="json"),
             "validation": report,
         }
-        _atomic_save(state, self.out / "last.pt")
-        if score < self.best_score:
+        if score < self.best_score:  # best before last: a run killed in between resumes with its best saved
             self.best_score = score
             _atomic_save(state, self.out / "best.pt")
             (self.out / "best.json").write_text(
                 json.dumps({"epoch": epoch + 1, "score": score, "validation": report}, indent=2)
             )
+        _atomic_save(state, self.out / "last.pt")
 
 
 def _atomic_save(state: dict, path: Path) -> None:
