@@ -26,6 +26,16 @@ BENCH_SOAK_EPILOG = """example:
   crowdstream bench soak --cameras 8 --minutes 10 --source rtsp://127.0.0.1:8554/live --json"""
 
 
+SERVE_FLAGS = {
+    "http.host": ("host", "--host"),
+    "http.port": ("port", "--port"),
+    "redis.url": ("redis_url", "--redis-url"),
+    "engine.model": ("model", "--model"),
+    "engine.backend": ("backend", "--backend"),
+}
+"""Config keys that `serve` options override: key → (argparse attribute, option)."""
+
+
 def _formatter(prog: str) -> argparse.RawDescriptionHelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=36)
 
@@ -71,17 +81,12 @@ def _serve(args: argparse.Namespace) -> int:
     from stream.config import cameras_from_urls, load_config
     from stream.service import serve
 
-    flags = {
-        "http.host": args.host,
-        "http.port": args.port,
-        "redis.url": args.redis_url,
-        "engine.model": args.model,
-        "engine.backend": args.backend,
-    }
-    overrides = {key: value for key, value in flags.items() if value is not None}
+    values = {key: getattr(args, name) for key, (name, _flag) in SERVE_FLAGS.items()}
+    overrides = {key: value for key, value in values.items() if value is not None}
     if args.source:
         overrides["cameras"] = cameras_from_urls(args.source)
-    config = load_config(args.config, overrides=overrides)
+    flags = {key: flag for key, (_name, flag) in SERVE_FLAGS.items()}
+    config = load_config(args.config, overrides=overrides, flags={**flags, "cameras": "--source"})
     return asyncio.run(serve(config))
 
 

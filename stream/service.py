@@ -22,12 +22,13 @@ from aiohttp import web
 
 from engines.engine import load_engine
 from engines.errors import CrowdstreamError
-from stream.cameras import Cameras
+from stream.cameras import Cameras, check_sources
 from stream.config import CameraConfig, ServiceConfig
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.redis_publisher import RedisPublisher
 from stream.redis_server import EmbeddedRedis
+from stream.web.listen import bind_socket
 from stream.worker import Worker
 
 if TYPE_CHECKING:
@@ -55,10 +56,26 @@ class Service:
     leases: CameraLeases | None = None
     cameras: Cameras | None = None
     runner: web.AppRunner | None = None
+    socket: socket.socket | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
 
+    def prepare(self) -> None:
+        """Check what can be checked before anything starts: bind the HTTP socket (a port in use, an
+        address not of this machine) and check the camera URLs. Raises with nothing left to undo."""
+        if self.socket is not None:
+            return
+        sock = bind_socket(self.config.http)
+        try:
+            check_sources(self.config.cameras)
+        except BaseException:
+            sock.close()
+            raise
+        self.socket = sock
+
     async def start(self) -> None:
+        """`prepare`, then load the model, start Redis, the cameras, the web server and the worker."""
+        self.prepare()
         config = self.config
         engine = load_engine(config.engine.model, config.engine.backend, config.engine.threads)
         await self._start_redis()
@@ -181,13 +198,7 @@ class Service:
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, http.host, http.port, shutdown_timeout=1.0)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise CrowdstreamError(
-                f"http: cannot listen on {http.host}:{http.port} ({exc.strerror})"
-            ) from None
+        await web.SockSite(self.runner, self.socket, shutdown_timeout=1.0).start()
 
     @property
     def bound_port(self) -> int | None:
@@ -218,6 +229,8 @@ class Service:
             await self.cameras.stop_all(max(0.2, min(SOURCE_STOP_TIMEOUT, deadline - loop.time() - 0.5)))
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.socket is not None:
+            self.socket.close()
         if self.worker is not None:
             self.worker.close()
         if self.embedded is not None:
@@ -252,6 +265,7 @@ class Service:
 async def serve(config: ServiceConfig) -> int:
     """Run the service until SIGINT or SIGTERM; returns the exit code (0 after a clean shutdown)."""
     service = Service(config)
+    service.prepare()
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
