@@ -13,6 +13,7 @@ SERVE_EPILOG = """examples:
   crowdstream serve                                   # the demo clip on http://127.0.0.1:8080
   crowdstream serve -c examples/cameras.yaml          # cameras, zones and Redis from a file
   crowdstream serve --source rtsp://cam1/stream --source video.mp4 --redis-url redis://localhost:6379/0
+  crowdstream serve --redis-data ~/.crowdstream/redis    # the embedded Redis (port 6380) keeps its data
   CROWDSTREAM_HTTP__PORT=9000 crowdstream serve -c cameras.yaml   # any key from the environment"""
 
 COUNT_EPILOG = """examples:
@@ -30,6 +31,7 @@ SERVE_FLAGS = {
     "http.host": ("host", "--host"),
     "http.port": ("port", "--port"),
     "redis.url": ("redis_url", "--redis-url"),
+    "redis.data_dir": ("redis_data", "--redis-data"),
     "engine.model": ("model", "--model"),
     "engine.backend": ("backend", "--backend"),
 }
@@ -68,7 +70,13 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free one)")
     parser.add_argument(
-        "--redis-url", help="redis://host:port/db (default: a private redis-server if installed)"
+        "--redis-url",
+        help="redis://host:port/db (default: a private redis-server on port 6380, if installed)",
+    )
+    parser.add_argument(
+        "--redis-data",
+        metavar="DIR",
+        help="keep the embedded Redis's data in DIR across restarts (default: discarded on exit)",
     )
     parser.add_argument("--model", help="model name or file (default: the shipped model)")
     parser.add_argument("--backend", help="auto, onnxruntime, tensorrt or torch")

@@ -28,6 +28,7 @@ from pydantic import (
 
 from engines.errors import CrowdstreamError
 from engines.preprocess import parse_tiles
+from stream.redis_server import EMBEDDED_PORT
 from stream.web.config import HttpConfig
 from stream.zones import Zone, check_polygon, fits_frame
 
@@ -141,6 +142,12 @@ class RedisConfig(Strict):
         None, description="redis://host:port/db; null starts a local redis-server if one is installed"
     )
     embedded: bool = Field(True, description="without a url, start a private redis-server when it is on PATH")
+    embedded_port: int = Field(
+        EMBEDDED_PORT, ge=0, le=65535, description="the private redis-server's port (if taken: a free one)"
+    )
+    data_dir: Path | None = Field(
+        None, description="keep the private redis-server's data in this folder (null: discarded on exit)"
+    )
     prefix: str = Field("crowd:", max_length=64, description="prefix of every key and channel")
     maxlen: int = Field(100_000, ge=1, description="approximate length cap of each camera's counts stream")
     backlog: int = Field(10_000, ge=1, description="records kept in memory while Redis is unreachable")
@@ -151,6 +158,17 @@ class RedisConfig(Strict):
         if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"url must start with redis://, rediss:// or unix://, got {url!r}")
         return url
+
+    @field_validator("data_dir")
+    @classmethod
+    def _home(cls, folder: Path | None) -> Path | None:
+        return None if folder is None else folder.expanduser()
+
+    @model_validator(mode="after")
+    def _data_dir_is_embedded(self) -> RedisConfig:
+        if self.data_dir is not None and self.url is not None:
+            raise ValueError("data_dir keeps the embedded Redis's data; with a url, Redis keeps its own")
+        return self
 
 
 class ClusterConfig(Strict):

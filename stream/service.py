@@ -26,8 +26,8 @@ from stream.cameras import Cameras, check_sources
 from stream.config import CameraConfig, ServiceConfig
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
-from stream.redis_publisher import RedisPublisher
-from stream.redis_server import EmbeddedRedis
+from stream.redis_publisher import RedisPublisher, counts_key
+from stream.redis_server import EmbeddedRedis, RedisInfo, announce_redis
 from stream.web.listen import bind_socket
 from stream.worker import Worker
 
@@ -53,6 +53,7 @@ class Service:
     publisher: RedisPublisher | None = None
     redis_url: str | None = None
     embedded: EmbeddedRedis | None = None
+    redis_info: RedisInfo | None = None
     leases: CameraLeases | None = None
     cameras: Cameras | None = None
     runner: web.AppRunner | None = None
@@ -111,10 +112,11 @@ class Service:
         redis_config = self.config.redis
         self.redis_url = redis_config.url
         if self.redis_url is None and redis_config.embedded and (executable := shutil.which("redis-server")):
-            self.embedded = EmbeddedRedis(executable)
+            self.embedded = EmbeddedRedis(executable, redis_config.embedded_port, redis_config.data_dir)
             await self.embedded.start()
             self.redis_url = self.embedded.url
-            log.info("no redis url configured: started a private redis-server", extra={"url": self.redis_url})
+        if self.redis_url is not None:
+            self.redis_info = announce_redis(self.redis_url, self.embedded, self._newest_records_command())
         if self.redis_url is None:
             log.warning("no redis url and no redis-server on PATH: publishing to Prometheus only")
             if self.config.cluster.enabled:
@@ -130,6 +132,11 @@ class Service:
         self.tasks.append(asyncio.create_task(self.publisher.run(), name="redis-writer"))
         if self.config.cluster.enabled:
             self._start_leases()
+
+    def _newest_records_command(self) -> tuple[str, ...]:
+        """The Redis command that reads the first camera's three newest count records."""
+        key = counts_key(self.config.redis.prefix, self.config.cameras[0].id)
+        return ("XREVRANGE", key, "+", "-", "COUNT", "3")
 
     def _start_leases(self) -> None:
         from stream.leases import CameraLeases
@@ -195,6 +202,7 @@ class Service:
             registry=self.metrics.registry,
             redis_url=self.redis_url,
             key_prefix=self.config.redis.prefix,
+            redis_info=self.redis_info,
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()

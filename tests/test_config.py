@@ -39,6 +39,7 @@ def test_no_file_means_the_demo_clip_on_loopback() -> None:
     config = load_config(None, environ={})
     assert [c.url for c in config.cameras] == ["demo"]
     assert config.http.host == "127.0.0.1" and config.redis.url is None
+    assert config.redis.embedded_port == 6380 and config.redis.data_dir is None  # README's Redis section
 
 
 @pytest.mark.parametrize(
@@ -70,6 +71,8 @@ def test_no_file_means_the_demo_clip_on_loopback() -> None:
             "greater than 0",
         ),
         ("redis: {url: localhost:6379}", "redis.url", "must start with redis://"),
+        ("redis: {url: 'redis://r:6379/0', data_dir: /tmp/r}", "redis", "data_dir keeps the embedded"),
+        ("redis: {embedded_port: 70000}", "redis.embedded_port", "less than or equal to 65535"),
         ("smoothing: {alpha: 2}", "smoothing.alpha", "less than or equal to 1"),
     ],
 )

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from stream.hub import CameraFeed, Hub
 from stream.redis_publisher import counts_key
+from stream.redis_server import RedisInfo
 from stream.web.config import HttpConfig
 from stream.web.errors import json_error
 
@@ -97,9 +98,10 @@ class Api:
         redis_url: str | None,
         key_prefix: str,
         viewers: dict[str, int],
+        redis_info: RedisInfo | None = None,
     ) -> None:
         self.hub, self.http, self.registry, self.key_prefix = hub, http, registry, key_prefix
-        self.viewers = viewers
+        self.viewers, self.redis_info = viewers, redis_info
         self.redis = (
             aioredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
             if redis_url
@@ -121,9 +123,11 @@ class Api:
         return web.json_response(self.summary(find_camera(self.hub, request)))
 
     async def config(self, request: web.Request) -> web.Response:
-        """What the page needs to connect: ICE servers (with TURN credentials) and the frame rate."""
+        """What the page needs to connect: ICE servers (with TURN credentials) and the frame rate; and
+        which Redis holds the counts (with the redis-cli command that reads them), if any."""
         servers = [server.model_dump(exclude_none=True) for server in self.http.ice_servers]
-        return web.json_response({"ice_servers": servers, "live_fps": self.http.live_fps})
+        redis = self.redis_info.as_dict() if self.redis_info else None
+        return web.json_response({"ice_servers": servers, "live_fps": self.http.live_fps, "redis": redis})
 
     async def history(self, request: web.Request) -> web.Response:
         """Count records since `since` (Unix seconds; default five minutes ago), oldest first."""

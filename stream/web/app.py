@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from stream.hub import Hub
 from stream.redis_publisher import DEFAULT_PREFIX
+from stream.redis_server import RedisInfo
 from stream.web.api import Api
 from stream.web.auth import Access, Login, access_middleware, check_bind
 from stream.web.config import HttpConfig
@@ -53,6 +54,7 @@ def create_app(
     registry: CollectorRegistry,
     redis_url: str | None,
     key_prefix: str = DEFAULT_PREFIX,
+    redis_info: RedisInfo | None = None,
 ) -> web.Application:
     """Build the application; raises InsecureBindError for a non-loopback bind without credentials."""
     check_bind(http)
@@ -62,7 +64,7 @@ def create_app(
         client_max_size=http.max_sdp_bytes,
     )
     slots, streams = ViewerSlots(http.max_viewers_per_camera, http.max_viewers_total), OpenStreams()
-    api = Api(hub, http, registry, redis_url, key_prefix, slots.open)
+    api = Api(hub, http, registry, redis_url, key_prefix, slots.open, redis_info)
     live, media, events = (
         LiveView(hub, http, slots),
         Media(hub, http, slots, streams),

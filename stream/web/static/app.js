@@ -205,8 +205,22 @@ async function pollStatus() {
   }
 }
 
+// Where the counts are kept, and the redis-cli command that reads them.
+function showRedis(redis) {
+  const line = document.getElementById("redis");
+  if (!redis) return;
+  const where = redis.embedded
+    ? `the embedded Redis (${redis.url}; ${redis.data_dir ? `kept in ${redis.data_dir}` : "discarded when the service stops"})`
+    : `Redis at ${redis.url}`;
+  line.querySelector(".redis-kind").textContent = where;
+  line.querySelector(".redis-try").textContent = redis.try;
+  line.hidden = false;
+}
+
 async function main() {
-  ({ ice_servers: iceServers } = await getJSON("/api/config"));
+  const config = await getJSON("/api/config");
+  iceServers = config.ice_servers;
+  showRedis(config.redis);
   const { cameras: list } = await getJSON("/api/cameras");
   document.getElementById("empty").hidden = list.length > 0;
   for (const camera of list) {
