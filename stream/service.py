@@ -204,9 +204,9 @@ class Service:
             key_prefix=self.config.redis.prefix,
             redis_info=self.redis_info,
         )
-        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self.runner.setup()
-        await web.SockSite(self.runner, self.socket, shutdown_timeout=1.0).start()
+        await web.SockSite(self.runner, self.socket).start()
 
     @property
     def bound_port(self) -> int | None:

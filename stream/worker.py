@@ -43,13 +43,14 @@ class FrameSource(LiveSource, Protocol):
     reconnects: int
     fps: float
     last_error: str | None
+    next_retry: float | None
 
 
 class IdleSource:
     """A camera with no reader attached (in cluster mode, one another worker counts): never a frame."""
 
     status: Status = "stopped"
-    reconnects, fps, last_error = 0, 0.0, None
+    reconnects, fps, last_error, next_retry = 0, 0.0, None, None
     on_frame: Callable[[], None] | None = None
 
     def latest(self, after_seq: int = 0) -> None:
@@ -247,9 +248,10 @@ class Worker:
                 m.density.labels(camera, zone.name).set(zone.density)
 
     def _sync_health(self, task: CameraTask) -> None:
-        """Mirror the source's status and reconnects into the hub and the metrics."""
+        """Mirror the source's health into the hub and the metrics."""
         source, feed = task.source, self.hub.cameras[task.id]
-        feed.status, feed.fps = source.status, source.fps
+        feed.update_health(source.status, source.last_error, source.reconnects, source.next_retry)
+        feed.fps = source.fps
         if isinstance(source, IdleSource):
             return  # counted by another worker: its health series live there, not here
         self.metrics.stream_up.labels(task.id).set(1 if source.status == "up" else 0)

@@ -87,7 +87,7 @@ class ClipSource:
     def __init__(self, clip: Clip, silent: bool = False) -> None:
         self.clip, self.silent = clip, silent
         self.status: Status = "starting" if silent else "up"
-        self.reconnects, self.fps, self.last_error = 0, clip.fps, None
+        self.reconnects, self.fps, self.last_error, self.next_retry = 0, clip.fps, None, None
         self.on_frame: Callable[[], None] | None = None
         self._frame: Frame | None = None
 

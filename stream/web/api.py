@@ -48,10 +48,15 @@ def camera_summary(camera: CameraFeed, viewers: int) -> dict:
             for zone in camera.zones
         ]
     )
+    health = camera.health
     return {
         "id": camera.id,
         "name": camera.name,
-        "status": camera.status,
+        "status": health.status,
+        "status_since": round(health.since, 3),
+        "last_error": health.last_error,
+        "reconnects": health.reconnects,
+        "next_retry": None if health.next_retry is None else round(health.next_retry, 3),
         "fps": round(camera.fps, 2),
         "count": reading["count"] if reading else None,
         "smoothed": reading["smoothed"] if reading else None,

@@ -4,7 +4,7 @@
 
 const CHART_SECONDS = 300; // the chart keeps this much history
 const CHART_MIN_SECONDS = 60; // and spans at least this much while history is shorter
-const STATUS_POLL_MS = 5000;
+const STATUS_POLL_MS = 2000;
 const RETRY_MS = 3000;
 const WEBRTC_ATTEMPTS = 2; // failed WebRTC attempts before a camera falls back to MJPEG
 const ICE_GATHER_MS = 2000;
@@ -33,7 +33,7 @@ function createCard(camera) {
     video: card.querySelector("video"), img: card.querySelector("img.fallback"),
     status: card.querySelector(".status"), name: card.querySelector(".name"),
     value: card.querySelector(".count .value"), zones: card.querySelector(".zones"),
-    chart: card.querySelector("canvas.chart"),
+    chart: card.querySelector("canvas.chart"), health: card.querySelector(".health"),
   };
   els.name.textContent = camera.name || camera.id;
   const toggle = () => {
@@ -51,9 +51,45 @@ function createCard(camera) {
   return state;
 }
 
+const HEALTH_TITLES = {
+  starting: "Connecting to the camera…", down: "Camera down", ended: "The video has ended",
+  stopped: "Not read by this worker",
+};
+
 function showStatus(state, camera) {
+  state.camera = camera;
+  state.card.dataset.status = camera.status;
   state.els.status.textContent = camera.status === "up" ? `${camera.fps.toFixed(1)} fps` : camera.status;
   state.card.classList.toggle("down", camera.status !== "up");
+  showHealth(state);
+}
+
+function clockTime(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function ago(seconds) {
+  const s = Math.max(0, Math.round(Date.now() / 1000 - seconds));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+}
+
+// A camera that is not up: what happened, since when, how often it reconnected and when it tries
+// next, laid over the last picture it sent (the video keeps showing it).
+function showHealth(state) {
+  const camera = state.camera, panel = state.els.health;
+  panel.hidden = camera.status === "up";
+  if (panel.hidden) return;
+  panel.querySelector(".health-title").textContent = HEALTH_TITLES[camera.status] || camera.status;
+  panel.querySelector(".health-reason").textContent = camera.status === "down" && camera.last_error ? camera.last_error : "";
+  const details = [`since ${clockTime(camera.status_since)} (${ago(camera.status_since)})`];
+  if (camera.reconnects) details.push(`${camera.reconnects} reconnect${camera.reconnects === 1 ? "" : "s"}`);
+  if (camera.status === "down") {
+    const wait = camera.next_retry == null ? 0 : Math.round(camera.next_retry - Date.now() / 1000);
+    details.push(wait > 0 ? `next try in ${wait} s` : "trying again now");
+  }
+  panel.querySelector(".health-detail").textContent = details.join(" · ");
 }
 
 function showReading(state, reading) {
@@ -231,6 +267,7 @@ async function main() {
   }
   listenForReadings();
   setInterval(pollStatus, STATUS_POLL_MS);
+  setInterval(() => cameras.forEach((state) => state.camera && showHealth(state)), 1000); // the countdown
 }
 
 main().catch((error) => {
