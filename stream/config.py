@@ -28,6 +28,8 @@ from pydantic import (
 
 from engines.errors import CrowdstreamError
 from engines.preprocess import parse_tiles
+from stream.alert_store import KEEP
+from stream.alerts import END_AFTER_S
 from stream.redis_server import EMBEDDED_PORT
 from stream.web.config import HttpConfig
 from stream.zones import Zone, check_polygon, fits_frame
@@ -188,6 +190,15 @@ class ThresholdsConfig(Strict):
     density: float | None = Field(None, ge=0, description="people per m² in a zone with an area")
 
 
+class AlertsConfig(Strict):
+    """The alert history (/api/alerts, the page's list): a zone over its threshold is one alert."""
+
+    keep: int = Field(KEEP, ge=1, le=100_000, description="newest alerts kept (in Redis and in memory)")
+    end_after_s: float = Field(
+        END_AFTER_S, ge=0, le=3600, description="an alert ends once its zone stayed under the limit this long"
+    )
+
+
 class ServiceConfig(Strict):
     cameras: list[CameraConfig] = Field(
         default_factory=lambda: [CameraConfig(id="demo", name="Demo clip", url=DEMO_URL)]
@@ -198,6 +209,7 @@ class ServiceConfig(Strict):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @field_validator("cameras")
     @classmethod

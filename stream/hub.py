@@ -3,7 +3,8 @@
 The worker makes one update per counted frame, `Hub.publish(camera, frame, density, reading)`; readers
 never block it. Each camera is a `CameraFeed`: its health, zones, newest counted frame and, while
 somebody watches, its live frames: the camera's reader then signals every new frame, and viewers await
-`changed()` instead of polling. Pictures are rendered once and shared (see stream.pictures).
+`changed()` instead of polling. Pictures are rendered once and shared (see stream.pictures). Readings
+and alerts fan out to subscribers (the SSE stream).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from stream.alerts import Alert
 from stream.pictures import Counted, Picture, render_live, render_snapshot
 from stream.readings import CameraReading
 from stream.sources import Frame, Status
@@ -209,7 +211,14 @@ class Hub:
         """One counted frame: the camera's feed moves on (waking its viewers) and every subscriber gets the
         reading, without ever blocking."""
         self.cameras[camera].publish(frame, density, reading)
+        self._fan_out(reading)
+
+    def publish_alert(self, alert: Alert) -> None:
+        """An alert started, reached a new peak or ended: every subscriber gets it."""
+        self._fan_out(alert)
+
+    def _fan_out(self, item: CameraReading | Alert) -> None:
         for queue in self._subscribers:
             if queue.full():
                 queue.get_nowait()
-            queue.put_nowait(reading)
+            queue.put_nowait(item)

@@ -22,6 +22,8 @@ from aiohttp import web
 
 from engines.engine import load_engine
 from engines.errors import CrowdstreamError
+from stream.alert_store import AlertStore
+from stream.alerts import AlertTracker
 from stream.cameras import Cameras, check_sources
 from stream.config import CameraConfig, ServiceConfig
 from stream.hub import Hub
@@ -54,6 +56,7 @@ class Service:
     redis_url: str | None = None
     embedded: EmbeddedRedis | None = None
     redis_info: RedisInfo | None = None
+    alerts: AlertStore | None = None
     leases: CameraLeases | None = None
     cameras: Cameras | None = None
     runner: web.AppRunner | None = None
@@ -80,11 +83,19 @@ class Service:
         config = self.config
         engine = load_engine(config.engine.model, config.engine.backend, config.engine.threads)
         await self._start_redis()
+        self.alerts = AlertStore(
+            self.hub,
+            AlertTracker(config.alerts.end_after_s),
+            self.redis_url,
+            config.redis.prefix,
+            config.alerts.keep,
+        )
+        self.tasks.append(asyncio.create_task(self.alerts.run(), name="alert-writer"))
         self.worker = Worker(
             engine,
             self.hub,
             self.metrics,
-            publishers=[self.publisher] if self.publisher else [],
+            publishers=[p for p in (self.publisher, self.alerts) if p is not None],
             alpha=config.smoothing.alpha,
             max_batch=config.engine.max_batch,
             owns=self._owner_check(),
@@ -203,6 +214,7 @@ class Service:
             redis_url=self.redis_url,
             key_prefix=self.config.redis.prefix,
             redis_info=self.redis_info,
+            alerts=self.alerts,
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self.runner.setup()
@@ -229,6 +241,8 @@ class Service:
                     asyncio.shield(worker_task), timeout=max(0.5, deadline - loop.time() - 3)
                 )
         await self._cancel_tasks(keep={"redis-writer"})
+        if self.alerts is not None:
+            await self.alerts.close(timeout=1)
         if self.leases is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.leases.release_all(), timeout=1)

@@ -24,9 +24,12 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from engines.counting import count_frames
 from engines.engine import Engine, load_engine
+from stream.alert_store import AlertStore
+from stream.alerts import AlertTracker
 from stream.config import CameraConfig
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
+from stream.redis_publisher import DEFAULT_PREFIX
 from stream.sources import DEMO_CLIP, Frame, Status
 from stream.web.app import create_app
 from stream.web.config import HttpConfig
@@ -119,6 +122,7 @@ class Served:
     registry: CollectorRegistry
     worker: Worker
     sources: dict[str, ClipSource]
+    alerts: AlertStore
     counting: asyncio.Task
     stop_counting: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -151,22 +155,26 @@ async def serve(
     registry = CollectorRegistry()
     Gauge("crowd_test_gauge", "a metric the test registry holds", registry=registry).set(3)
     hub = Hub()
-    worker = Worker(shipped_engine(), hub, StreamMetrics(registry), alpha=0.5)
+    alerts = AlertStore(hub, AlertTracker(end_after_s=1.0), redis_url, DEFAULT_PREFIX)
+    worker = Worker(shipped_engine(), hub, StreamMetrics(registry), alpha=0.5, publishers=[alerts])
     height, width = clip.frames[0].shape[:2]
     sources = {camera: ClipSource(clip, silent=camera in silent) for camera in thresholds}
     for camera, threshold in thresholds.items():
         config = CameraConfig(id=camera, name=camera.title(), url="demo", max_fps=COUNTING_FPS)
         worker.add_camera(config, sources[camera], left_half(width, height, threshold))
     hub.ready = True
-    app = create_app(hub, http, registry=registry, redis_url=redis_url)
+    app = create_app(hub, http, registry=registry, redis_url=redis_url, alerts=alerts)
     runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     stop = asyncio.Event()
     tasks = [asyncio.create_task(source.play()) for source in sources.values()]
+    tasks.append(asyncio.create_task(alerts.run()))
     counting = asyncio.create_task(worker.run(stop))
-    served = Served(f"http://127.0.0.1:{port}", app, hub, clip, registry, worker, sources, counting, stop)
+    served = Served(
+        f"http://127.0.0.1:{port}", app, hub, clip, registry, worker, sources, alerts, counting, stop
+    )
     try:
         await until_counted(hub, [c for c in thresholds if c not in silent])
         yield served
@@ -175,6 +183,7 @@ async def serve(
         for task in tasks:
             task.cancel()
         await asyncio.gather(counting, *tasks, return_exceptions=True)
+        await alerts.close(timeout=1)
         await runner.cleanup()
         worker.close()
 

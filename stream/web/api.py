@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.exceptions import RedisError
 
+from stream.alert_store import AlertStore
 from stream.hub import CameraFeed, Hub
 from stream.redis_publisher import counts_key
 from stream.redis_server import RedisInfo
@@ -21,6 +22,7 @@ from stream.web.errors import json_error
 
 HISTORY_WINDOW_S = 300.0  # `since` defaults to this long ago
 HISTORY_MAX = 10_000  # most records one history request returns
+ALERTS_DEFAULT, ALERTS_MAX = 100, 1000  # alerts one /api/alerts request returns
 
 
 def find_camera(hub: Hub, request: web.Request) -> CameraFeed:
@@ -104,9 +106,10 @@ class Api:
         key_prefix: str,
         viewers: dict[str, int],
         redis_info: RedisInfo | None = None,
+        alert_store: AlertStore | None = None,
     ) -> None:
         self.hub, self.http, self.registry, self.key_prefix = hub, http, registry, key_prefix
-        self.viewers, self.redis_info = viewers, redis_info
+        self.viewers, self.redis_info, self.alert_store = viewers, redis_info, alert_store
         self.redis = (
             aioredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
             if redis_url
@@ -154,6 +157,17 @@ class Api:
             raise json_error(web.HTTPServiceUnavailable, f"history is unavailable: Redis: {exc}") from None
         records = [history_record(stream_id, fields) for stream_id, fields in entries]
         return web.json_response({"camera": camera.id, "since": since, "records": records})
+
+    async def alerts(self, request: web.Request) -> web.Response:
+        """The newest alerts first, of every camera or of `?camera=ID`, at most `limit` (default 100)."""
+        camera = request.query.get("camera")
+        if camera is not None and camera not in self.hub.cameras:
+            raise json_error(web.HTTPNotFound, "no such camera")
+        limit = parse_float(request, "limit", ALERTS_DEFAULT)
+        if not 1 <= limit <= ALERTS_MAX or limit != int(limit):
+            raise json_error(web.HTTPBadRequest, f"limit must be an integer from 1 to {ALERTS_MAX}")
+        alerts = await self.alert_store.recent(camera, int(limit)) if self.alert_store else []
+        return web.json_response({"alerts": alerts})
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "uptime_s": round(time.time() - self.hub.started, 1)})

@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from stream.alert_store import AlertStore
 from stream.hub import Hub
 from stream.redis_publisher import DEFAULT_PREFIX
 from stream.redis_server import RedisInfo
@@ -55,6 +56,7 @@ def create_app(
     redis_url: str | None,
     key_prefix: str = DEFAULT_PREFIX,
     redis_info: RedisInfo | None = None,
+    alerts: AlertStore | None = None,
 ) -> web.Application:
     """Build the application; raises InsecureBindError for a non-loopback bind without credentials."""
     check_bind(http)
@@ -64,7 +66,7 @@ def create_app(
         client_max_size=http.max_sdp_bytes,
     )
     slots, streams = ViewerSlots(http.max_viewers_per_camera, http.max_viewers_total), OpenStreams()
-    api = Api(hub, http, registry, redis_url, key_prefix, slots.open, redis_info)
+    api = Api(hub, http, registry, redis_url, key_prefix, slots.open, redis_info, alerts)
     live, media, events = (
         LiveView(hub, http, slots),
         Media(hub, http, slots, streams),
@@ -90,6 +92,7 @@ def create_app(
     app.router.add_post("/api/cameras/{id}/offer", live.offer)
     app.router.add_get("/api/cameras/{id}/mjpeg", media.mjpeg)
     app.router.add_get("/api/cameras/{id}/snapshot.jpg", media.snapshot)
+    app.router.add_get("/api/alerts", api.alerts)
     app.router.add_get("/api/events", events.stream)
     app.router.add_get("/api/openapi.json", api.openapi_document)
     app.router.add_get("/metrics", api.metrics)

@@ -142,6 +142,70 @@ function drawChart(canvas, history, now) {
   ctx.fillText(`max ${Math.round(top / 1.15)} · last ${Math.round(span / 60)} min`, 4, 11);
 }
 
+// ---- alerts -----------------------------------------------------------------------------------
+
+const ALERTS_SHOWN = 50;
+const alerts = new Map(); // id → the newest state of each alert (from /api/alerts, then the events)
+
+function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function people(count) {
+  const n = Math.round(count);
+  return `${n} ${n === 1 ? "person" : "people"}`;
+}
+
+function number(value, digits) {
+  return value.toLocaleString([], { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+// "78 people · 1.95 /m² (Fruin E) · limit 1.5 /m²": the units the page uses everywhere.
+function alertFigures(alert) {
+  const figures = [`peak ${people(alert.peak_people)}`];
+  if (alert.peak_density != null) figures.push(`${number(alert.peak_density, 2)} /m² (Fruin ${alert.fruin_level})`);
+  figures.push(`limit ${alert.threshold} ${alert.unit === "people" ? "people" : "/m²"}`);
+  return figures.join(" · ");
+}
+
+function alertWhen(alert) {
+  if (alert.ongoing) return `since ${clockTime(alert.started)}, ongoing for ${duration(Date.now() / 1000 - alert.started)}`;
+  return `${clockTime(alert.started)} – ${clockTime(alert.ended)} (${duration(alert.duration_s)})`;
+}
+
+function showAlerts() {
+  const list = [...alerts.values()].sort((a, b) => b.started - a.started).slice(0, ALERTS_SHOWN);
+  document.getElementById("no-alerts").hidden = list.length > 0;
+  document.getElementById("alerts").replaceChildren(...list.map((alert) => {
+    const item = document.createElement("li");
+    item.dataset.id = alert.id;
+    item.classList.toggle("ongoing", alert.ongoing);
+    const title = document.createElement("strong");
+    const camera = cameras.get(alert.camera);
+    title.textContent = `${camera ? camera.els.name.textContent : alert.camera} · ${alert.zone}`;
+    const when = document.createElement("span");
+    when.className = "when";
+    when.textContent = alertWhen(alert);
+    const figures = document.createElement("span");
+    figures.className = "figures";
+    figures.textContent = alertFigures(alert);
+    item.append(title, when, figures);
+    return item;
+  }));
+  const ongoing = list.filter((alert) => alert.ongoing).length;
+  const link = document.getElementById("ongoing");
+  link.hidden = ongoing === 0;
+  link.textContent = `${ongoing} alert${ongoing === 1 ? "" : "s"} ongoing`;
+}
+
+function takeAlert(alert) {
+  alerts.set(alert.id, alert);
+  showAlerts();
+}
+
 // ---- video ------------------------------------------------------------------------------------
 
 function waitForIceGathering(pc) {
@@ -222,6 +286,7 @@ function listenForReadings() {
   const source = new EventSource("/api/events");
   source.addEventListener("open", () => { feed.textContent = "live"; feed.classList.remove("stale"); });
   source.addEventListener("error", () => { feed.textContent = "reconnecting…"; feed.classList.add("stale"); });
+  source.addEventListener("alert", (event) => takeAlert(JSON.parse(event.data)));
   source.addEventListener("reading", (event) => {
     const reading = JSON.parse(event.data);
     const state = cameras.get(reading.camera);
@@ -266,8 +331,13 @@ async function main() {
     startVideo(camera.id, state);
   }
   listenForReadings();
+  (await getJSON(`/api/alerts?limit=${ALERTS_SHOWN}`)).alerts.forEach((alert) => alerts.set(alert.id, alert));
+  showAlerts();
   setInterval(pollStatus, STATUS_POLL_MS);
-  setInterval(() => cameras.forEach((state) => state.camera && showHealth(state)), 1000); // the countdown
+  setInterval(() => { // the clocks: retry countdowns and the duration of ongoing alerts
+    cameras.forEach((state) => state.camera && showHealth(state));
+    if ([...alerts.values()].some((alert) => alert.ongoing)) showAlerts();
+  }, 1000);
 }
 
 main().catch((error) => {
