@@ -115,8 +115,10 @@ class AlertTracker:
         self.open: dict[tuple[str, str], Alert] = {}
 
     def update(self, reading: CameraReading) -> list[Alert]:
-        changes = []
         at = reading.timestamp
+        names = {zone.name for zone in reading.zones}
+        gone = [key for key in self.open if key[0] == reading.camera and key[1] not in names]
+        changes = [self._end(key, self.open[key].last_over) for key in gone]  # zones deleted
         for zone in reading.zones:
             key = (reading.camera, zone.name)
             alert = self.open.get(key)

@@ -20,6 +20,11 @@ COUNT_EPILOG = """examples:
   crowdstream count crowd.jpg -o overlay.png          # prints the count, writes the heatmap overlay
   crowdstream count clip.mp4 --fps 1 -o overlay.mp4 --json"""
 
+ZONES_EPILOG = """examples:
+  crowdstream zones demo                              # from the service on http://127.0.0.1:8080
+  crowdstream zones gate --url http://10.0.0.5:8080 --token $TOKEN
+  crowdstream zones gate -c cameras.yaml              # from a config file"""
+
 BENCH_STREAM_EPILOG = """example:
   crowdstream bench stream --cameras 8 --seconds 60 --json"""
 
@@ -46,6 +51,7 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     """Add `serve`, `count`, `bench stream` and `bench soak`."""
     _add_serve(commands)
     _add_count(commands)
+    _add_zones(commands)
     _add_bench_stream(bench)
     _add_bench_soak(bench)
 
@@ -86,7 +92,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from stream.config import cameras_from_urls, load_config
+    from stream.config import ServiceConfig, cameras_from_urls, load_config
     from stream.service import serve
 
     values = {key: getattr(args, name) for key, (name, _flag) in SERVE_FLAGS.items()}
@@ -94,8 +100,12 @@ def _serve(args: argparse.Namespace) -> int:
     if args.source:
         overrides["cameras"] = cameras_from_urls(args.source)
     flags = {key: flag for key, (_name, flag) in SERVE_FLAGS.items()}
-    config = load_config(args.config, overrides=overrides, flags={**flags, "cameras": "--source"})
-    return asyncio.run(serve(config))
+    flags["cameras"] = "--source"
+
+    def load(path: Path | None) -> ServiceConfig:
+        return load_config(path, overrides=overrides, flags=flags)
+
+    return asyncio.run(serve(load(args.config), args.config, load))
 
 
 def _add_count(commands: argparse._SubParsersAction) -> None:
@@ -131,6 +141,31 @@ def _count(args: argparse.Namespace) -> int:
         model=args.model,
         backend=args.backend,
     )
+
+
+def _add_zones(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "zones",
+        help="print a camera's zones as YAML (as drawn in the page, or from a config file)",
+        description="Print a camera's zones as the YAML to paste under the camera in a config file: from "
+        "the running service (zones drawn in the page's editor) or, with -c, from a config file.",
+        epilog=ZONES_EPILOG,
+        formatter_class=_formatter,
+    )
+    parser.add_argument("camera", metavar="CAMERA", help="the camera id")
+    parser.add_argument("--url", default=None, help="the service (default http://127.0.0.1:8080)")
+    parser.add_argument("--token", help="the service's http.token (default: $CROWDSTREAM_HTTP__TOKEN)")
+    parser.add_argument("-c", "--config", type=Path, help="read the zones from this config file instead")
+    parser.set_defaults(handler=_zones)
+
+
+def _zones(args: argparse.Namespace) -> int:
+    import os
+
+    from stream.zones_command import DEFAULT_URL, run_zones
+
+    token = args.token or os.environ.get("CROWDSTREAM_HTTP__TOKEN")
+    return run_zones(args.camera, args.url or DEFAULT_URL, token, args.config)
 
 
 def _add_bench_stream(bench: argparse._SubParsersAction) -> None:

@@ -83,6 +83,14 @@ class CameraFeed:
             self.health = health
             self._changed()
 
+    def set_zones(self, zones: Sequence[Zone]) -> None:
+        """Draw these zones from now on (edited in the page); the snapshot is drawn again."""
+        self.zones = list(zones)
+        with self._snapshot_lock:
+            self._snapshot = None
+        self._live = None
+        self._changed()
+
     @property
     def reading(self) -> CameraReading | None:
         return self.counted.reading if self.counted else None

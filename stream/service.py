@@ -16,6 +16,7 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -25,13 +26,14 @@ from engines.errors import CrowdstreamError
 from stream.alert_store import AlertStore
 from stream.alerts import AlertTracker
 from stream.cameras import Cameras, check_sources
-from stream.config import CameraConfig, ServiceConfig
+from stream.config import CameraConfig, ServiceConfig, load_config
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.redis_publisher import RedisPublisher, counts_key
 from stream.redis_server import EmbeddedRedis, RedisInfo, announce_redis
 from stream.web.listen import bind_socket
 from stream.worker import Worker
+from stream.zone_editor import ZoneEditor
 
 if TYPE_CHECKING:
     from stream.leases import CameraLeases
@@ -49,6 +51,8 @@ class Service:
     """Everything `serve` runs; `start()` brings it up, `stop()` takes it down in order."""
 
     config: ServiceConfig
+    config_path: Path | None = None  # the file the zone editor saves to
+    check_config: Callable[[Path], object] | None = None  # loads a file as the service was started
     hub: Hub = field(default_factory=Hub)
     metrics: StreamMetrics = field(default_factory=StreamMetrics)
     worker: Worker | None = None
@@ -129,7 +133,8 @@ class Service:
         if self.redis_url is not None:
             self.redis_info = announce_redis(self.redis_url, self.embedded, self._newest_records_command())
         if self.redis_url is None:
-            log.warning("no redis url and no redis-server on PATH: publishing to Prometheus only")
+            why = "redis.embedded is false" if not redis_config.embedded else "no redis-server on PATH"
+            log.warning(f"no redis url and {why}: publishing to Prometheus only")
             if self.config.cluster.enabled:
                 raise CrowdstreamError("cluster.enabled needs redis.url (leases live in Redis)")
             return
@@ -215,10 +220,19 @@ class Service:
             key_prefix=self.config.redis.prefix,
             redis_info=self.redis_info,
             alerts=self.alerts,
+            zone_editor=ZoneEditor(
+                self.config, self.config_path, self.check_config or load_config, self._apply_zones
+            ),
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self.runner.setup()
         await web.SockSite(self.runner, self.socket).start()
+
+    def _apply_zones(self, camera: CameraConfig) -> None:
+        """Count, draw and alert with a camera's edited zones from its next frame on; its open alerts
+        end (their zones changed)."""
+        self.worker.set_zones(camera.id, self.config.zones_of(camera))
+        self.alerts.end_camera(camera.id)
 
     @property
     def bound_port(self) -> int | None:
@@ -284,9 +298,13 @@ class Service:
         await self.publisher.aclose()
 
 
-async def serve(config: ServiceConfig) -> int:
-    """Run the service until SIGINT or SIGTERM; returns the exit code (0 after a clean shutdown)."""
-    service = Service(config)
+async def serve(
+    config: ServiceConfig, path: Path | None = None, check: Callable[[Path], object] | None = None
+) -> int:
+    """Run the service until SIGINT or SIGTERM; returns the exit code (0 after a clean shutdown).
+    `path` is the config file it was loaded from and `check` loads a file the same way (the zone
+    editor saves there)."""
+    service = Service(config, path, check)
     service.prepare()
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()

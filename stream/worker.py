@@ -127,6 +127,13 @@ class Worker:
         task.schedule.restart()
         self.hub.cameras[camera_id].source = source
 
+    def set_zones(self, camera_id: str, zones: list[Zone]) -> None:
+        """Count a camera's frames with new zones from its next cycle on (an edit in the page)."""
+        task = self.tasks[camera_id]
+        task.zones = list(zones)
+        task.checked_sizes.clear()
+        self.hub.cameras[camera_id].set_zones(zones)
+
     async def run(self, stop: asyncio.Event, idle_sleep: float = 0.01) -> None:
         """Cycle until `stop` is set; the current cycle always completes, so its records get published."""
         while not stop.is_set():

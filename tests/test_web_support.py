@@ -26,7 +26,7 @@ from engines.counting import count_frames
 from engines.engine import Engine, load_engine
 from stream.alert_store import AlertStore
 from stream.alerts import AlertTracker
-from stream.config import CameraConfig
+from stream.config import CameraConfig, ServiceConfig, load_config
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.redis_publisher import DEFAULT_PREFIX
@@ -34,7 +34,7 @@ from stream.sources import DEMO_CLIP, Frame, Status
 from stream.web.app import create_app
 from stream.web.config import HttpConfig
 from stream.worker import Worker
-from stream.zones import Zone
+from stream.zone_editor import ZoneEditor
 from tests.conftest import free_port
 
 CLIP_FRAMES = 12
@@ -77,10 +77,10 @@ def demo_clip(frames: int = CLIP_FRAMES, width: int = CLIP_WIDTH) -> Clip:
     return Clip(decoded, [r.density for r in results], [r.count for r in results], fps)
 
 
-def left_half(width: int, height: int, threshold: float) -> list[Zone]:
-    """One zone over the left half of the frame."""
-    polygon = np.array([[0, 0], [width // 2, 0], [width // 2, height - 1], [0, height - 1]], dtype=float)
-    return [Zone("left half", polygon, area_m2=None, threshold=threshold)]
+def left_half(width: int, height: int, threshold: float) -> dict:
+    """One zone over the left half of the frame, as a config file gives it."""
+    polygon = [[0, 0], [width // 2, 0], [width // 2, height - 1], [0, height - 1]]
+    return {"name": "left half", "polygon": polygon, "threshold": threshold}
 
 
 class ClipSource:
@@ -149,7 +149,8 @@ async def serve(
     silent: tuple[str, ...] = (),
 ) -> AsyncIterator[Served]:
     """Serve the app on 127.0.0.1 for cameras playing the demo clip (`silent` ones never deliver a frame),
-    counted by the real worker with a zone over the left half of each; always shuts everything down."""
+        counted by the real worker with a zone over the left half of each (editable, not saved: no config
+    file); always shuts everything down."""
     http, clip = http or HttpConfig(), demo_clip()
     thresholds = thresholds or {"gate": 1.0, "hall": 10_000.0}
     registry = CollectorRegistry()
@@ -159,11 +160,33 @@ async def serve(
     worker = Worker(shipped_engine(), hub, StreamMetrics(registry), alpha=0.5, publishers=[alerts])
     height, width = clip.frames[0].shape[:2]
     sources = {camera: ClipSource(clip, silent=camera in silent) for camera in thresholds}
-    for camera, threshold in thresholds.items():
-        config = CameraConfig(id=camera, name=camera.title(), url="demo", max_fps=COUNTING_FPS)
-        worker.add_camera(config, sources[camera], left_half(width, height, threshold))
+    cameras = [
+        CameraConfig(
+            id=camera,
+            name=camera.title(),
+            url="demo",
+            max_fps=COUNTING_FPS,
+            zones=[left_half(width, height, threshold)],
+        )
+        for camera, threshold in thresholds.items()
+    ]
+    config = ServiceConfig(cameras=cameras)
+    for camera in config.cameras:
+        worker.add_camera(camera, sources[camera.id], config.zones_of(camera))
+
+    def apply_zones(camera: CameraConfig) -> None:  # what the service does with an edit
+        worker.set_zones(camera.id, config.zones_of(camera))
+        alerts.end_camera(camera.id)
+
     hub.ready = True
-    app = create_app(hub, http, registry=registry, redis_url=redis_url, alerts=alerts)
+    app = create_app(
+        hub,
+        http,
+        registry=registry,
+        redis_url=redis_url,
+        alerts=alerts,
+        zone_editor=ZoneEditor(config, None, load_config, apply_zones),
+    )
     runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()
     port = free_port()

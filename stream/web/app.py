@@ -21,6 +21,8 @@ from stream.web.limits import OpenStreams, ViewerSlots
 from stream.web.media import Media
 from stream.web.metrics import WebCollector
 from stream.web.webrtc import LiveView
+from stream.web.zones import Zones
+from stream.zone_editor import ZoneEditor
 
 STATIC = Path(__file__).resolve().parent / "static"
 LIVE_VIEW = web.AppKey("live_view", LiveView)
@@ -57,6 +59,7 @@ def create_app(
     key_prefix: str = DEFAULT_PREFIX,
     redis_info: RedisInfo | None = None,
     alerts: AlertStore | None = None,
+    zone_editor: ZoneEditor | None = None,
 ) -> web.Application:
     """Build the application; raises InsecureBindError for a non-loopback bind without credentials."""
     check_bind(http)
@@ -72,7 +75,7 @@ def create_app(
         Media(hub, http, slots, streams),
         Events(hub, http, streams),
     )
-    login = Login(access, STATIC / "login.html")
+    login, zones = Login(access, STATIC / "login.html"), Zones(hub, zone_editor)
     app[LIVE_VIEW], app[VIEWER_SLOTS], app[EVENTS] = live, slots, events
     collector = WebCollector(slots, live, events)
     registry.register(collector)
@@ -89,6 +92,8 @@ def create_app(
     app.router.add_get("/api/cameras", api.cameras)
     app.router.add_get("/api/cameras/{id}", api.camera)
     app.router.add_get("/api/cameras/{id}/history", api.history)
+    app.router.add_get("/api/cameras/{id}/zones", zones.get)
+    app.router.add_put("/api/cameras/{id}/zones", zones.put)
     app.router.add_post("/api/cameras/{id}/offer", live.offer)
     app.router.add_get("/api/cameras/{id}/mjpeg", media.mjpeg)
     app.router.add_get("/api/cameras/{id}/snapshot.jpg", media.snapshot)

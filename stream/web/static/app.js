@@ -2,6 +2,8 @@
 // blocked), the newest count, per-zone counts, a chart of the last minutes and a red state for zones
 // over their threshold. Counts arrive as Server-Sent Events; camera status is polled.
 
+import { openZoneEditor } from "./zones.js";
+
 const CHART_SECONDS = 300; // the chart keeps this much history
 const CHART_MIN_SECONDS = 60; // and spans at least this much while history is shorter
 const STATUS_POLL_MS = 2000;
@@ -36,6 +38,10 @@ function createCard(camera) {
     chart: card.querySelector("canvas.chart"), health: card.querySelector(".health"),
   };
   els.name.textContent = camera.name || camera.id;
+  card.querySelector(".edit-zones").addEventListener("click", (event) => {
+    event.stopPropagation(); // not a click on the card (which enlarges it)
+    openZoneEditor(camera.id, els.name.textContent).catch((error) => console.warn(error.message));
+  });
   const toggle = () => {
     card.classList.toggle("expanded");
     card.scrollIntoView({ block: "nearest" });
