@@ -28,10 +28,11 @@ async def test_a_dead_rtsp_camera_shows_its_reason_over_its_last_picture(browser
     missing = RtspServer.available()
     if missing:
         pytest.fail(f"{missing}: apt-get install -y gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi")
-    camera = RtspServer(free_port(), tmp_path / "rtsp.log", width=640, height=360, fps=10)
+    camera = RtspServer(free_port(), tmp_path / "rtsp.log", width=640, height=360, fps=10, pattern="smpte")
     camera.start()
+    walkway = {"name": "walkway", "polygon": [[0, 0], [640, 0], [640, 720], [0, 720]], "area_m2": 20}
     cameras = [
-        {"id": "demo", "name": "Concourse", "url": "demo"},
+        {"id": "demo", "name": "Concourse", "url": "demo", "zones": [{**walkway, "threshold": 0.3}]},
         {"id": "gate", "name": "North gate", "url": camera.url},
     ]
     config = build_config(
@@ -64,7 +65,9 @@ async def test_a_dead_rtsp_camera_shows_its_reason_over_its_last_picture(browser
         # the last picture stays on screen under the panel (the live view repeats it)
         assert await page.eval_on_selector(f"{CARD} video", "v => v.videoWidth") > 0
         ARTIFACTS.mkdir(exist_ok=True)
-        await page.locator("#grid").screenshot(path=ARTIFACTS / "camera-down.png")
+        await page.locator(CARD).screenshot(path=ARTIFACTS / "camera-down.png")
+        await page.wait_for_selector("#alerts li.ongoing")  # the concourse's walkway is over its limit
+        await page.screenshot(path=ARTIFACTS / "overview.png", full_page=True)
         await page.close()
     finally:
         await service.stop()

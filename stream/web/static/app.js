@@ -36,6 +36,7 @@ function createCard(camera) {
     status: card.querySelector(".status"), name: card.querySelector(".name"),
     value: card.querySelector(".count .value"), zones: card.querySelector(".zones"),
     chart: card.querySelector("canvas.chart"), health: card.querySelector(".health"),
+    unit: card.querySelector(".count .unit"), smoothed: card.querySelector(".count .smoothed"),
   };
   els.name.textContent = camera.name || camera.id;
   card.querySelector(".edit-zones").addEventListener("click", (event) => {
@@ -44,7 +45,7 @@ function createCard(camera) {
   });
   const toggle = () => {
     card.classList.toggle("expanded");
-    card.scrollIntoView({ block: "nearest" });
+    card.scrollIntoView({ block: card.classList.contains("expanded") ? "start" : "nearest" });
   };
   card.addEventListener("click", toggle);
   card.addEventListener("keydown", (event) => {
@@ -67,6 +68,9 @@ function showStatus(state, camera) {
   state.card.dataset.status = camera.status;
   state.els.status.textContent = camera.status === "up" ? `${camera.fps.toFixed(1)} fps` : camera.status;
   state.card.classList.toggle("down", camera.status !== "up");
+  if (camera.status !== "up" && state.lastCounted) { // the count shown is the last one it had
+    state.els.smoothed.textContent = `last count ${clockTime(state.lastCounted)}`;
+  }
   showHealth(state);
 }
 
@@ -98,16 +102,25 @@ function showHealth(state) {
   panel.querySelector(".health-detail").textContent = details.join(" · ");
 }
 
+// "left-half: 64 people · 0.53 /m² · limit 1.5 /m²" (a zone without an area: "limit 20 people")
+function zoneText(zone) {
+  const parts = [`${zone.name}: ${people(zone.count)}`];
+  if (zone.density != null) parts.push(`${number(zone.density, 2)} /m²`);
+  if (zone.threshold != null) parts.push(`limit ${limitText(zone.threshold, zone.density == null)}`);
+  return parts.join(" · ");
+}
+
 function showReading(state, reading) {
   state.count = reading.count;
   state.els.value.textContent = Math.round(reading.count);
   state.els.value.dataset.count = reading.count;
+  state.els.unit.textContent = Math.round(reading.count) === 1 ? "person" : "people";
+  state.els.smoothed.textContent = `smoothed ${Math.round(reading.smoothed)}`;
+  state.lastCounted = reading.timestamp;
   state.els.zones.replaceChildren(...reading.zones.map((zone) => {
     const item = document.createElement("li");
     item.classList.toggle("alert", zone.over_threshold);
-    const limit = zone.threshold == null ? "" : ` / ${zone.threshold}`;
-    const density = zone.density == null ? "" : ` · ${zone.density.toFixed(2)}/m²`;
-    item.textContent = `${zone.name}: ${Math.round(zone.count)}${limit}${density}`;
+    item.textContent = zoneText(zone);
     return item;
   }));
   state.card.classList.toggle("alert", reading.zones.some((zone) => zone.over_threshold));
@@ -123,6 +136,13 @@ function showTotal() {
   document.getElementById("total").textContent = counts.length ? Math.round(counts.reduce((a, b) => a + b, 0)) : "–";
 }
 
+// A nice round number at or above `value`: 1, 2 or 5 times a power of ten.
+function niceCeiling(value) {
+  const power = 10 ** Math.floor(Math.log10(value));
+  return [1, 2, 5, 10].map((m) => m * power).find((n) => n >= value);
+}
+
+// The count over the last minutes, with a count axis (people) on the left and clock times below.
 function drawChart(canvas, history, now) {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth || canvas.width, height = canvas.clientHeight || canvas.height;
@@ -134,18 +154,39 @@ function drawChart(canvas, history, now) {
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, width, height);
   if (history.length < 2) return;
-  const top = Math.max(1, ...history.map(([, count]) => count)) * 1.15;
+  const style = getComputedStyle(canvas);
+  const left = 34, bottom = 16, top = 12, right = 4;
+  const ceiling = niceCeiling(Math.max(1, ...history.map(([, count]) => count)));
   const span = Math.max(CHART_MIN_SECONDS, now - history[0][0]);
-  const x = (t) => width - ((now - t) / span) * width;
-  const y = (count) => height - 2 - (count / top) * (height - 4);
+  const x = (t) => left + (1 - (now - t) / span) * (width - left - right);
+  const y = (count) => top + (1 - count / ceiling) * (height - top - bottom);
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = ctx.fillStyle = style.getPropertyValue("--axis") || "#9aa5b1";
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  for (const count of [0, ceiling / 2, ceiling]) {
+    ctx.globalAlpha = 0.25;
+    ctx.beginPath(); ctx.moveTo(left, y(count)); ctx.lineTo(width - right, y(count)); ctx.stroke();
+    ctx.globalAlpha = 1;
+    ctx.fillText(String(count), left - 4, y(count));
+  }
+  ctx.textAlign = "left";
+  ctx.textBaseline = "top";
+  ctx.fillText("people", left + 4, 0);
+  ctx.textAlign = "center";
+  const step = span > 240 ? 120 : span > 90 ? 60 : 30; // seconds between time ticks
+  for (let t = Math.floor(now / step) * step; t >= now - span; t -= step) {
+    if (x(t) < left + 16) break;
+    const format = step < 60 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" };
+    const label = new Date(t * 1000).toLocaleTimeString([], format);
+    if (x(t) + ctx.measureText(label).width / 2 <= width) ctx.fillText(label, x(t), height - bottom + 4);
+  }
   ctx.beginPath();
   history.forEach(([t, count], i) => (i ? ctx.lineTo(x(t), y(count)) : ctx.moveTo(x(t), y(count))));
-  ctx.strokeStyle = getComputedStyle(canvas).color;
+  ctx.strokeStyle = style.color;
   ctx.lineWidth = 1.5;
   ctx.stroke();
-  ctx.fillStyle = ctx.strokeStyle;
-  ctx.font = "10px system-ui, sans-serif";
-  ctx.fillText(`max ${Math.round(top / 1.15)} · last ${Math.round(span / 60)} min`, 4, 11);
 }
 
 // ---- alerts -----------------------------------------------------------------------------------
@@ -165,6 +206,12 @@ function people(count) {
   return `${n} ${n === 1 ? "person" : "people"}`;
 }
 
+// a zone's limit: "1.5 /m²" for a zone with an area, "20 people" (or "1 person") without
+function limitText(threshold, inPeople) {
+  if (!inPeople) return `${threshold} /m²`;
+  return `${threshold} ${threshold === 1 ? "person" : "people"}`;
+}
+
 function number(value, digits) {
   return value.toLocaleString([], { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
@@ -173,7 +220,7 @@ function number(value, digits) {
 function alertFigures(alert) {
   const figures = [`peak ${people(alert.peak_people)}`];
   if (alert.peak_density != null) figures.push(`${number(alert.peak_density, 2)} /m² (Fruin ${alert.fruin_level})`);
-  figures.push(`limit ${alert.threshold} ${alert.unit === "people" ? "people" : "/m²"}`);
+  figures.push(`limit ${limitText(alert.threshold, alert.unit === "people")}`);
   return figures.join(" · ");
 }
 
