@@ -2,10 +2,12 @@
 // blocked), the newest count, per-zone counts, a chart of the last minutes and a red state for zones
 // over their threshold. Counts arrive as Server-Sent Events; camera status is polled.
 
+import { anyOngoing, loadAlerts, showAlerts, takeAlert } from "./alerts.js";
+import { drawChart } from "./chart.js";
+import { ago, clockTime, limitText, number, people } from "./format.js";
 import { openZoneEditor } from "./zones.js";
 
 const CHART_SECONDS = 300; // the chart keeps this much history
-const CHART_MIN_SECONDS = 60; // and spans at least this much while history is shorter
 const STATUS_POLL_MS = 2000;
 const RETRY_MS = 3000;
 const WEBRTC_ATTEMPTS = 2; // failed WebRTC attempts before a camera falls back to MJPEG
@@ -20,6 +22,11 @@ async function getJSON(url) {
   if (response.status === 401) location.assign("/login");
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response.json();
+}
+
+function cameraName(id) {
+  const state = cameras.get(id);
+  return state ? state.els.name.textContent : id;
 }
 
 function api(id, path) {
@@ -74,17 +81,6 @@ function showStatus(state, camera) {
   showHealth(state);
 }
 
-function clockTime(seconds) {
-  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-}
-
-function ago(seconds) {
-  const s = Math.max(0, Math.round(Date.now() / 1000 - seconds));
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
-}
-
 // A camera that is not up: what happened, since when, how often it reconnected and when it tries
 // next, laid over the last picture it sent (the video keeps showing it).
 function showHealth(state) {
@@ -134,129 +130,6 @@ function showReading(state, reading) {
 function showTotal() {
   const counts = [...cameras.values()].map((s) => s.count).filter((c) => c != null);
   document.getElementById("total").textContent = counts.length ? Math.round(counts.reduce((a, b) => a + b, 0)) : "–";
-}
-
-// A nice round number at or above `value`: 1, 2 or 5 times a power of ten.
-function niceCeiling(value) {
-  const power = 10 ** Math.floor(Math.log10(value));
-  return [1, 2, 5, 10].map((m) => m * power).find((n) => n >= value);
-}
-
-// The count over the last minutes, with a count axis (people) on the left and clock times below.
-function drawChart(canvas, history, now) {
-  const ratio = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth || canvas.width, height = canvas.clientHeight || canvas.height;
-  if (canvas.width !== Math.round(width * ratio)) {
-    canvas.width = Math.round(width * ratio);
-    canvas.height = Math.round(height * ratio);
-  }
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-  ctx.clearRect(0, 0, width, height);
-  if (history.length < 2) return;
-  const style = getComputedStyle(canvas);
-  const left = 34, bottom = 16, top = 12, right = 4;
-  const ceiling = niceCeiling(Math.max(1, ...history.map(([, count]) => count)));
-  const span = Math.max(CHART_MIN_SECONDS, now - history[0][0]);
-  const x = (t) => left + (1 - (now - t) / span) * (width - left - right);
-  const y = (count) => top + (1 - count / ceiling) * (height - top - bottom);
-  ctx.font = "10px system-ui, sans-serif";
-  ctx.lineWidth = 1;
-  ctx.strokeStyle = ctx.fillStyle = style.getPropertyValue("--axis") || "#9aa5b1";
-  ctx.textAlign = "right";
-  ctx.textBaseline = "middle";
-  for (const count of [0, ceiling / 2, ceiling]) {
-    ctx.globalAlpha = 0.25;
-    ctx.beginPath(); ctx.moveTo(left, y(count)); ctx.lineTo(width - right, y(count)); ctx.stroke();
-    ctx.globalAlpha = 1;
-    ctx.fillText(String(count), left - 4, y(count));
-  }
-  ctx.textAlign = "left";
-  ctx.textBaseline = "top";
-  ctx.fillText("people", left + 4, 0);
-  ctx.textAlign = "center";
-  const step = span > 240 ? 120 : span > 90 ? 60 : 30; // seconds between time ticks
-  for (let t = Math.floor(now / step) * step; t >= now - span; t -= step) {
-    if (x(t) < left + 16) break;
-    const format = step < 60 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" };
-    const label = new Date(t * 1000).toLocaleTimeString([], format);
-    if (x(t) + ctx.measureText(label).width / 2 <= width) ctx.fillText(label, x(t), height - bottom + 4);
-  }
-  ctx.beginPath();
-  history.forEach(([t, count], i) => (i ? ctx.lineTo(x(t), y(count)) : ctx.moveTo(x(t), y(count))));
-  ctx.strokeStyle = style.color;
-  ctx.lineWidth = 1.5;
-  ctx.stroke();
-}
-
-// ---- alerts -----------------------------------------------------------------------------------
-
-const ALERTS_SHOWN = 50;
-const alerts = new Map(); // id → the newest state of each alert (from /api/alerts, then the events)
-
-function duration(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-}
-
-function people(count) {
-  const n = Math.round(count);
-  return `${n} ${n === 1 ? "person" : "people"}`;
-}
-
-// a zone's limit: "1.5 /m²" for a zone with an area, "20 people" (or "1 person") without
-function limitText(threshold, inPeople) {
-  if (!inPeople) return `${threshold} /m²`;
-  return `${threshold} ${threshold === 1 ? "person" : "people"}`;
-}
-
-function number(value, digits) {
-  return value.toLocaleString([], { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-// "78 people · 1.95 /m² (Fruin E) · limit 1.5 /m²": the units the page uses everywhere.
-function alertFigures(alert) {
-  const figures = [`peak ${people(alert.peak_people)}`];
-  if (alert.peak_density != null) figures.push(`${number(alert.peak_density, 2)} /m² (Fruin ${alert.fruin_level})`);
-  figures.push(`limit ${limitText(alert.threshold, alert.unit === "people")}`);
-  return figures.join(" · ");
-}
-
-function alertWhen(alert) {
-  if (alert.ongoing) return `since ${clockTime(alert.started)}, ongoing for ${duration(Date.now() / 1000 - alert.started)}`;
-  return `${clockTime(alert.started)} – ${clockTime(alert.ended)} (${duration(alert.duration_s)})`;
-}
-
-function showAlerts() {
-  const list = [...alerts.values()].sort((a, b) => b.started - a.started).slice(0, ALERTS_SHOWN);
-  document.getElementById("no-alerts").hidden = list.length > 0;
-  document.getElementById("alerts").replaceChildren(...list.map((alert) => {
-    const item = document.createElement("li");
-    item.dataset.id = alert.id;
-    item.classList.toggle("ongoing", alert.ongoing);
-    const title = document.createElement("strong");
-    const camera = cameras.get(alert.camera);
-    title.textContent = `${camera ? camera.els.name.textContent : alert.camera} · ${alert.zone}`;
-    const when = document.createElement("span");
-    when.className = "when";
-    when.textContent = alertWhen(alert);
-    const figures = document.createElement("span");
-    figures.className = "figures";
-    figures.textContent = alertFigures(alert);
-    item.append(title, when, figures);
-    return item;
-  }));
-  const ongoing = list.filter((alert) => alert.ongoing).length;
-  const link = document.getElementById("ongoing");
-  link.hidden = ongoing === 0;
-  link.textContent = `${ongoing} alert${ongoing === 1 ? "" : "s"} ongoing`;
-}
-
-function takeAlert(alert) {
-  alerts.set(alert.id, alert);
-  showAlerts();
 }
 
 // ---- video ------------------------------------------------------------------------------------
@@ -339,7 +212,7 @@ function listenForReadings() {
   const source = new EventSource("/api/events");
   source.addEventListener("open", () => { feed.textContent = "live"; feed.classList.remove("stale"); });
   source.addEventListener("error", () => { feed.textContent = "reconnecting…"; feed.classList.add("stale"); });
-  source.addEventListener("alert", (event) => takeAlert(JSON.parse(event.data)));
+  source.addEventListener("alert", (event) => takeAlert(JSON.parse(event.data), cameraName));
   source.addEventListener("reading", (event) => {
     const reading = JSON.parse(event.data);
     const state = cameras.get(reading.camera);
@@ -384,12 +257,11 @@ async function main() {
     startVideo(camera.id, state);
   }
   listenForReadings();
-  (await getJSON(`/api/alerts?limit=${ALERTS_SHOWN}`)).alerts.forEach((alert) => alerts.set(alert.id, alert));
-  showAlerts();
+  await loadAlerts(getJSON, cameraName);
   setInterval(pollStatus, STATUS_POLL_MS);
   setInterval(() => { // the clocks: retry countdowns and the duration of ongoing alerts
     cameras.forEach((state) => state.camera && showHealth(state));
-    if ([...alerts.values()].some((alert) => alert.ongoing)) showAlerts();
+    if (anyOngoing()) showAlerts(cameraName);
   }, 1000);
 }
 
