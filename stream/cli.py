@@ -1,4 +1,4 @@
-"""Subcommands of `stream`: `serve`, `count`, `bench stream`, `bench soak`.
+"""Subcommands of `stream`: `serve`, `count`, `zones`, `bench stream`, `bench soak`.
 
 Only argparse definitions live here; each handler imports what it needs when it runs, so the rest of
 the CLI starts instantly and never loads the service's dependencies.
@@ -47,8 +47,17 @@ def _formatter(prog: str) -> argparse.RawDescriptionHelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=36)
 
 
+def _subcommand(
+    commands: argparse._SubParsersAction, name: str, summary: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """A subcommand with its one-line help, its description and its examples."""
+    return commands.add_parser(
+        name, help=summary, description=description, epilog=epilog, formatter_class=_formatter
+    )
+
+
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add `serve`, `count`, `bench stream` and `bench soak`."""
+    """Add `serve`, `count`, `zones`, `bench stream` and `bench soak`."""
     _add_serve(commands)
     _add_count(commands)
     _add_zones(commands)
@@ -57,14 +66,14 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
 
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
+    parser = _subcommand(
+        commands,
         "serve",
-        help="count people on live cameras; publish to Redis and Prometheus; live view",
-        description="Run the counting service until SIGINT/SIGTERM. Without a config it serves the bundled "
+        "count people on live cameras; publish to Redis and Prometheus; live view",
+        "Run the counting service until SIGINT/SIGTERM. Without a config it serves the bundled "
         "demo clip with the shipped model on the CPU. Environment variables CROWDSTREAM_<SECTION>__<KEY> "
         "override the file; the options below override both.",
-        epilog=SERVE_EPILOG,
-        formatter_class=_formatter,
+        SERVE_EPILOG,
     )
     parser.add_argument("-c", "--config", type=Path, help="YAML config file (see examples/cameras.yaml)")
     parser.add_argument(
@@ -109,13 +118,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _add_count(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
+    parser = _subcommand(
+        commands,
         "count",
-        help="count people in one image or video file and write the heatmap overlay",
-        description="One-off counting: prints the count of an image (or of sampled video frames) and "
+        "count people in one image or video file and write the heatmap overlay",
+        "One-off counting: prints the count of an image (or of sampled video frames) and "
         "optionally writes the overlay (an image, or a video for video input).",
-        epilog=COUNT_EPILOG,
-        formatter_class=_formatter,
+        COUNT_EPILOG,
     )
     parser.add_argument("path", type=Path, metavar="IMAGE_OR_VIDEO")
     parser.add_argument(
@@ -144,13 +153,13 @@ def _count(args: argparse.Namespace) -> int:
 
 
 def _add_zones(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
+    parser = _subcommand(
+        commands,
         "zones",
-        help="print a camera's zones as YAML (as drawn in the page, or from a config file)",
-        description="Print a camera's zones as the YAML to paste under the camera in a config file: from "
+        "print a camera's zones as YAML (as drawn in the page, or from a config file)",
+        "Print a camera's zones as the YAML to paste under the camera in a config file: from "
         "the running service (zones drawn in the page's editor) or, with -c, from a config file.",
-        epilog=ZONES_EPILOG,
-        formatter_class=_formatter,
+        ZONES_EPILOG,
     )
     parser.add_argument("camera", metavar="CAMERA", help="the camera id")
     parser.add_argument("--url", default=None, help="the service (default http://127.0.0.1:8080)")
@@ -169,13 +178,13 @@ def _zones(args: argparse.Namespace) -> int:
 
 
 def _add_bench_stream(bench: argparse._SubParsersAction) -> None:
-    parser = bench.add_parser(
+    parser = _subcommand(
+        bench,
         "stream",
-        help="throughput of N 720p file cameras through one worker",
-        description="Run N 720p video-file cameras through the worker and report sustained counted frames "
+        "throughput of N 720p file cameras through one worker",
+        "Run N 720p video-file cameras through the worker and report sustained counted frames "
         "per second per camera, dropped frames, CPU use, memory and frame age p50/p95.",
-        epilog=BENCH_STREAM_EPILOG,
-        formatter_class=_formatter,
+        BENCH_STREAM_EPILOG,
     )
     _bench_common(parser)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured duration (default 30)")
@@ -183,14 +192,14 @@ def _add_bench_stream(bench: argparse._SubParsersAction) -> None:
 
 
 def _add_bench_soak(bench: argparse._SubParsersAction) -> None:
-    parser = bench.add_parser(
+    parser = _subcommand(
+        bench,
         "soak",
-        help="long run with Redis: memory over time, drops, reconnects, records written vs read",
-        description="Run the whole service (file cameras, optional RTSP cameras, a private redis-server) for "
+        "long run with Redis: memory over time, drops, reconnects, records written vs read",
+        "Run the whole service (file cameras, optional RTSP cameras, a private redis-server) for "
         "M minutes and report throughput, frame age, RSS at start and end, dropped frames, reconnects and "
         "Redis records written versus read back.",
-        epilog=BENCH_SOAK_EPILOG,
-        formatter_class=_formatter,
+        BENCH_SOAK_EPILOG,
     )
     _bench_common(parser)
     parser.add_argument("--minutes", type=float, default=10.0, help="duration (default 10)")
