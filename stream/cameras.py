@@ -5,10 +5,18 @@ camera is opened the same way wherever it is counted."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from stream.config import CameraConfig, ServiceConfig
 from stream.sources import Source, open_source
 from stream.worker import IdleSource, Worker
+
+
+def check_sources(cameras: Sequence[CameraConfig]) -> None:
+    """Raise SourceError for a camera URL that can never work (unknown scheme, missing file), before
+    anything is started; the readers made to check are dropped unstarted."""
+    for camera in cameras:
+        open_source(camera.id, camera.url, loop=camera.loop)
 
 
 class Cameras:

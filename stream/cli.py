@@ -1,4 +1,4 @@
-"""Subcommands of `stream`: `serve`, `count`, `bench stream`, `bench soak`.
+"""Subcommands of `stream`: `serve`, `count`, `zones`, `bench stream`, `bench soak`.
 
 Only argparse definitions live here; each handler imports what it needs when it runs, so the rest of
 the CLI starts instantly and never loads the service's dependencies.
@@ -15,11 +15,17 @@ SERVE_EPILOG = """examples:
   crowdstream serve                                   # the demo clip on http://127.0.0.1:8080
   crowdstream serve -c examples/cameras.yaml          # cameras, zones and Redis from a file
   crowdstream serve --source rtsp://cam1/stream --source video.mp4 --redis-url redis://localhost:6379/0
+  crowdstream serve --redis-data ~/.crowdstream/redis    # the embedded Redis (port 6380) keeps its data
   CROWDSTREAM_HTTP__PORT=9000 crowdstream serve -c cameras.yaml   # any key from the environment"""
 
 COUNT_EPILOG = """examples:
   crowdstream count crowd.jpg -o overlay.png          # prints the count, writes the heatmap overlay
   crowdstream count clip.mp4 --fps 1 -o overlay.mp4 --json"""
+
+ZONES_EPILOG = """examples:
+  crowdstream zones demo                              # from the service on http://127.0.0.1:8080
+  crowdstream zones gate --url http://10.0.0.5:8080 --token $TOKEN
+  crowdstream zones gate -c cameras.yaml              # from a config file"""
 
 BENCH_STREAM_EPILOG = """example:
   crowdstream bench stream --cameras 8 --seconds 60 --json"""
@@ -28,27 +34,49 @@ BENCH_SOAK_EPILOG = """example:
   crowdstream bench soak --cameras 8 --minutes 10 --source rtsp://127.0.0.1:8554/live --json"""
 
 
+SERVE_FLAGS = {
+    "http.host": ("host", "--host"),
+    "http.port": ("port", "--port"),
+    "redis.url": ("redis_url", "--redis-url"),
+    "redis.data_dir": ("redis_data", "--redis-data"),
+    "engine.model": ("model", "--model"),
+    "engine.backend": ("backend", "--backend"),
+    "engine.device": ("device", "--device"),
+}
+"""Config keys that `serve` options override: key → (argparse attribute, option)."""
+
+
 def _formatter(prog: str) -> argparse.RawDescriptionHelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=36)
 
 
+def _subcommand(
+    commands: argparse._SubParsersAction, name: str, summary: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """A subcommand with its one-line help, its description and its examples."""
+    return commands.add_parser(
+        name, help=summary, description=description, epilog=epilog, formatter_class=_formatter
+    )
+
+
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add `serve`, `count`, `bench stream` and `bench soak`."""
+    """Add `serve`, `count`, `zones`, `bench stream` and `bench soak`."""
     _add_serve(commands)
     _add_count(commands)
+    _add_zones(commands)
     _add_bench_stream(bench)
     _add_bench_soak(bench)
 
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
+    parser = _subcommand(
+        commands,
         "serve",
-        help="count people on live cameras; publish to Redis and Prometheus; live view",
-        description="Run the counting service until SIGINT/SIGTERM. Without a config it serves the bundled "
+        "count people on live cameras; publish to Redis and Prometheus; live view",
+        "Run the counting service until SIGINT/SIGTERM. Without a config it serves the bundled "
         "demo clip with the shipped model on the CPU. Environment variables CROWDSTREAM_<SECTION>__<KEY> "
         "override the file; the options below override both.",
-        epilog=SERVE_EPILOG,
-        formatter_class=_formatter,
+        SERVE_EPILOG,
     )
     parser.add_argument("-c", "--config", type=Path, help="YAML config file (see examples/cameras.yaml)")
     parser.add_argument(
@@ -60,7 +88,13 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free one)")
     parser.add_argument(
-        "--redis-url", help="redis://host:port/db (default: a private redis-server if installed)"
+        "--redis-url",
+        help="redis://host:port/db (default: a private redis-server on port 6380, if installed)",
+    )
+    parser.add_argument(
+        "--redis-data",
+        metavar="DIR",
+        help="keep the embedded Redis's data in DIR across restarts (default: discarded on exit)",
     )
     parser.add_argument("--model", help="model name or file (default: the shipped model)")
     parser.add_argument("--backend", help="auto, onnxruntime, tensorrt or torch")
@@ -71,32 +105,30 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from stream.config import cameras_from_urls, load_config
+    from stream.config import ServiceConfig, cameras_from_urls, load_config
     from stream.service import serve
 
-    flags = {
-        "http.host": args.host,
-        "http.port": args.port,
-        "redis.url": args.redis_url,
-        "engine.model": args.model,
-        "engine.backend": args.backend,
-        "engine.device": args.device,
-    }
-    overrides = {key: value for key, value in flags.items() if value is not None}
+    values = {key: getattr(args, name) for key, (name, _flag) in SERVE_FLAGS.items()}
+    overrides = {key: value for key, value in values.items() if value is not None}
     if args.source:
         overrides["cameras"] = cameras_from_urls(args.source)
-    config = load_config(args.config, overrides=overrides)
-    return asyncio.run(serve(config))
+    flags = {key: flag for key, (_name, flag) in SERVE_FLAGS.items()}
+    flags["cameras"] = "--source"
+
+    def load(path: Path | None) -> ServiceConfig:
+        return load_config(path, overrides=overrides, flags=flags)
+
+    return asyncio.run(serve(load(args.config), args.config, load))
 
 
 def _add_count(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
+    parser = _subcommand(
+        commands,
         "count",
-        help="count people in one image or video file and write the heatmap overlay",
-        description="One-off counting: prints the count of an image (or of sampled video frames) and "
+        "count people in one image or video file and write the heatmap overlay",
+        "One-off counting: prints the count of an image (or of sampled video frames) and "
         "optionally writes the overlay (an image, or a video for video input).",
-        epilog=COUNT_EPILOG,
-        formatter_class=_formatter,
+        COUNT_EPILOG,
     )
     parser.add_argument("path", type=Path, metavar="IMAGE_OR_VIDEO")
     parser.add_argument(
@@ -128,14 +160,39 @@ def _count(args: argparse.Namespace) -> int:
     )
 
 
+def _add_zones(commands: argparse._SubParsersAction) -> None:
+    parser = _subcommand(
+        commands,
+        "zones",
+        "print a camera's zones as YAML (as drawn in the page, or from a config file)",
+        "Print a camera's zones as the YAML to paste under the camera in a config file: from "
+        "the running service (zones drawn in the page's editor) or, with -c, from a config file.",
+        ZONES_EPILOG,
+    )
+    parser.add_argument("camera", metavar="CAMERA", help="the camera id")
+    parser.add_argument("--url", default=None, help="the service (default http://127.0.0.1:8080)")
+    parser.add_argument("--token", help="the service's http.token (default: $CROWDSTREAM_HTTP__TOKEN)")
+    parser.add_argument("-c", "--config", type=Path, help="read the zones from this config file instead")
+    parser.set_defaults(handler=_zones)
+
+
+def _zones(args: argparse.Namespace) -> int:
+    import os
+
+    from stream.zones_command import DEFAULT_URL, run_zones
+
+    token = args.token or os.environ.get("CROWDSTREAM_HTTP__TOKEN")
+    return run_zones(args.camera, args.url or DEFAULT_URL, token, args.config)
+
+
 def _add_bench_stream(bench: argparse._SubParsersAction) -> None:
-    parser = bench.add_parser(
+    parser = _subcommand(
+        bench,
         "stream",
-        help="throughput of N 720p file cameras through one worker",
-        description="Run N 720p video-file cameras through the worker and report sustained counted frames "
+        "throughput of N 720p file cameras through one worker",
+        "Run N 720p video-file cameras through the worker and report sustained counted frames "
         "per second per camera, dropped frames, CPU use, memory and frame age p50/p95.",
-        epilog=BENCH_STREAM_EPILOG,
-        formatter_class=_formatter,
+        BENCH_STREAM_EPILOG,
     )
     _bench_common(parser)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured duration (default 30)")
@@ -143,14 +200,14 @@ def _add_bench_stream(bench: argparse._SubParsersAction) -> None:
 
 
 def _add_bench_soak(bench: argparse._SubParsersAction) -> None:
-    parser = bench.add_parser(
+    parser = _subcommand(
+        bench,
         "soak",
-        help="long run with Redis: memory over time, drops, reconnects, records written vs read",
-        description="Run the whole service (file cameras, optional RTSP cameras, a private redis-server) for "
+        "long run with Redis: memory over time, drops, reconnects, records written vs read",
+        "Run the whole service (file cameras, optional RTSP cameras, a private redis-server) for "
         "M minutes and report throughput, frame age, RSS at start and end, dropped frames, reconnects and "
         "Redis records written versus read back.",
-        epilog=BENCH_SOAK_EPILOG,
-        formatter_class=_formatter,
+        BENCH_SOAK_EPILOG,
     )
     _bench_common(parser)
     parser.add_argument("--minutes", type=float, default=10.0, help="duration (default 10)")

@@ -29,6 +29,9 @@ from pydantic import (
 from engines.errors import CrowdstreamError
 from engines.preprocess import parse_tiles
 from engines.spec import DEFAULT_TILES
+from stream.alert_store import KEEP
+from stream.alerts import END_AFTER_S
+from stream.redis_server import EMBEDDED_PORT
 from stream.web.config import HttpConfig
 from stream.zones import Zone, check_polygon, fits_frame
 
@@ -86,6 +89,17 @@ class CameraConfig(Strict):
             )
         return camera_id
 
+    @field_validator("tiles", mode="before")
+    @classmethod
+    def _tiles_as_text(cls, tiles: Any) -> Any:
+        """YAML reads an unquoted 0x3 as the hexadecimal number 3: say so instead of 'not a string'."""
+        if isinstance(tiles, int | float) and not isinstance(tiles, bool):
+            raise ValueError(
+                'tiles must be text such as "2x3" or auto, not a number: quote the grid, e.g. tiles: "0x3" '
+                "(YAML reads an unquoted 0x3 as the hexadecimal number 3)"
+            )
+        return tiles
+
     @field_validator("tiles")
     @classmethod
     def _tile_grid(cls, tiles: str) -> str:
@@ -141,6 +155,12 @@ class RedisConfig(Strict):
         None, description="redis://host:port/db; null starts a local redis-server if one is installed"
     )
     embedded: bool = Field(True, description="without a url, start a private redis-server when it is on PATH")
+    embedded_port: int = Field(
+        EMBEDDED_PORT, ge=0, le=65535, description="the private redis-server's port (if taken: a free one)"
+    )
+    data_dir: Path | None = Field(
+        None, description="keep the private redis-server's data in this folder (null: discarded on exit)"
+    )
     prefix: str = Field("crowd:", max_length=64, description="prefix of every key and channel")
     maxlen: int = Field(100_000, ge=1, description="approximate length cap of each camera's counts stream")
     backlog: int = Field(10_000, ge=1, description="records kept in memory while Redis is unreachable")
@@ -151,6 +171,17 @@ class RedisConfig(Strict):
         if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"url must start with redis://, rediss:// or unix://, got {url!r}")
         return url
+
+    @field_validator("data_dir")
+    @classmethod
+    def _home(cls, folder: Path | None) -> Path | None:
+        return None if folder is None else folder.expanduser()
+
+    @model_validator(mode="after")
+    def _data_dir_is_embedded(self) -> RedisConfig:
+        if self.data_dir is not None and self.url is not None:
+            raise ValueError("data_dir keeps the embedded Redis's data; with a url, Redis keeps its own")
+        return self
 
 
 class ClusterConfig(Strict):
@@ -170,6 +201,15 @@ class ThresholdsConfig(Strict):
     density: float | None = Field(None, ge=0, description="people per m² in a zone with an area")
 
 
+class AlertsConfig(Strict):
+    """The alert history (/api/alerts, the page's list): a zone over its threshold is one alert."""
+
+    keep: int = Field(KEEP, ge=1, le=100_000, description="newest alerts kept (in Redis and in memory)")
+    end_after_s: float = Field(
+        END_AFTER_S, ge=0, le=3600, description="an alert ends once its zone stayed under the limit this long"
+    )
+
+
 class ServiceConfig(Strict):
     cameras: list[CameraConfig] = Field(
         default_factory=lambda: [CameraConfig(id="demo", name="Demo clip", url=DEMO_URL)]
@@ -180,6 +220,7 @@ class ServiceConfig(Strict):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @field_validator("cameras")
     @classmethod
@@ -215,25 +256,42 @@ def _key_path(location: tuple[int | str, ...]) -> str:
     return text or "(top level)"
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _origin_of(key: str, origins: Mapping[str, str]) -> str | None:
+    """The option or variable that set `key` or a section above it (the most specific one)."""
+    setters = [k for k in origins if key == k or key.startswith((f"{k}.", f"{k}["))]
+    return origins[max(setters, key=len)] if setters else None
+
+
+def _describe(error: Mapping[str, Any], origins: Mapping[str, str]) -> tuple[str, bool]:
+    """One error as '<key>: <expectation> (got <value>)', the key prefixed by the option or variable
+    that set it; and whether such an origin was found."""
+    key = _key_path(error["loc"])
+    origin = _origin_of(key, origins)
+    where = f"{origin} ({key})" if origin else key
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        return f"{_key_path(error['loc'])}: unknown key"
+        return f"{where}: unknown key", origin is not None
     if error["type"] == "missing":
-        return f"{_key_path(error['loc'])}: required key is missing"
-    text = f"{_key_path(error['loc'])}: {message[:1].lower() + message[1:]}"
+        return f"{where}: required key is missing", origin is not None
+    text = f"{where}: {message[:1].lower() + message[1:]}"
     received = error.get("input")
-    if isinstance(received, str | int | float | bool | type(None)):
+    if isinstance(received, str | int | float | bool | type(None)) and "got " not in message:
         text += f" (got {repr(received)[:60]})"
-    return text
+    return text, origin is not None
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
-    """One line: '<source>: <key>: <expectation> (got <value>); …', at most a few errors."""
+def format_validation_error(
+    source: str, exc: ValidationError, origins: Mapping[str, str] | None = None
+) -> str:
+    """One line: '<source>: <key>: <expectation> (got <value>); …', at most a few errors. A key set by
+    a command-line option or an environment variable (`origins`: key path → its name) is reported
+    under that name, and the source is left out when it set none of the keys shown."""
     errors = exc.errors(include_url=False)
-    shown = "; ".join(_describe(error) for error in errors[:MAX_ERRORS_SHOWN])
+    described = [_describe(error, origins or {}) for error in errors[:MAX_ERRORS_SHOWN]]
+    shown = "; ".join(text for text, _ in described)
     more = len(errors) - MAX_ERRORS_SHOWN
-    return f"{source}: {shown}" + (f"; and {more} more" if more > 0 else "")
+    line = shown + (f"; and {more} more" if more > 0 else "")
+    return line if all(overridden for _, overridden in described) else f"{source}: {line}"
 
 
 def _env_overrides(environ: Mapping[str, str]) -> list[tuple[list[str], Any]]:
@@ -296,9 +354,12 @@ def build_config(
     source: str = "config",
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> ServiceConfig:
     """Validate a parsed mapping into a ServiceConfig or raise ConfigError. Environment variables apply
-    over the file, then `overrides` (dotted keys such as ``"http.port"``, from command-line flags)."""
+    over the file, then `overrides` (dotted keys such as ``"http.port"``, from command-line flags).
+    `flags` names the option behind an override key (``{"http.port": "--port"}``) so that an error in
+    its value names the option the user typed."""
     merged = copy.deepcopy(dict(data))
     changes = [
         (path, value, f"{ENV_PREFIX}{'__'.join(path).upper()}")
@@ -306,29 +367,35 @@ def build_config(
     ]
     if changes:
         source = f"{source} (with {ENV_PREFIX}* overrides)"
-    changes += [(key.split("."), value, f"option {key}") for key, value in (overrides or {}).items()]
+    changes += [
+        (key.split("."), value, (flags or {}).get(key, f"option {key}"))
+        for key, value in (overrides or {}).items()
+    ]
     defaults = ServiceConfig().model_dump(mode="json")
+    origins = {}
     for path, value, origin in changes:
         if path[0] not in merged and path[0] in defaults:
             merged[path[0]] = defaults[path[0]]
         _apply_override(merged, path, value, origin)
+        origins[_key_path(tuple(int(part) if part.isdigit() else part for part in path))] = origin
     try:
         return ServiceConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
+        raise ConfigError(format_validation_error(source, exc, origins)) from None
 
 
 def load_config(
     path: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> ServiceConfig:
     """Read a YAML config file (or the defaults when `path` is None), then apply environment variables
-    and command-line `overrides`."""
+    and command-line `overrides` (set by the options named in `flags`)."""
     if path is None:
-        return build_config({}, "defaults", environ, overrides)
+        return build_config({}, "defaults", environ, overrides, flags)
     path = Path(path)
-    return build_config(_read_yaml(path), str(path), environ, overrides)
+    return build_config(_read_yaml(path), str(path), environ, overrides, flags)
 
 
 def cameras_from_urls(urls: list[str]) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -18,6 +19,7 @@ from engines.counting import DENSITY_SCALE, count_frames
 from engines.engine import Engine, load_engine
 from engines.errors import CrowdstreamError
 from engines.frames import IMAGE_SUFFIXES
+from engines.preprocess import parse_tiles
 from stream.overlay import render_overlay
 from stream.readings import read_frame
 from stream.sources.capture import AvReader
@@ -112,6 +114,28 @@ class VideoOut:
             self.writer.release()
 
 
+def _is_video(path: Path) -> bool:
+    """Whether `path` is a video (False: an image, by its suffix). Anything else is a one-line error,
+    found by opening the container only, before the model is loaded."""
+    if path.is_dir():
+        raise CountError(
+            f"{path}: is a folder; count takes one image or video file (crowdstream eval scores a data set)"
+        )
+    if not path.is_file():
+        raise CountError(f"{path}: no such file")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return False
+    try:
+        with av.open(str(path)) as container:
+            if container.streams.video:
+                return True
+            reason = "it holds no video stream"
+    except (av.error.FFmpegError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+    images = ", ".join(sorted(IMAGE_SUFFIXES))
+    raise CountError(f"{path}: not a readable image or video (images are {images}; as a video: {reason})")
+
+
 def _check_output(output: Path | None, video: bool) -> None:
     if output is None:
         return
@@ -123,15 +147,22 @@ def _check_output(output: Path | None, video: bool) -> None:
         raise CountError(f"{output}: folder {output.parent} does not exist")
 
 
+def _check_options(fps: float, tiles: str) -> None:
+    if fps <= 0:
+        raise CountError(f"--fps must be greater than 0, got {fps}")
+    try:
+        parse_tiles(tiles)
+    except ValueError as exc:
+        raise CountError(f"--tiles: {exc}") from None
+
+
 def run_count(
     path: Path, output: Path | None, *, as_json: bool, fps: float, tiles: str, model: str, backend: str
 ) -> int:
-    """Count an image or a video and print the result; returns the exit code."""
-    if not path.is_file():
-        raise CountError(f"{path}: no such file")
-    if fps <= 0:
-        raise CountError(f"--fps must be greater than 0, got {fps}")
-    video = path.suffix.lower() not in IMAGE_SUFFIXES
+    """Count an image or a video and print the result; returns the exit code. Every argument is
+    checked before the model loads."""
+    _check_options(fps, tiles)
+    video = _is_video(path)
     _check_output(output, video)
     engine = load_engine(model, backend)
     if not video:

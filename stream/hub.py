@@ -3,7 +3,8 @@
 The worker makes one update per counted frame, `Hub.publish(camera, frame, density, reading)`; readers
 never block it. Each camera is a `CameraFeed`: its health, zones, newest counted frame and, while
 somebody watches, its live frames: the camera's reader then signals every new frame, and viewers await
-`changed()` instead of polling. Pictures are rendered once and shared (see stream.pictures).
+`changed()` instead of polling. Pictures are rendered once and shared (see stream.pictures). Readings
+and alerts fan out to subscribers (the SSE stream).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from stream.alerts import Alert
 from stream.pictures import Counted, Picture, render_live, render_snapshot
 from stream.readings import CameraReading
 from stream.sources import Frame, Status
@@ -32,16 +35,29 @@ class LiveSource(Protocol):
     def latest(self, after_seq: int = 0) -> Frame | None: ...
 
 
+@dataclass(frozen=True)
+class Health:
+    """A camera's health as the API and the page show it: its status and since when (wall-clock
+    seconds), why it went down last (password redacted), how often its reader reconnected, and when
+    it tries next (while it waits to retry)."""
+
+    status: Status = "starting"
+    since: float = field(default_factory=time.time)
+    last_error: str | None = None
+    reconnects: int = 0
+    next_retry: float | None = None
+
+
 class CameraFeed:
     """One camera as readers see it. `version` changes whenever there may be something new to show
-    (a counted frame, a live frame while watched, a status change); `changed()` waits for that."""
+    (a counted frame, a live frame while watched, a health change); `changed()` waits for that."""
 
     def __init__(self, camera_id: str, name: str, zones: Sequence[Zone], source: LiveSource | None) -> None:
         self.id, self.name, self.zones = camera_id, name, list(zones)
         self.fps = 0.0
         self.counted: Counted | None = None
         self.version = 0
-        self._status: Status = "starting"
+        self.health = Health()
         self._source = source
         self._signal = asyncio.Event()
         self._on_frame: Callable[[], None] | None = None  # set while watched
@@ -51,13 +67,29 @@ class CameraFeed:
 
     @property
     def status(self) -> Status:
-        return self._status
+        return self.health.status
 
     @status.setter
     def status(self, status: Status) -> None:
-        if status != self._status:
-            self._status = status
+        self.update_health(status, self.health.last_error, self.health.reconnects, self.health.next_retry)
+
+    def update_health(
+        self, status: Status, last_error: str | None, reconnects: int, next_retry: float | None
+    ) -> None:
+        """Take the reader's health; a new status starts a new `since`, and any change wakes viewers."""
+        since = self.health.since if status == self.health.status else time.time()
+        health = Health(status, since, last_error, reconnects, next_retry)
+        if health != self.health:
+            self.health = health
             self._changed()
+
+    def set_zones(self, zones: Sequence[Zone]) -> None:
+        """Draw these zones from now on (edited in the page); the snapshot is drawn again."""
+        self.zones = list(zones)
+        with self._snapshot_lock:
+            self._snapshot = None
+        self._live = None
+        self._changed()
 
     @property
     def reading(self) -> CameraReading | None:
@@ -187,7 +219,14 @@ class Hub:
         """One counted frame: the camera's feed moves on (waking its viewers) and every subscriber gets the
         reading, without ever blocking."""
         self.cameras[camera].publish(frame, density, reading)
+        self._fan_out(reading)
+
+    def publish_alert(self, alert: Alert) -> None:
+        """An alert started, reached a new peak or ended: every subscriber gets it."""
+        self._fan_out(alert)
+
+    def _fan_out(self, item: CameraReading | Alert) -> None:
         for queue in self._subscribers:
             if queue.full():
                 queue.get_nowait()
-            queue.put_nowait(reading)
+            queue.put_nowait(item)

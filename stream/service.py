@@ -16,19 +16,24 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from engines.engine import load_engine
 from engines.errors import CrowdstreamError
-from stream.cameras import Cameras
-from stream.config import CameraConfig, ServiceConfig
+from stream.alert_store import AlertStore
+from stream.alerts import AlertTracker
+from stream.cameras import Cameras, check_sources
+from stream.config import CameraConfig, ServiceConfig, load_config
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
-from stream.redis_publisher import RedisPublisher
-from stream.redis_server import EmbeddedRedis
+from stream.redis_publisher import RedisPublisher, counts_key
+from stream.redis_server import EmbeddedRedis, RedisInfo, announce_redis
+from stream.web.listen import bind_socket
 from stream.worker import Worker
+from stream.zone_editor import ZoneEditor
 
 if TYPE_CHECKING:
     from stream.leases import CameraLeases
@@ -46,29 +51,57 @@ class Service:
     """Everything `serve` runs; `start()` brings it up, `stop()` takes it down in order."""
 
     config: ServiceConfig
+    config_path: Path | None = None  # the file the zone editor saves to
+    check_config: Callable[[Path], object] | None = None  # loads a file as the service was started
     hub: Hub = field(default_factory=Hub)
     metrics: StreamMetrics = field(default_factory=StreamMetrics)
     worker: Worker | None = None
     publisher: RedisPublisher | None = None
     redis_url: str | None = None
     embedded: EmbeddedRedis | None = None
+    redis_info: RedisInfo | None = None
+    alerts: AlertStore | None = None
     leases: CameraLeases | None = None
     cameras: Cameras | None = None
     runner: web.AppRunner | None = None
+    socket: socket.socket | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
 
+    def prepare(self) -> None:
+        """Check what can be checked before anything starts: bind the HTTP socket (a port in use, an
+        address not of this machine) and check the camera URLs. Raises with nothing left to undo."""
+        if self.socket is not None:
+            return
+        sock = bind_socket(self.config.http)
+        try:
+            check_sources(self.config.cameras)
+        except BaseException:
+            sock.close()
+            raise
+        self.socket = sock
+
     async def start(self) -> None:
+        """`prepare`, then load the model, start Redis, the cameras, the web server and the worker."""
+        self.prepare()
         config = self.config
         engine = load_engine(
             config.engine.model, config.engine.backend, config.engine.threads, config.engine.device
         )
         await self._start_redis()
+        self.alerts = AlertStore(
+            self.hub,
+            AlertTracker(config.alerts.end_after_s),
+            self.redis_url,
+            config.redis.prefix,
+            config.alerts.keep,
+        )
+        self.tasks.append(asyncio.create_task(self.alerts.run(), name="alert-writer"))
         self.worker = Worker(
             engine,
             self.hub,
             self.metrics,
-            publishers=[self.publisher] if self.publisher else [],
+            publishers=[p for p in (self.publisher, self.alerts) if p is not None],
             alpha=config.smoothing.alpha,
             max_batch=config.engine.max_batch,
             owns=self._owner_check(),
@@ -96,12 +129,14 @@ class Service:
         redis_config = self.config.redis
         self.redis_url = redis_config.url
         if self.redis_url is None and redis_config.embedded and (executable := shutil.which("redis-server")):
-            self.embedded = EmbeddedRedis(executable)
+            self.embedded = EmbeddedRedis(executable, redis_config.embedded_port, redis_config.data_dir)
             await self.embedded.start()
             self.redis_url = self.embedded.url
-            log.info("no redis url configured: started a private redis-server", extra={"url": self.redis_url})
+        if self.redis_url is not None:
+            self.redis_info = announce_redis(self.redis_url, self.embedded, self._newest_records_command())
         if self.redis_url is None:
-            log.warning("no redis url and no redis-server on PATH: publishing to Prometheus only")
+            why = "redis.embedded is false" if not redis_config.embedded else "no redis-server on PATH"
+            log.warning(f"no redis url and {why}: publishing to Prometheus only")
             if self.config.cluster.enabled:
                 raise CrowdstreamError("cluster.enabled needs redis.url (leases live in Redis)")
             return
@@ -115,6 +150,11 @@ class Service:
         self.tasks.append(asyncio.create_task(self.publisher.run(), name="redis-writer"))
         if self.config.cluster.enabled:
             self._start_leases()
+
+    def _newest_records_command(self) -> tuple[str, ...]:
+        """The Redis command that reads the first camera's three newest count records."""
+        key = counts_key(self.config.redis.prefix, self.config.cameras[0].id)
+        return ("XREVRANGE", key, "+", "-", "COUNT", "3")
 
     def _start_leases(self) -> None:
         from stream.leases import CameraLeases
@@ -180,16 +220,21 @@ class Service:
             registry=self.metrics.registry,
             redis_url=self.redis_url,
             key_prefix=self.config.redis.prefix,
+            redis_info=self.redis_info,
+            alerts=self.alerts,
+            zone_editor=ZoneEditor(
+                self.config, self.config_path, self.check_config or load_config, self._apply_zones
+            ),
         )
-        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, http.host, http.port, shutdown_timeout=1.0)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise CrowdstreamError(
-                f"http: cannot listen on {http.host}:{http.port} ({exc.strerror})"
-            ) from None
+        await web.SockSite(self.runner, self.socket).start()
+
+    def _apply_zones(self, camera: CameraConfig) -> None:
+        """Count, draw and alert with a camera's edited zones from its next frame on; its open alerts
+        end (their zones changed)."""
+        self.worker.set_zones(camera.id, self.config.zones_of(camera))
+        self.alerts.end_camera(camera.id)
 
     @property
     def bound_port(self) -> int | None:
@@ -212,6 +257,8 @@ class Service:
                     asyncio.shield(worker_task), timeout=max(0.5, deadline - loop.time() - 3)
                 )
         await self._cancel_tasks(keep={"redis-writer"})
+        if self.alerts is not None:
+            await self.alerts.close(timeout=1)
         if self.leases is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.leases.release_all(), timeout=1)
@@ -220,6 +267,8 @@ class Service:
             await self.cameras.stop_all(max(0.2, min(SOURCE_STOP_TIMEOUT, deadline - loop.time() - 0.5)))
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.socket is not None:
+            self.socket.close()
         if self.worker is not None:
             self.worker.close()
         if self.embedded is not None:
@@ -251,9 +300,14 @@ class Service:
         await self.publisher.aclose()
 
 
-async def serve(config: ServiceConfig) -> int:
-    """Run the service until SIGINT or SIGTERM; returns the exit code (0 after a clean shutdown)."""
-    service = Service(config)
+async def serve(
+    config: ServiceConfig, path: Path | None = None, check: Callable[[Path], object] | None = None
+) -> int:
+    """Run the service until SIGINT or SIGTERM; returns the exit code (0 after a clean shutdown).
+    `path` is the config file it was loaded from and `check` loads a file the same way (the zone
+    editor saves there)."""
+    service = Service(config, path, check)
+    service.prepare()
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

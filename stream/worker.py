@@ -43,13 +43,14 @@ class FrameSource(LiveSource, Protocol):
     reconnects: int
     fps: float
     last_error: str | None
+    next_retry: float | None
 
 
 class IdleSource:
     """A camera with no reader attached (in cluster mode, one another worker counts): never a frame."""
 
     status: Status = "stopped"
-    reconnects, fps, last_error = 0, 0.0, None
+    reconnects, fps, last_error, next_retry = 0, 0.0, None, None
     on_frame: Callable[[], None] | None = None
 
     def latest(self, after_seq: int = 0) -> None:
@@ -125,6 +126,13 @@ class Worker:
         task.source, task.reported_reconnects = source, 0
         task.schedule.restart()
         self.hub.cameras[camera_id].source = source
+
+    def set_zones(self, camera_id: str, zones: list[Zone]) -> None:
+        """Count a camera's frames with new zones from its next cycle on (an edit in the page)."""
+        task = self.tasks[camera_id]
+        task.zones = list(zones)
+        task.checked_sizes.clear()
+        self.hub.cameras[camera_id].set_zones(zones)
 
     async def run(self, stop: asyncio.Event, idle_sleep: float = 0.01) -> None:
         """Cycle until `stop` is set; the current cycle always completes, so its records get published."""
@@ -247,9 +255,10 @@ class Worker:
                 m.density.labels(camera, zone.name).set(zone.density)
 
     def _sync_health(self, task: CameraTask) -> None:
-        """Mirror the source's status and reconnects into the hub and the metrics."""
+        """Mirror the source's health into the hub and the metrics."""
         source, feed = task.source, self.hub.cameras[task.id]
-        feed.status, feed.fps = source.status, source.fps
+        feed.update_health(source.status, source.last_error, source.reconnects, source.next_retry)
+        feed.fps = source.fps
         if isinstance(source, IdleSource):
             return  # counted by another worker: its health series live there, not here
         self.metrics.stream_up.labels(task.id).set(1 if source.status == "up" else 0)

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 MAX_POINTS = 256
+MAX_COORDINATE = 100_000  # far beyond any camera's frame; bounds the geometry's arithmetic
 _SUPERSAMPLE = 4  # sub-pixels per map pixel on a side when rasterising edges
 
 
@@ -54,8 +55,10 @@ def check_polygon(points: Sequence[Sequence[float]]) -> np.ndarray:
         raise ValueError("a polygon must be a list of [x, y] points")
     if not 3 <= len(array) <= MAX_POINTS:
         raise ValueError(f"a polygon needs 3 to {MAX_POINTS} points, got {len(array)}")
-    if not np.isfinite(array).all() or (array < 0).any():
-        raise ValueError("polygon points must be finite, non-negative frame pixel coordinates")
+    if not np.isfinite(array).all() or (array < 0).any() or (array > MAX_COORDINATE).any():
+        raise ValueError(
+            f"polygon points must be finite, non-negative frame pixel coordinates, at most {MAX_COORDINATE}"
+        )
     edges = [(array[i], array[(i + 1) % len(array)]) for i in range(len(array))]
     for i in range(len(edges)):
         for j in range(i + 1, len(edges)):

@@ -23,16 +23,17 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 MOUNT = "/live"
 
 
-def pipeline(width: int, height: int, fps: int) -> str:
-    """A live moving test pattern encoded for low latency, one key frame per second so clients start fast."""
+def pipeline(width: int, height: int, fps: int, pattern: str = "ball") -> str:
+    """A live test pattern (videotestsrc's: a moving ball, smpte colour bars, ...) encoded for low
+    latency, one key frame per second so clients start fast."""
     return (
-        f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},"
+        f"( videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={width},height={height},"
         f"framerate={fps}/1 ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast "
         f"key-int-max={fps} ! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
 
 
-def serve(port: int, width: int, height: int, fps: int) -> None:
+def serve(port: int, width: int, height: int, fps: int, pattern: str) -> None:
     """Serve rtsp://127.0.0.1:PORT/live until SIGTERM (system Python with python3-gi only)."""
     import gi
 
@@ -45,7 +46,7 @@ def serve(port: int, width: int, height: int, fps: int) -> None:
     server.set_address("127.0.0.1")
     server.set_service(str(port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(pipeline(width, height, fps))
+    factory.set_launch(pipeline(width, height, fps, pattern))
     factory.set_shared(True)
     server.get_mount_points().add_factory(MOUNT, factory)
     if server.attach(None) == 0:
@@ -60,9 +61,17 @@ class RtspServer:
     """The script above as a child process on a fixed port; `kill()` then `start()` simulates an outage."""
 
     def __init__(
-        self, port: int, log_path: Path, *, width: int = 320, height: int = 240, fps: int = 15
+        self,
+        port: int,
+        log_path: Path,
+        *,
+        width: int = 320,
+        height: int = 240,
+        fps: int = 15,
+        pattern: str = "ball",
     ) -> None:
         self.port = port
+        self.pattern = pattern
         self.log_path = log_path
         self.size = (width, height)
         self.fps = fps
@@ -98,6 +107,8 @@ class RtspServer:
             str(height),
             "--fps",
             str(self.fps),
+            "--pattern",
+            self.pattern,
         ]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -130,8 +141,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument("--pattern", default="ball", help="a videotestsrc pattern: ball, smpte, ...")
     args = parser.parse_args()
-    serve(args.port, args.width, args.height, args.fps)
+    serve(args.port, args.width, args.height, args.fps, args.pattern)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,15 @@ async def test_phone_layout_is_one_column(browser) -> None:
         ]
         assert boxes[0]["x"] == boxes[1]["x"] and boxes[1]["y"] > boxes[0]["y"]
         assert boxes[0]["width"] <= 390
+        assert await page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scroll
+        await page.wait_for_selector("article[data-camera=gate] .zones li")
+        smallest = await page.evaluate(
+            "() => Math.min(...[...document.querySelectorAll('.zones li, .legend, .count .unit, #alerts li')]"
+            ".map(e => parseFloat(getComputedStyle(e).fontSize)))"
+        )
+        assert smallest >= 12  # CSS pixels: readable on a phone
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=ARTIFACTS / "phone.png")
         await page.close()
 
 

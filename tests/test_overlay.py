@@ -7,14 +7,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from stream.labels import Rect, draw_text, label_box, place_labels, text_size
 from stream.overlay import (
     ALERT_COLOR,
     OK_COLOR,
-    CountAnnotator,
     HeatmapAnnotator,
     ZoneAnnotator,
     blend_heatmap,
+    people,
     render_overlay,
+    zone_label,
 )
 from stream.readings import CameraReading
 from stream.zones import Zone, ZoneReading
@@ -64,11 +66,73 @@ def test_zone_outline_turns_alert_colour_over_threshold() -> None:
     assert tuple(annotator.annotate(grey_scene(), [zone], [crowded])[edge[1], edge[0]]) == ALERT_COLOR
 
 
-def test_count_label_is_drawn_in_the_corner() -> None:
-    reading = CameraReading("gate", 0.0, 12.0, 11.0, densest=(100, 80), frame_size=(160, 120))
-    out = CountAnnotator().annotate(grey_scene(), reading)
-    assert (out[8:20, 8:60] != 100).any()
-    assert (out[80, 95:106] != 100).any()  # the densest-point marker
+def test_count_label_is_drawn_in_the_corner_and_the_marker_on_the_densest_spot() -> None:
+    reading = CameraReading("gate", 0.0, 12.0, 11.0, densest=(300, 200), frame_size=(480, 360))
+    out = render_overlay(grey_scene(360, 480), None, reading)
+    assert (out[8:30, 8:60] != 100).any()
+    assert (out[200, 290:311] != 100).any()  # the densest-spot marker
+
+
+def test_units_in_the_labels() -> None:
+    assert [people(0.4), people(1.2), people(63.6)] == ["0 people", "1 person", "64 people"]
+    assert zone_label(ZoneReading("left-half", 63.6, 0.5312, 1.5)) == "left-half: 64 people · 0.53 /m²"
+    assert zone_label(ZoneReading("gate", 78.0, None, 20.0)) == "gate: 78 people"
+
+
+def test_the_squared_and_the_dot_are_drawn_not_question_marks() -> None:
+    """OpenCV's fonts have neither "²" nor "·"; drawn as ASCII they would come out as "?"."""
+    scale, width, height = 1.0, 200, 60
+
+    def drawn(text: str) -> np.ndarray:
+        scene = np.zeros((height, width, 3), np.uint8)
+        draw_text(scene, text, (4, 4), scale, (255, 255, 255))
+        return scene[..., 0] > 0
+
+    squared, plain = drawn("m²"), drawn("m")
+    extra = squared & ~plain  # what "²" added
+    rows = np.nonzero(extra.any(axis=1))[0]
+    _, line = text_size("m", scale)
+    assert rows.size and rows.max() < 4 + line * 0.6  # raised: in the upper part of the line
+    assert not (drawn("m?") == squared).all()
+    dot = drawn("·")
+    rows, columns = np.nonzero(dot)
+    assert 0 < rows.size < 40 and np.ptp(columns) < 8  # a small dot...
+    assert 4 + line * 0.2 < rows.mean() < 4 + line * 0.8  # ...at mid-height
+    assert not (drawn("?") == dot).all()
+
+
+def test_labels_take_the_first_free_place_and_never_overlap() -> None:
+    count = Rect(0, 0, 50, 20)
+    sizes = [(40, 10), (40, 10), (40, 10)]
+    wanted = [(0, 0), (30, 12), (0, 25)]
+    corners = [[wanted[0], (60, 0)], [wanted[1], (60, 0), (0, 40)], [wanted[2], (-5, 0)]]
+    boxes = place_labels(sizes, corners, (100, 60), [count])
+    assert boxes == [Rect(60, 0, 40, 10), Rect(0, 40, 40, 10), Rect(0, 25, 40, 10)]
+    assert place_labels([(40, 10)], [[(0, 0), (70, 0)]], (100, 60), [count]) == [None]  # no room: left out
+
+
+def test_a_zone_at_the_origin_never_hides_the_count_nor_another_label() -> None:
+    """Zones starting at (0, 0) (the issue's hidden label) and zones stacked on each other: every
+    label lands clear of the count and of the others, and the count label looks as it does alone."""
+    width, height = 640, 360
+    reading_zones = tuple(ZoneReading(f"zone {i}", 10.0 + i, 0.5, 1.0) for i in range(4))
+    zones = [Zone(f"zone {i}", [[0, 0], [320 + 40 * i, 0], [320 + 40 * i, 200], [0, 200]]) for i in range(4)]
+    reading = CameraReading("gate", 0.0, 25.0, 25.0, reading_zones, frame_size=(width, height))
+    alone = render_overlay(
+        grey_scene(height, width), None, CameraReading("gate", 0.0, 25.0, 25.0, frame_size=(width, height))
+    )
+    out = render_overlay(grey_scene(height, width), None, reading, zones)
+    size, margin = 0.8, 5  # label_scale of a 360-pixel-high frame, and its margin
+    width, height = label_box(people(25.0), size)
+    box = (slice(margin, margin + height), slice(margin, margin + width))
+    assert np.array_equal(out[box], alone[box])
+    # four boxes of the zone-label colour: two that overlapped would merge into one
+    from stream.overlay import OK_LABEL
+
+    fill = np.all(out == OK_LABEL, axis=2).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(fill)
+    boxes = stats[1:][stats[1:, cv2.CC_STAT_AREA] > 200]  # not the small holes inside letters
+    assert len(boxes) == 4
 
 
 @needs_data
@@ -95,3 +159,15 @@ def test_full_overlay_on_a_real_crowd_image() -> None:
     changed = np.abs(out.astype(int) - frame.astype(int)).sum(axis=2) > 30
     assert 0.05 < changed.mean() < 0.95  # heatmap where the heads are, the rest of the scene visible
     assert np.array_equal(render_overlay(frame, None, None), frame)
+
+
+def test_the_count_moves_down_when_the_densest_spot_is_in_its_corner() -> None:
+    from stream.overlay import COUNT_BACKGROUND
+
+    def count_rows(densest: tuple[int, int]) -> np.ndarray:
+        reading = CameraReading("gate", 0.0, 9.0, 9.0, densest=densest, frame_size=(480, 360))
+        out = render_overlay(grey_scene(360, 480), None, reading)
+        return np.nonzero(np.all(out[:, :40] == COUNT_BACKGROUND, axis=2).any(axis=1))[0]
+
+    assert count_rows((400, 200)).max() < 60  # top-left
+    assert count_rows((20, 20)).min() > 300  # bottom-left, clear of the marker

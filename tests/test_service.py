@@ -3,9 +3,12 @@ restarted under load loses nothing and keeps order, and it runs without any Redi
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -185,15 +188,69 @@ def test_without_redis_it_publishes_to_prometheus_only(serve) -> None:
     assert served.logs().count("publishing to Prometheus only") == 1
 
 
-def test_without_a_redis_url_it_starts_a_private_redis(serve) -> None:
-    served = serve({"cameras": demo_cameras(1), "redis": {"prefix": PREFIX}})
-    served.wait_until(lambda: (served.metric("crowd_redis_records_written_total") or 0) >= 2, what="records")
-    url = re.search(r"started a private redis-server url=(\S+)", served.logs()).group(1)
-    assert len(read_streams(url, ["cam1"])["cam1"]) >= 2
+def try_command(served: Served) -> list[str]:
+    """The redis-cli command serve's first lines invite to run."""
+    first_lines = served.logs().splitlines()[:3]
+    found = [re.search(r"try='([^']+)'", line) for line in first_lines]
+    commands = [match.group(1) for match in found if match]
+    assert commands, first_lines
+    return shlex.split(commands[0])
+
+
+def test_without_a_redis_url_it_starts_a_private_redis_the_logged_redis_cli_reads(serve) -> None:
+    port = free_port()
+    served = serve({"cameras": demo_cameras(1), "redis": {"prefix": PREFIX, "embedded_port": port}})
+    served.wait_until(lambda: (served.metric("crowd_redis_records_written_total") or 0) >= 3, what="records")
+    command = try_command(served)
+    assert command == ["redis-cli", "-p", str(port), "XREVRANGE", "svc:cam1:counts", "+", "-", "COUNT", "3"]
+    newest = subprocess.run(command, capture_output=True, text=True, timeout=10, check=True).stdout
+    assert newest.count("timestamp") == 3 and "smoothed" in newest  # three real records, newest first
+    status, body = served.get("/api/config")
+    assert status == 200 and json.loads(body)["redis"] == {
+        "url": f"redis://127.0.0.1:{port}/0",
+        "embedded": True,
+        "data_dir": None,
+        "kept": False,
+        "try": shlex.join(command),
+    }
+    assert "data discarded on exit" in served.logs()
     code, _seconds = served.terminate()
     assert code == 0
     with pytest.raises(redis.ConnectionError):  # the private server went away with the service
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        redis.Redis(port=port, socket_connect_timeout=1).ping()
+
+
+def test_a_taken_redis_port_falls_back_to_a_free_one_and_says_so(serve) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        wanted = taken.getsockname()[1]
+        served = serve({"cameras": demo_cameras(1), "redis": {"prefix": PREFIX, "embedded_port": wanted}})
+        served.wait_until(
+            lambda: (served.metric("crowd_redis_records_written_total") or 0) >= 1, what="records"
+        )
+    assert f"port {wanted} is taken: the embedded redis-server uses port" in served.logs()
+    command = try_command(served)
+    port = int(command[command.index("-p") + 1])
+    assert port != wanted and redis.Redis(port=port).xlen("svc:cam1:counts") >= 1
+
+
+def test_the_embedded_redis_keeps_its_data_in_data_dir_across_restarts(serve, tmp_path: Path) -> None:
+    data = tmp_path / "redis-data"
+    config = {
+        "cameras": demo_cameras(1),
+        "redis": {"prefix": PREFIX, "embedded_port": free_port(), "data_dir": str(data)},
+    }
+    first = serve(config)
+    first.wait_until(lambda: (first.metric("crowd_redis_records_written_total") or 0) >= 2, what="records")
+    assert f"data kept in {data}" in first.logs()
+    assert first.terminate()[0] == 0
+    written = records_written(first)
+    second = serve(config)
+    port = int(try_command(second)[2])
+    kept = redis.Redis(port=port).xrange("svc:cam1:counts", count=written)
+    assert len(kept) == written  # every record of the first run, then the second run's
+    assert second.terminate()[0] == 0
 
 
 def test_sources_from_the_command_line_and_a_bad_one(tmp_path) -> None:

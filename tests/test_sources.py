@@ -22,6 +22,7 @@ from aiohttp import web
 from stream.sources import DEMO_CLIP, Frame, Source, SourceError, SourceFault, open_source
 from stream.sources.capture import AvReader
 from stream.sources.folder import FolderReader, decode_image
+from stream.sources.source import redact_text
 from tests.conftest import free_port
 from tests.data_paths import PART_B
 
@@ -584,3 +585,19 @@ def test_camera_passwords_stay_out_of_logs(started, caplog: pytest.LogCaptureFix
     assert source.safe_url.startswith("rtsp://admin:***@127.0.0.1:") and "hunter2" not in repr(source)
     logged = [record for record in caplog.records if record.name.startswith("stream.sources")]
     assert logged and all("hunter2" not in str(record.__dict__) for record in logged)
+
+
+@pytest.mark.parametrize(
+    ("url", "error", "expected"),
+    [
+        (
+            "rtsp://admin:hunter2@cam/x",
+            "401 for rtsp://admin:hunter2@cam/x",
+            "401 for rtsp://admin:***@cam/x",
+        ),
+        ("rtsp://admin:p%40ss@cam/x", "bad password p@ss, p%40ss", "bad password ***, ***"),
+        ("rtsp://cam/x", "Connection refused", "Connection refused"),
+    ],
+)
+def test_errors_shown_to_operators_never_carry_the_camera_password(url, error, expected) -> None:
+    assert redact_text(error, url) == expected

@@ -130,15 +130,19 @@ async def test_snapshot_before_the_first_frame_is_503(session) -> None:
         assert response.status == 503 and response.headers["Retry-After"] == "1"
 
 
-async def read_events(response: aiohttp.ClientResponse, count: int) -> list[dict]:
-    events, data = [], []
+async def read_events(response: aiohttp.ClientResponse, count: int, kind: str = "reading") -> list[dict]:
+    """The next `count` events of one kind (`reading` or `alert`) from an SSE stream."""
+    events, data, event = [], [], None
     async for raw in response.content:
         line = raw.decode().rstrip("\n")
-        if line.startswith("data: "):
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
             data.append(line[6:])
         elif not line and data:
-            events.append(json.loads("".join(data)))
-            data = []
+            if event == kind:
+                events.append(json.loads("".join(data)))
+            data, event = [], None
             if len(events) == count:
                 return events
     return events
@@ -154,6 +158,54 @@ async def test_events_stream_readings(served, session) -> None:
     assert events[-1]["timestamp"] > events[0]["timestamp"]
     for event in events:  # each is the model's count of one clip frame (counted alone, independently)
         assert min(abs(event["count"] - count) for count in served.clip.counts) < 0.011, event["count"]
+
+
+async def test_alerts_from_a_crossing_in_the_api_and_the_event_stream(served, session) -> None:
+    status, body = await get_json(session, f"{served.url}/api/alerts")
+    assert status == 200
+    check_schema(body, "AlertList")
+    (gate,) = body["alerts"]  # gate's zone has a 1-person limit: over it from the first counted frame
+    assert (gate["camera"], gate["zone"], gate["ongoing"], gate["unit"]) == (
+        "gate",
+        "left half",
+        True,
+        "people",
+    )
+    assert gate["peak_people"] > gate["threshold"] == 1.0 and gate["fruin_level"] is None
+    async with session.get(f"{served.url}/api/events?camera=hall") as response:
+        served.worker.tasks["hall"].zones[0].threshold = 0.5  # the hall's zone now crosses its limit
+        (alert,) = await asyncio.wait_for(read_events(response, 1, "alert"), 10)
+    check_schema(alert, "Alert")
+    assert (alert["camera"], alert["zone"], alert["ongoing"], alert["threshold"]) == (
+        "hall",
+        "left half",
+        True,
+        0.5,
+    )
+    status, body = await get_json(session, f"{served.url}/api/alerts?camera=hall")
+    assert [a["id"] for a in body["alerts"]] == [alert["id"]]
+    status, body = await get_json(session, f"{served.url}/api/alerts?limit=1")
+    assert [a["camera"] for a in body["alerts"]] == ["hall"]  # the newest first
+    served.worker.tasks["hall"].zones[0].threshold = 10_000.0  # under again: ends after end_after_s (1 s)
+    await eventually_ended(session, f"{served.url}/api/alerts?camera=hall")
+
+
+async def eventually_ended(session: aiohttp.ClientSession, url: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, body = await get_json(session, url)
+        if body["alerts"] and not body["alerts"][0]["ongoing"]:
+            assert body["alerts"][0]["ended"] >= body["alerts"][0]["started"]
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail(f"the alert never ended: {body}")
+
+
+@pytest.mark.parametrize("query", ["camera=nope", "limit=0", "limit=1001", "limit=x"])
+async def test_bad_alerts_parameters(served, session, query: str) -> None:
+    status, body = await get_json(session, f"{served.url}/api/alerts?{query}")
+    assert status == (404 if query.startswith("camera") else 400)
+    check_schema(body, "Error")
 
 
 async def test_events_limits_and_unknown_camera(served, session) -> None:

@@ -24,14 +24,17 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from engines.counting import count_frames
 from engines.engine import Engine, load_engine
-from stream.config import CameraConfig
+from stream.alert_store import AlertStore
+from stream.alerts import AlertTracker
+from stream.config import CameraConfig, ServiceConfig, load_config
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
+from stream.redis_publisher import DEFAULT_PREFIX
 from stream.sources import DEMO_CLIP, Frame, Status
 from stream.web.app import create_app
 from stream.web.config import HttpConfig
 from stream.worker import Worker
-from stream.zones import Zone
+from stream.zone_editor import ZoneEditor
 from tests.conftest import free_port
 
 CLIP_FRAMES = 12
@@ -74,10 +77,10 @@ def demo_clip(frames: int = CLIP_FRAMES, width: int = CLIP_WIDTH) -> Clip:
     return Clip(decoded, [r.density for r in results], [r.count for r in results], fps)
 
 
-def left_half(width: int, height: int, threshold: float) -> list[Zone]:
-    """One zone over the left half of the frame."""
-    polygon = np.array([[0, 0], [width // 2, 0], [width // 2, height - 1], [0, height - 1]], dtype=float)
-    return [Zone("left half", polygon, area_m2=None, threshold=threshold)]
+def left_half(width: int, height: int, threshold: float) -> dict:
+    """One zone over the left half of the frame, as a config file gives it."""
+    polygon = [[0, 0], [width // 2, 0], [width // 2, height - 1], [0, height - 1]]
+    return {"name": "left half", "polygon": polygon, "threshold": threshold}
 
 
 class ClipSource:
@@ -87,7 +90,7 @@ class ClipSource:
     def __init__(self, clip: Clip, silent: bool = False) -> None:
         self.clip, self.silent = clip, silent
         self.status: Status = "starting" if silent else "up"
-        self.reconnects, self.fps, self.last_error = 0, clip.fps, None
+        self.reconnects, self.fps, self.last_error, self.next_retry = 0, clip.fps, None, None
         self.on_frame: Callable[[], None] | None = None
         self._frame: Frame | None = None
 
@@ -119,6 +122,7 @@ class Served:
     registry: CollectorRegistry
     worker: Worker
     sources: dict[str, ClipSource]
+    alerts: AlertStore
     counting: asyncio.Task
     stop_counting: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -145,28 +149,55 @@ async def serve(
     silent: tuple[str, ...] = (),
 ) -> AsyncIterator[Served]:
     """Serve the app on 127.0.0.1 for cameras playing the demo clip (`silent` ones never deliver a frame),
-    counted by the real worker with a zone over the left half of each; always shuts everything down."""
+        counted by the real worker with a zone over the left half of each (editable, not saved: no config
+    file); always shuts everything down."""
     http, clip = http or HttpConfig(), demo_clip()
     thresholds = thresholds or {"gate": 1.0, "hall": 10_000.0}
     registry = CollectorRegistry()
     Gauge("crowd_test_gauge", "a metric the test registry holds", registry=registry).set(3)
     hub = Hub()
-    worker = Worker(shipped_engine(), hub, StreamMetrics(registry), alpha=0.5)
+    alerts = AlertStore(hub, AlertTracker(end_after_s=1.0), redis_url, DEFAULT_PREFIX)
+    worker = Worker(shipped_engine(), hub, StreamMetrics(registry), alpha=0.5, publishers=[alerts])
     height, width = clip.frames[0].shape[:2]
     sources = {camera: ClipSource(clip, silent=camera in silent) for camera in thresholds}
-    for camera, threshold in thresholds.items():
-        config = CameraConfig(id=camera, name=camera.title(), url="demo", max_fps=COUNTING_FPS)
-        worker.add_camera(config, sources[camera], left_half(width, height, threshold))
+    cameras = [
+        CameraConfig(
+            id=camera,
+            name=camera.title(),
+            url="demo",
+            max_fps=COUNTING_FPS,
+            zones=[left_half(width, height, threshold)],
+        )
+        for camera, threshold in thresholds.items()
+    ]
+    config = ServiceConfig(cameras=cameras)
+    for camera in config.cameras:
+        worker.add_camera(camera, sources[camera.id], config.zones_of(camera))
+
+    def apply_zones(camera: CameraConfig) -> None:  # what the service does with an edit
+        worker.set_zones(camera.id, config.zones_of(camera))
+        alerts.end_camera(camera.id)
+
     hub.ready = True
-    app = create_app(hub, http, registry=registry, redis_url=redis_url)
+    app = create_app(
+        hub,
+        http,
+        registry=registry,
+        redis_url=redis_url,
+        alerts=alerts,
+        zone_editor=ZoneEditor(config, None, load_config, apply_zones),
+    )
     runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     stop = asyncio.Event()
     tasks = [asyncio.create_task(source.play()) for source in sources.values()]
+    tasks.append(asyncio.create_task(alerts.run()))
     counting = asyncio.create_task(worker.run(stop))
-    served = Served(f"http://127.0.0.1:{port}", app, hub, clip, registry, worker, sources, counting, stop)
+    served = Served(
+        f"http://127.0.0.1:{port}", app, hub, clip, registry, worker, sources, alerts, counting, stop
+    )
     try:
         await until_counted(hub, [c for c in thresholds if c not in silent])
         yield served
@@ -175,6 +206,7 @@ async def serve(
         for task in tasks:
             task.cancel()
         await asyncio.gather(counting, *tasks, return_exceptions=True)
+        await alerts.close(timeout=1)
         await runner.cleanup()
         worker.close()
 

@@ -136,6 +136,9 @@ async def test_dead_camera_is_reported_down_while_the_others_keep_counting(engin
     assert sample(metrics, "crowd_stream_up", camera="dead") == 0
     assert sample(metrics, "crowd_stream_up", camera="alive") == 1
     assert hub.cameras["dead"].status == "down" and hub.cameras["alive"].status == "up"
+    health = hub.cameras["dead"].health  # what /api/cameras and the page show
+    assert health.last_error == "Connection refused" and health.reconnects >= 2
+    assert health.since <= time.time() and hub.cameras["alive"].health.last_error is None
     assert sample(metrics, "crowd_frames_processed_total", camera="dead") == 0
     assert recorder.of("dead") == []
 
@@ -143,7 +146,7 @@ async def test_dead_camera_is_reported_down_while_the_others_keep_counting(engin
 class Numbered:
     """A reader whose frames carry chosen numbers (a camera that skipped frames in between)."""
 
-    status, reconnects, fps, last_error, on_frame = "up", 0, 1.0, None, None
+    status, reconnects, fps, last_error, next_retry, on_frame = "up", 0, 1.0, None, None, None
 
     def __init__(self, image: np.ndarray, numbers: list[int]) -> None:
         self.frames = [Frame(image, time.time(), seq) for seq in numbers]
@@ -216,7 +219,7 @@ async def test_nothing_is_rendered_until_somebody_looks(engine, sources, monkeyp
 class OneFrame:
     """A reader holding a single fixed frame (here one no real reader would produce: float pixels)."""
 
-    status, reconnects, fps, last_error, on_frame = "up", 0, 1.0, None, None
+    status, reconnects, fps, last_error, next_retry, on_frame = "up", 0, 1.0, None, None, None
 
     def __init__(self, image: np.ndarray) -> None:
         self.frame = Frame(image, time.time(), 1)

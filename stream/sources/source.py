@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from typing import Literal, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 
@@ -97,6 +97,17 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
+def redact_text(text: str, url: str) -> str:
+    """`text` (an error message that may quote the camera's URL) with the URL's password replaced by
+    ***, as typed and percent-decoded: error messages reach the API and the page."""
+    password = urlsplit(url).password
+    if not password:
+        return text
+    for secret in sorted({password, unquote(password)}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 class Source:
     """A camera read by its own daemon thread; the worker polls `latest()` or blocks in `wait()`.
     `on_frame`, when set, is called (in the reader thread) after every new frame."""
@@ -111,7 +122,8 @@ class Source:
         self.status: Status = "starting"
         self.reconnects = 0
         self.fps = 0.0
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # why the camera went down last (its password redacted)
+        self.next_retry: float | None = None  # wall-clock time of the next attempt while waiting for it
         self.on_frame: Callable[[], None] | None = None
         self._reader = reader
         self._frame: Frame | None = None
@@ -213,7 +225,9 @@ class Source:
             if played:
                 delay = min(MIN_BACKOFF, self.max_backoff)
             self._fail(error or ("stream ended" if played else "no decodable frames"))
+            self.next_retry = time.time() + delay
             self._stopping.wait(delay)
+            self.next_retry = None
             delay = min(delay * 2, self.max_backoff)
             self.reconnects += 1
 
@@ -248,6 +262,7 @@ class Source:
         """Record a failure. Logged as a warning when the camera goes down or the reason changes; the
         same error on every retry of a long outage is logged at debug level only. The log comes first,
         so whoever sees the status change also finds the reason logged."""
+        error = redact_text(error, self.url)
         repeated = self.status == "down" and error == self.last_error
         self.last_error = error
         self.fps, self._interval, self._last_capture = 0.0, None, None

@@ -13,13 +13,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.exceptions import RedisError
 
+from stream.alert_store import AlertStore
 from stream.hub import CameraFeed, Hub
 from stream.redis_publisher import counts_key
+from stream.redis_server import RedisInfo
 from stream.web.config import HttpConfig
 from stream.web.errors import json_error
 
 HISTORY_WINDOW_S = 300.0  # `since` defaults to this long ago
 HISTORY_MAX = 10_000  # most records one history request returns
+ALERTS_DEFAULT, ALERTS_MAX = 100, 1000  # alerts one /api/alerts request returns
 
 
 def find_camera(hub: Hub, request: web.Request) -> CameraFeed:
@@ -47,10 +50,15 @@ def camera_summary(camera: CameraFeed, viewers: int) -> dict:
             for zone in camera.zones
         ]
     )
+    health = camera.health
     return {
         "id": camera.id,
         "name": camera.name,
-        "status": camera.status,
+        "status": health.status,
+        "status_since": round(health.since, 3),
+        "last_error": health.last_error,
+        "reconnects": health.reconnects,
+        "next_retry": None if health.next_retry is None else round(health.next_retry, 3),
         "fps": round(camera.fps, 2),
         "count": reading["count"] if reading else None,
         "smoothed": reading["smoothed"] if reading else None,
@@ -97,9 +105,11 @@ class Api:
         redis_url: str | None,
         key_prefix: str,
         viewers: dict[str, int],
+        redis_info: RedisInfo | None = None,
+        alert_store: AlertStore | None = None,
     ) -> None:
         self.hub, self.http, self.registry, self.key_prefix = hub, http, registry, key_prefix
-        self.viewers = viewers
+        self.viewers, self.redis_info, self.alert_store = viewers, redis_info, alert_store
         self.redis = (
             aioredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
             if redis_url
@@ -121,9 +131,11 @@ class Api:
         return web.json_response(self.summary(find_camera(self.hub, request)))
 
     async def config(self, request: web.Request) -> web.Response:
-        """What the page needs to connect: ICE servers (with TURN credentials) and the frame rate."""
+        """What the page needs to connect: ICE servers (with TURN credentials) and the frame rate; and
+        which Redis holds the counts (with the redis-cli command that reads them), if any."""
         servers = [server.model_dump(exclude_none=True) for server in self.http.ice_servers]
-        return web.json_response({"ice_servers": servers, "live_fps": self.http.live_fps})
+        redis = self.redis_info.as_dict() if self.redis_info else None
+        return web.json_response({"ice_servers": servers, "live_fps": self.http.live_fps, "redis": redis})
 
     async def history(self, request: web.Request) -> web.Response:
         """Count records since `since` (Unix seconds; default five minutes ago), oldest first."""
@@ -145,6 +157,17 @@ class Api:
             raise json_error(web.HTTPServiceUnavailable, f"history is unavailable: Redis: {exc}") from None
         records = [history_record(stream_id, fields) for stream_id, fields in entries]
         return web.json_response({"camera": camera.id, "since": since, "records": records})
+
+    async def alerts(self, request: web.Request) -> web.Response:
+        """The newest alerts first, of every camera or of `?camera=ID`, at most `limit` (default 100)."""
+        camera = request.query.get("camera")
+        if camera is not None and camera not in self.hub.cameras:
+            raise json_error(web.HTTPNotFound, "no such camera")
+        limit = parse_float(request, "limit", ALERTS_DEFAULT)
+        if not 1 <= limit <= ALERTS_MAX or limit != int(limit):
+            raise json_error(web.HTTPBadRequest, f"limit must be an integer from 1 to {ALERTS_MAX}")
+        alerts = await self.alert_store.recent(camera, int(limit)) if self.alert_store else []
+        return web.json_response({"alerts": alerts})
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "uptime_s": round(time.time() - self.hub.started, 1)})

@@ -8,8 +8,10 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from stream.alert_store import AlertStore
 from stream.hub import Hub
 from stream.redis_publisher import DEFAULT_PREFIX
+from stream.redis_server import RedisInfo
 from stream.web.api import Api
 from stream.web.auth import Access, Login, access_middleware, check_bind
 from stream.web.config import HttpConfig
@@ -19,6 +21,8 @@ from stream.web.limits import OpenStreams, ViewerSlots
 from stream.web.media import Media
 from stream.web.metrics import WebCollector
 from stream.web.webrtc import LiveView
+from stream.web.zones import Zones
+from stream.zone_editor import ZoneEditor
 
 STATIC = Path(__file__).resolve().parent / "static"
 LIVE_VIEW = web.AppKey("live_view", LiveView)
@@ -53,6 +57,9 @@ def create_app(
     registry: CollectorRegistry,
     redis_url: str | None,
     key_prefix: str = DEFAULT_PREFIX,
+    redis_info: RedisInfo | None = None,
+    alerts: AlertStore | None = None,
+    zone_editor: ZoneEditor | None = None,
 ) -> web.Application:
     """Build the application; raises InsecureBindError for a non-loopback bind without credentials."""
     check_bind(http)
@@ -62,13 +69,13 @@ def create_app(
         client_max_size=http.max_sdp_bytes,
     )
     slots, streams = ViewerSlots(http.max_viewers_per_camera, http.max_viewers_total), OpenStreams()
-    api = Api(hub, http, registry, redis_url, key_prefix, slots.open)
+    api = Api(hub, http, registry, redis_url, key_prefix, slots.open, redis_info, alerts)
     live, media, events = (
         LiveView(hub, http, slots),
         Media(hub, http, slots, streams),
         Events(hub, http, streams),
     )
-    login = Login(access, STATIC / "login.html")
+    login, zones = Login(access, STATIC / "login.html"), Zones(hub, zone_editor)
     app[LIVE_VIEW], app[VIEWER_SLOTS], app[EVENTS] = live, slots, events
     collector = WebCollector(slots, live, events)
     registry.register(collector)
@@ -85,9 +92,12 @@ def create_app(
     app.router.add_get("/api/cameras", api.cameras)
     app.router.add_get("/api/cameras/{id}", api.camera)
     app.router.add_get("/api/cameras/{id}/history", api.history)
+    app.router.add_get("/api/cameras/{id}/zones", zones.get)
+    app.router.add_put("/api/cameras/{id}/zones", zones.put)
     app.router.add_post("/api/cameras/{id}/offer", live.offer)
     app.router.add_get("/api/cameras/{id}/mjpeg", media.mjpeg)
     app.router.add_get("/api/cameras/{id}/snapshot.jpg", media.snapshot)
+    app.router.add_get("/api/alerts", api.alerts)
     app.router.add_get("/api/events", events.stream)
     app.router.add_get("/api/openapi.json", api.openapi_document)
     app.router.add_get("/metrics", api.metrics)

@@ -1,4 +1,5 @@
-"""`/api/events`: count updates as Server-Sent Events, one `reading` event per counted frame.
+"""`/api/events`: count updates as Server-Sent Events, one `reading` event per counted frame and an
+`alert` event whenever a zone's alert starts, reaches a new peak or ends.
 
 Each client reads from its own bounded hub queue, which drops the oldest reading when the client is
 slow, and a client that reads nothing for `stall_timeout_s` is dropped. A comment line every
@@ -12,6 +13,7 @@ import json
 
 from aiohttp import web
 
+from stream.alerts import Alert
 from stream.hub import Hub
 from stream.readings import CameraReading
 from stream.web.config import HttpConfig
@@ -22,8 +24,10 @@ KEEPALIVE_S = 15.0
 QUEUE_SIZE = 64
 
 
-def sse_event(reading: CameraReading) -> bytes:
-    return f"event: reading\ndata: {json.dumps(reading.as_dict(), separators=(',', ':'))}\n\n".encode()
+def sse_event(item: CameraReading | Alert) -> bytes:
+    """`event: reading` for a counted frame, `event: alert` for an alert that started, peaked or ended."""
+    kind = "alert" if isinstance(item, Alert) else "reading"
+    return f"event: {kind}\ndata: {json.dumps(item.as_dict(), separators=(',', ':'))}\n\n".encode()
 
 
 class Events:
@@ -59,12 +63,12 @@ class Events:
                     await self._write(request, response, sse_event(camera.reading))
             while True:
                 try:
-                    reading = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                 except asyncio.TimeoutError:
                     await self._write(request, response, b": keepalive\n\n")
                     continue
-                if wanted in (None, reading.camera):
-                    await self._write(request, response, sse_event(reading))
+                if wanted in (None, item.camera):
+                    await self._write(request, response, sse_event(item))
         except ConnectionError:
             return response
         finally:

@@ -27,13 +27,19 @@ class Media:
         self.hub, self.http, self.slots, self.streams = hub, http, slots, streams
 
     async def snapshot(self, request: web.Request) -> web.Response:
-        """The newest counted frame annotated, at full size."""
+        """The newest counted frame annotated, at full size; `?overlay=0` the frame as the camera sent
+        it (what the zone editor draws on)."""
         camera = find_camera(self.hub, request)
-        if camera.counted is None:
+        counted = camera.counted
+        if counted is None:
             raise json_error(
                 web.HTTPServiceUnavailable, "no frame from this camera yet", headers={"Retry-After": "1"}
             )
-        data = await asyncio.to_thread(lambda: encode_jpeg(camera.snapshot(), self.http.jpeg_quality))
+        overlay = request.query.get("overlay", "1")
+        if overlay not in ("0", "1"):
+            raise json_error(web.HTTPBadRequest, "overlay must be 0 or 1")
+        image = camera.snapshot if overlay == "1" else lambda: counted.frame.image
+        data = await asyncio.to_thread(lambda: encode_jpeg(image(), self.http.jpeg_quality))
         return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     async def mjpeg(self, request: web.Request) -> web.StreamResponse:

@@ -2,9 +2,13 @@
 // blocked), the newest count, per-zone counts, a chart of the last minutes and a red state for zones
 // over their threshold. Counts arrive as Server-Sent Events; camera status is polled.
 
+import { anyOngoing, loadAlerts, showAlerts, takeAlert } from "./alerts.js";
+import { drawChart } from "./chart.js";
+import { ago, clockTime, limitText, number, people } from "./format.js";
+import { openZoneEditor } from "./zones.js";
+
 const CHART_SECONDS = 300; // the chart keeps this much history
-const CHART_MIN_SECONDS = 60; // and spans at least this much while history is shorter
-const STATUS_POLL_MS = 5000;
+const STATUS_POLL_MS = 2000;
 const RETRY_MS = 3000;
 const WEBRTC_ATTEMPTS = 2; // failed WebRTC attempts before a camera falls back to MJPEG
 const ICE_GATHER_MS = 2000;
@@ -20,6 +24,11 @@ async function getJSON(url) {
   return response.json();
 }
 
+function cameraName(id) {
+  const state = cameras.get(id);
+  return state ? state.els.name.textContent : id;
+}
+
 function api(id, path) {
   return `/api/cameras/${encodeURIComponent(id)}/${path}`;
 }
@@ -33,12 +42,17 @@ function createCard(camera) {
     video: card.querySelector("video"), img: card.querySelector("img.fallback"),
     status: card.querySelector(".status"), name: card.querySelector(".name"),
     value: card.querySelector(".count .value"), zones: card.querySelector(".zones"),
-    chart: card.querySelector("canvas.chart"),
+    chart: card.querySelector("canvas.chart"), health: card.querySelector(".health"),
+    unit: card.querySelector(".count .unit"), smoothed: card.querySelector(".count .smoothed"),
   };
   els.name.textContent = camera.name || camera.id;
+  card.querySelector(".edit-zones").addEventListener("click", (event) => {
+    event.stopPropagation(); // not a click on the card (which enlarges it)
+    openZoneEditor(camera.id, els.name.textContent).catch((error) => console.warn(error.message));
+  });
   const toggle = () => {
     card.classList.toggle("expanded");
-    card.scrollIntoView({ block: "nearest" });
+    card.scrollIntoView({ block: card.classList.contains("expanded") ? "start" : "nearest" });
   };
   card.addEventListener("click", toggle);
   card.addEventListener("keydown", (event) => {
@@ -51,21 +65,58 @@ function createCard(camera) {
   return state;
 }
 
+const HEALTH_TITLES = {
+  starting: "Connecting to the camera…", down: "Camera down", ended: "The video has ended",
+  stopped: "Not read by this worker",
+};
+
 function showStatus(state, camera) {
+  state.camera = camera;
+  state.card.dataset.status = camera.status;
   state.els.status.textContent = camera.status === "up" ? `${camera.fps.toFixed(1)} fps` : camera.status;
   state.card.classList.toggle("down", camera.status !== "up");
+  if (camera.status !== "up" && state.lastCounted) { // the count shown is the last one it had
+    state.els.smoothed.textContent = `last count ${clockTime(state.lastCounted)}`;
+  }
+  showHealth(state);
+}
+
+// A camera that is not up: what happened, since when, how often it reconnected and when it tries
+// next, laid over the last picture it sent (the video keeps showing it).
+function showHealth(state) {
+  const camera = state.camera, panel = state.els.health;
+  panel.hidden = camera.status === "up";
+  if (panel.hidden) return;
+  panel.querySelector(".health-title").textContent = HEALTH_TITLES[camera.status] || camera.status;
+  panel.querySelector(".health-reason").textContent = camera.status === "down" && camera.last_error ? camera.last_error : "";
+  const details = [`since ${clockTime(camera.status_since)} (${ago(camera.status_since)})`];
+  if (camera.reconnects) details.push(`${camera.reconnects} reconnect${camera.reconnects === 1 ? "" : "s"}`);
+  if (camera.status === "down") {
+    const wait = camera.next_retry == null ? 0 : Math.round(camera.next_retry - Date.now() / 1000);
+    details.push(wait > 0 ? `next try in ${wait} s` : "trying again now");
+  }
+  panel.querySelector(".health-detail").textContent = details.join(" · ");
+}
+
+// "left-half: 64 people · 0.53 /m² · limit 1.5 /m²" (a zone without an area: "limit 20 people")
+function zoneText(zone) {
+  const parts = [`${zone.name}: ${people(zone.count)}`];
+  if (zone.density != null) parts.push(`${number(zone.density, 2)} /m²`);
+  if (zone.threshold != null) parts.push(`limit ${limitText(zone.threshold, zone.density == null)}`);
+  return parts.join(" · ");
 }
 
 function showReading(state, reading) {
   state.count = reading.count;
   state.els.value.textContent = Math.round(reading.count);
   state.els.value.dataset.count = reading.count;
+  state.els.unit.textContent = Math.round(reading.count) === 1 ? "person" : "people";
+  state.els.smoothed.textContent = `smoothed ${Math.round(reading.smoothed)}`;
+  state.lastCounted = reading.timestamp;
   state.els.zones.replaceChildren(...reading.zones.map((zone) => {
     const item = document.createElement("li");
     item.classList.toggle("alert", zone.over_threshold);
-    const limit = zone.threshold == null ? "" : ` / ${zone.threshold}`;
-    const density = zone.density == null ? "" : ` · ${zone.density.toFixed(2)}/m²`;
-    item.textContent = `${zone.name}: ${Math.round(zone.count)}${limit}${density}`;
+    item.textContent = zoneText(zone);
     return item;
   }));
   state.card.classList.toggle("alert", reading.zones.some((zone) => zone.over_threshold));
@@ -79,31 +130,6 @@ function showReading(state, reading) {
 function showTotal() {
   const counts = [...cameras.values()].map((s) => s.count).filter((c) => c != null);
   document.getElementById("total").textContent = counts.length ? Math.round(counts.reduce((a, b) => a + b, 0)) : "–";
-}
-
-function drawChart(canvas, history, now) {
-  const ratio = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth || canvas.width, height = canvas.clientHeight || canvas.height;
-  if (canvas.width !== Math.round(width * ratio)) {
-    canvas.width = Math.round(width * ratio);
-    canvas.height = Math.round(height * ratio);
-  }
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-  ctx.clearRect(0, 0, width, height);
-  if (history.length < 2) return;
-  const top = Math.max(1, ...history.map(([, count]) => count)) * 1.15;
-  const span = Math.max(CHART_MIN_SECONDS, now - history[0][0]);
-  const x = (t) => width - ((now - t) / span) * width;
-  const y = (count) => height - 2 - (count / top) * (height - 4);
-  ctx.beginPath();
-  history.forEach(([t, count], i) => (i ? ctx.lineTo(x(t), y(count)) : ctx.moveTo(x(t), y(count))));
-  ctx.strokeStyle = getComputedStyle(canvas).color;
-  ctx.lineWidth = 1.5;
-  ctx.stroke();
-  ctx.fillStyle = ctx.strokeStyle;
-  ctx.font = "10px system-ui, sans-serif";
-  ctx.fillText(`max ${Math.round(top / 1.15)} · last ${Math.round(span / 60)} min`, 4, 11);
 }
 
 // ---- video ------------------------------------------------------------------------------------
@@ -186,6 +212,7 @@ function listenForReadings() {
   const source = new EventSource("/api/events");
   source.addEventListener("open", () => { feed.textContent = "live"; feed.classList.remove("stale"); });
   source.addEventListener("error", () => { feed.textContent = "reconnecting…"; feed.classList.add("stale"); });
+  source.addEventListener("alert", (event) => takeAlert(JSON.parse(event.data), cameraName));
   source.addEventListener("reading", (event) => {
     const reading = JSON.parse(event.data);
     const state = cameras.get(reading.camera);
@@ -205,8 +232,22 @@ async function pollStatus() {
   }
 }
 
+// Where the counts are kept, and the redis-cli command that reads them.
+function showRedis(redis) {
+  const line = document.getElementById("redis");
+  if (!redis) return;
+  const where = redis.embedded
+    ? `the embedded Redis (${redis.url}; ${redis.data_dir ? `kept in ${redis.data_dir}` : "discarded when the service stops"})`
+    : `Redis at ${redis.url}`;
+  line.querySelector(".redis-kind").textContent = where;
+  line.querySelector(".redis-try").textContent = redis.try;
+  line.hidden = false;
+}
+
 async function main() {
-  ({ ice_servers: iceServers } = await getJSON("/api/config"));
+  const config = await getJSON("/api/config");
+  iceServers = config.ice_servers;
+  showRedis(config.redis);
   const { cameras: list } = await getJSON("/api/cameras");
   document.getElementById("empty").hidden = list.length > 0;
   for (const camera of list) {
@@ -216,7 +257,12 @@ async function main() {
     startVideo(camera.id, state);
   }
   listenForReadings();
+  await loadAlerts(getJSON, cameraName);
   setInterval(pollStatus, STATUS_POLL_MS);
+  setInterval(() => { // the clocks: retry countdowns and the duration of ongoing alerts
+    cameras.forEach((state) => state.camera && showHealth(state));
+    if (anyOngoing()) showAlerts(cameraName);
+  }, 1000);
 }
 
 main().catch((error) => {
