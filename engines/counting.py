@@ -127,7 +127,9 @@ def densest_point(density: np.ndarray, frame_size: tuple[int, int]) -> tuple[int
     """The frame pixel (x, y) at the centre of the densest blob, or None when the scene is nearly empty."""
     if float(density.sum()) < MIN_PEOPLE_FOR_DENSEST:
         return None
-    row, col = np.unravel_index(int(np.argmax(cv2.GaussianBlur(density, (0, 0), 2.0))), density.shape)
+    row, col = np.unravel_index(
+        int(np.argmax(cv2.GaussianBlur(density, (0, 0), 2.0, borderType=cv2.BORDER_CONSTANT))), density.shape
+    )
     return (
         int((col + 0.5) * frame_size[0] / density.shape[1]),
         int((row + 0.5) * frame_size[1] / density.shape[0]),

@@ -72,3 +72,13 @@ def test_auto_and_fixed_grids_keep_a_single_pass():
     (result,) = count_frames(engine, [np.zeros((768, 1024, 3), np.uint8)], "auto")
     assert result.windows == [] and engine.inputs == 4
     assert result.count == pytest.approx(4 * 0.5 * 56 * 56, rel=1e-6)
+
+
+def test_the_densest_point_is_not_drawn_to_the_frame_edge():
+    from engines.counting import densest_point
+
+    density = np.zeros((60, 80), np.float32)
+    density[28:33, 38:43] = 1.0  # a 5x5 crowd in the middle
+    density[0:3, 0:5] = 1.0  # 3x5 of the same density cut by the top edge: less crowd in all
+    x, y = densest_point(density, (800, 600))
+    assert (x, y) == (405, 305)  # the centre of the middle crowd, in frame pixels
