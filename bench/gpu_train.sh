@@ -8,7 +8,8 @@
 # Extra arguments go to `crowdstream train` (e.g. --time-budget 3.5, or --device cpu --limit 8 --epochs 1
 # for a dry run on a CPU machine). Writes to $OUT: gpu.txt, <run>.log, <run>-log.csv and <run>-last.pt
 # (weights without optimiser state, refreshed while training so a cut-off run still returns its last epoch);
-# finalise here with training.finalize / `crowdstream export`.
+# finalise on any machine: copy <run>-last.pt to runs/h200/last.pt, then
+#   crowdstream train -c training/configs/crowd-lite0-gpu.yaml --device cpu --out runs/h200 --finalize-only
 set -euo pipefail
 OUT=${OUT:-runs/gpu-device}
 RUNS=${RUNS:-gpu}

@@ -36,6 +36,13 @@ def test_train_small_run_end_to_end(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["count_head"]["parts"]) == {"A", "B"}
 
+    (out / "crowd-lite0.onnx").unlink()  # the second stage alone, as after a --no-finalize run on a GPU
+    again = subprocess.run(
+        [*train_command(out, epochs=1), "--finalize-only"], capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (out / "crowd-lite0.onnx").is_file() and "epoch=" not in again.stdout  # no training epoch ran
+
     from engines.engine import load_engine
 
     engine = load_engine(out / "crowd-lite0.onnx")
@@ -84,6 +91,17 @@ def train_command(out, epochs):
         "--threads",
         "2",
     ]
+
+
+def test_finalising_without_a_checkpoint_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "crowdstream", "train", "--finalize-only", "--out", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "best.pt: no checkpoint to finalise" in result.stderr
 
 
 def test_bad_training_config_is_one_line(tmp_path):

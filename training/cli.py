@@ -109,10 +109,16 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, help="run folder for checkpoints, log.csv, curves.png, the ONNX file")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
-    p.add_argument(
+    finish = p.add_mutually_exclusive_group()
+    finish.add_argument(
         "--no-finalize",
         action="store_true",
-        help="stop after training: no count-head fit and no ONNX export (export the checkpoint later)",
+        help="stop after training: no count-head fit and no ONNX export (run --finalize-only later)",
+    )
+    finish.add_argument(
+        "--finalize-only",
+        action="store_true",
+        help="no training: fit the count head on <out>/<select>.pt and export <out>/crowd-lite0.onnx",
     )
     p.set_defaults(handler=_train)
 
@@ -139,10 +145,11 @@ def _train(args: argparse.Namespace) -> int:
         "out": args.out,
     }
     config = load_train_config(args.config, overrides)
-    trainer = Trainer(config)
-    if args.resume:
-        trainer.resume()
-    trainer.fit()
+    if not args.finalize_only:
+        trainer = Trainer(config)
+        if args.resume:
+            trainer.resume()
+        trainer.fit()
     if not args.no_finalize:
         print(json.dumps(finalize_run(config), indent=2))
     return 0

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from training.calibrate import calibrate_count_head
-from training.config import TrainConfig
+from training.config import ConfigError, TrainConfig
 from training.export import export_checkpoint
 from training.models import model_from_state, read_checkpoint
 from training.trainer import Trainer, _atomic_save
@@ -17,6 +17,8 @@ def finalize_run(config: TrainConfig) -> dict:
     and judged on validation → <out>/crowd-lite0.onnx."""
     out = Path(config.out)
     best = out / f"{config.select}.pt"
+    if not best.is_file():
+        raise ConfigError(f"{best}: no checkpoint to finalise (train first, or check --out and select)")
     state = read_checkpoint(best)
     model = model_from_state(state)
     train, validation = Trainer.load_data_for(config)
