@@ -32,7 +32,7 @@ def main() -> int:
     parser.add_argument("--holdout", type=int, default=2, help="snapshots held out (default 2 of 5)")
     parser.add_argument("--standard-limit", type=int, help="standard hold-out images per part (default all)")
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # anything else goes to crowdstream finetune as it is
     dataset = args.out / "camera"
     build_camera(dataset)
     command = [
@@ -40,6 +40,7 @@ def main() -> int:
         "-o", str(args.out / "bund-zoom.onnx"), "--minutes", str(args.minutes), "--holdout", str(args.holdout),
         "--threads", str(args.threads), "--progress", "jsonl",
     ]  # fmt: skip
+    command += extra
     if args.standard_limit:
         command += ["--standard-limit", str(args.standard_limit)]
     print("$", " ".join(command), file=sys.stderr)

@@ -53,7 +53,7 @@ def quick_run(tmp_path_factory):
     command = [
         sys.executable, "-m", "crowdstream", "finetune", str(camera), "--from", "default", "-o", str(out),
         "--minutes", "0.05", "--holdout", "1", "--standard-limit", "1", "--progress", "jsonl", "--threads", "1",
-        "--replay-images", "4",
+        "--replay-images", "4", "--int8",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     return result, out, camera
@@ -103,9 +103,12 @@ def test_written_model_loads_and_differs_from_the_base_only_in_the_trained_layer
     from engines.onnx_engine import OnnxEngine
 
     _, out, _ = quick_run
-    engine = OnnxEngine(out)
-    density, count = engine.infer(np.zeros((2, 3, 224, 224), np.float32))
-    assert density.shape == (2, 1, 56, 56) and count.shape == (2,)
+    for path in (out, out.with_name("gate-int8.onnx")):  # --int8: the INT8 copy opens as well
+        density, count = OnnxEngine(path).infer(np.zeros((2, 3, 224, 224), np.float32))
+        assert density.shape == (2, 1, 56, 56) and count.shape == (2,)
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["int8_model"] == str(out.with_name("gate-int8.onnx"))
+    assert any(node.op_type == "QLinearConv" for node in onnx.load(report["int8_model"]).graph.node)
     base, tuned = onnx.load(str(DEFAULT_MODEL)), onnx.load(str(out))
     assert [n.SerializeToString() for n in base.graph.node] == [
         n.SerializeToString() for n in tuned.graph.node

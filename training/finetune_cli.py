@@ -58,6 +58,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--replay-share", type=float, default=0.5, help="share of replayed training tiles (default 0.5)"
     )
     p.add_argument(
+        "--replay-weight",
+        type=float,
+        default=1.0,
+        help="weight of replayed tiles' distance from the base model (default 1)",
+    )
+    p.add_argument(
         "--replay-images",
         type=int,
         default=40,
@@ -120,6 +126,7 @@ def _run(args: argparse.Namespace, emit) -> dict:
         "lr": args.lr,
         "replay_share": args.replay_share,
         "replay_images": args.replay_images,
+        "replay_weight": args.replay_weight,
         "threads": args.threads,
         "seed": args.seed,
         "int8": args.int8,
