@@ -58,7 +58,9 @@ class TileRenderer:
     def render(self, plans: Sequence[TilePlan]) -> torch.Tensor:
         """(N, 3, size, size) float32 RGB in 0..255 (not yet normalised), on the renderer's device."""
         tiles = torch.cat([self._geometry(plan) for plan in plans])
-        tiles = _greyscale(tiles, torch.tensor([p.grey for p in plans], device=self.device))
+        greys = [plan.grey for plan in plans]
+        if any(greys):  # decided on the host: no device synchronisation per batch
+            tiles = _greyscale(tiles, torch.tensor(greys, device=self.device))
         for row, plan in enumerate(plans):
             if plan.blur > 0:
                 tiles[row : row + 1] = gaussian_blur(tiles[row : row + 1], plan.blur)
@@ -100,8 +102,6 @@ def area_weights(length: int, size: int, device: torch.device) -> torch.Tensor:
 
 def _greyscale(tiles: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Replace the tiles where `mask` holds by their luma in all three channels."""
-    if not bool(mask.any()):
-        return tiles
     weights = torch.tensor(GREY_WEIGHTS, device=tiles.device).view(1, 3, 1, 1)
     luma = (tiles * weights).sum(1, keepdim=True).expand_as(tiles)
     return torch.where(mask[:, None, None, None], luma, tiles)
