@@ -184,19 +184,23 @@ class RedisPublisher:
             self._forget_written(batch[-1].order)
 
     async def _write(self, batch: list[_Record]) -> None:
-        pipe = self.client.pipeline(transaction=False)
         channel = updates_channel(self.prefix)
-        for record in batch:
-            keys = [
-                counts_key(self.prefix, record.camera),
-                latest_key(self.prefix, record.camera),
-                sequences_key(self.prefix, record.camera),
-            ]
-            head = [self.run_id, record.seq, record.stream_id, self.maxlen, record.message, channel]
-            fields = [part for pair in record.fields.items() for part in pair]
-            await self._append(keys=keys, args=head + fields, client=pipe)
-        results = await pipe.execute(raise_on_error=False)
+        # as a context manager, a pipeline whose connection died is released too (else asyncio reports
+        # an unclosed client for every outage)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for record in batch:
+                keys = [
+                    counts_key(self.prefix, record.camera),
+                    latest_key(self.prefix, record.camera),
+                    sequences_key(self.prefix, record.camera),
+                ]
+                head = [self.run_id, record.seq, record.stream_id, self.maxlen, record.message, channel]
+                fields = [part for pair in record.fields.items() for part in pair]
+                await self._append(keys=keys, args=head + fields, client=pipe)
+            results = await pipe.execute(raise_on_error=False)
         for record, result in zip(batch, results, strict=True):
+            if isinstance(result, _UNREACHABLE):  # e.g. LOADING from a Redis that just restarted
+                raise result  # the whole batch again: what was appended is refused by its seq
             if isinstance(result, Exception):
                 log.error(
                     "redis refused a count record", extra={"camera": record.camera, "error": str(result)}

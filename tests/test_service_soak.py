@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from stream.soak.rtsp_server import RtspServer
 from tests.conftest import free_port
-from tests.rtsp_server import RtspServer
 
 
 @pytest.mark.slow
