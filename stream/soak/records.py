@@ -85,12 +85,14 @@ class CameraRecords:
     other_runs: int
 
 
-async def read_camera(client: aioredis.Redis, prefix: str, camera: str, run: str) -> CameraRecords:
-    """Every entry of a camera's Stream, oldest first, in chunks."""
+async def read_camera(
+    client: aioredis.Redis, prefix: str, camera: str, run: str, chunk: int = READ_CHUNK
+) -> CameraRecords:
+    """Every entry of a camera's Stream, oldest first, `chunk` at a time."""
     seqs: list[int] = []
     unparsable = other_runs = 0
     start = "-"
-    while entries := await client.xrange(counts_key(prefix, camera), min=start, count=READ_CHUNK):
+    while entries := await client.xrange(counts_key(prefix, camera), min=start, count=chunk):
         for _entry_id, fields in entries:
             try:
                 entry_run, seq = parse_record(fields)
@@ -105,13 +107,15 @@ async def read_camera(client: aioredis.Redis, prefix: str, camera: str, run: str
     return CameraRecords(seqs, unparsable, other_runs)
 
 
-async def check_records(url: str, prefix: str, run: str, published: dict[str, int]) -> dict[str, dict]:
+async def check_records(
+    url: str, prefix: str, run: str, published: dict[str, int], chunk: int = READ_CHUNK
+) -> dict[str, dict]:
     """Read back every camera's records and check them against how many were published (camera → N)."""
     client = aioredis.Redis.from_url(url)
     try:
         report = {}
         for camera, expected in published.items():
-            found = await read_camera(client, prefix, camera, run)
+            found = await read_camera(client, prefix, camera, run, chunk)
             check = check_sequence(found.seqs, expected)
             report[camera] = {
                 **asdict(check),
