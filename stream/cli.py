@@ -228,7 +228,7 @@ def _add_bench_soak(bench: argparse._SubParsersAction) -> None:
 
 
 def _bench_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cameras", type=int, default=8, help="number of cameras (default 8)")
+    parser.add_argument("--cameras", type=int, default=8, help="number of cameras (default %(default)s)")
     parser.add_argument("--max-fps", type=float, default=2.0, help="per-camera counting rate (default 2)")
     parser.add_argument(
         "--tiles",
