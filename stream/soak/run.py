@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engines.errors import CrowdstreamError
 from stream.bench import BenchOptions, FrameAges, ProcessUsage, Totals, percentile, warm_up
@@ -29,6 +30,11 @@ from stream.soak.records import check_records
 from stream.soak.rtsp_server import RtspServer
 from stream.soak.watch import ExceptionWatch
 from stream.sources import DEMO_CLIP
+
+if TYPE_CHECKING:
+    from stream.config import ServiceConfig
+    from stream.redis_publisher import RedisPublisher
+    from stream.service import Service
 
 RSS_SAMPLE_S = 10.0
 CLIP_MARGIN_S = 180.0
@@ -84,46 +90,51 @@ async def _inject_all(
         done.append(fault)
 
 
-def _progress(elapsed: float, total: float, publisher, usage_rss: float, faults: str) -> None:
+def _progress(elapsed: float, total: float, publisher: RedisPublisher, rss: float, faults: str) -> None:
     state = "up" if publisher.up else "DOWN"
     print(
         f"soak {elapsed / 60:5.1f}/{total / 60:.1f} min  records {publisher.written}"
-        f"  backlog {publisher.backlog} (redis {state})  faults {faults}  rss {usage_rss:.0f} MB",
+        f"  backlog {publisher.backlog} (redis {state})  faults {faults}  rss {rss:.0f} MB",
         file=sys.stderr,
         flush=True,
     )
 
 
-async def _measure(service, options: SoakOptions, servers: FaultedServers) -> dict:
-    """Warm up, then run the measured window with the faults; the figures of that window."""
-    ids = [c.id for c in service.config.cameras]
-    await warm_up(service.metrics, ids)
-    before, usage, ages = Totals.read(service.metrics, ids), ProcessUsage(), FrameAges()
-    service.worker.publishers.append(ages)
+async def _window(
+    service: Service, options: SoakOptions, servers: FaultedServers, start: float
+) -> tuple[Samples, list[Fault]]:
+    """Sample RSS (and print progress) while the faults run, until the window and the last restart
+    are over; returns the samples and the faults done."""
     total = options.minutes * 60
     schedule = fault_schedule(total, options.rtsp_restarts, options.redis_restarts)
     done: list[Fault] = []
-    faults = asyncio.create_task(_inject_all(servers, schedule, usage.wall, done))
-    samples, next_progress = Samples([]), usage.wall
+    faults = asyncio.create_task(_inject_all(servers, schedule, start, done))
+    samples, next_progress = Samples([]), start
+    tick = min(RSS_SAMPLE_S, options.progress_s or RSS_SAMPLE_S)
     try:
-        while (now := time.monotonic()) < usage.wall + total or not faults.done():
-            samples.rss.append((round(now - usage.wall, 1), round(ProcessUsage.rss_mb(), 1)))
+        while (now := time.monotonic()) < start + total or not faults.done():
+            samples.rss.append((round(now - start, 1), round(ProcessUsage.rss_mb(), 1)))
             if options.progress_s and now >= next_progress:
-                _progress(
-                    now - usage.wall,
-                    total,
-                    service.publisher,
-                    samples.rss[-1][1],
-                    f"{len(done)}/{len(schedule)}",
-                )
+                rss, count = samples.rss[-1][1], f"{len(done)}/{len(schedule)}"
+                _progress(now - start, total, service.publisher, rss, count)
                 next_progress += options.progress_s
-            await asyncio.sleep(min(RSS_SAMPLE_S, max(0.05, usage.wall + total - now)))
+            await asyncio.sleep(min(tick, max(0.5, start + total - now)))
         faults.result()
     finally:
         faults.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await faults
-    samples.rss.append((round(time.monotonic() - usage.wall, 1), round(ProcessUsage.rss_mb(), 1)))
+    samples.rss.append((round(time.monotonic() - start, 1), round(ProcessUsage.rss_mb(), 1)))
+    return samples, done
+
+
+async def _measure(service: Service, options: SoakOptions, servers: FaultedServers) -> dict:
+    """Warm up, then run the measured window with the faults; the figures of that window."""
+    ids = [c.id for c in service.config.cameras]
+    await warm_up(service.metrics, ids)
+    before, usage, ages = Totals.read(service.metrics, ids), ProcessUsage(), FrameAges()
+    service.worker.publishers.append(ages)
+    samples, done = await _window(service, options, servers, usage.wall)
     elapsed, cores = time.monotonic() - usage.wall, usage.cpu_cores()
     after = Totals.read(service.metrics, ids)
     fps = after.fps_since(before, elapsed)
@@ -145,7 +156,7 @@ async def _measure(service, options: SoakOptions, servers: FaultedServers) -> di
     }
 
 
-def _service_config(options: SoakOptions, rtsp_url: str, redis_url: str):
+def _service_config(options: SoakOptions, rtsp_url: str, redis_url: str) -> ServiceConfig:
     """Every camera reads the soak's RTSP server (after any --source URLs); counts go to its Redis."""
     bench = options.bench
     sources = bench.sources + (rtsp_url,) * max(0, bench.cameras - len(bench.sources))

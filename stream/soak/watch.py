@@ -36,12 +36,14 @@ class ExceptionWatch:
     loop_exceptions: int = 0
     _thread_hook: object = None
     _loop: asyncio.AbstractEventLoop | None = None
+    _loop_handler: object = None
 
     def start(self) -> None:
         logging.getLogger().addHandler(self.log)
         self._thread_hook = threading.excepthook
         threading.excepthook = self._on_thread_exception
         self._loop = asyncio.get_running_loop()
+        self._loop_handler = self._loop.get_exception_handler()
         self._loop.set_exception_handler(self._on_loop_exception)
 
     def _on_thread_exception(self, args: threading.ExceptHookArgs) -> None:
@@ -57,7 +59,7 @@ class ExceptionWatch:
         if self._thread_hook is not None:
             threading.excepthook = self._thread_hook
         if self._loop is not None:
-            self._loop.set_exception_handler(None)
+            self._loop.set_exception_handler(self._loop_handler)
 
     def as_dict(self) -> dict:
         return {
