@@ -52,7 +52,10 @@ class ExceptionWatch:
 
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
         self.loop_exceptions += 1
-        loop.default_exception_handler(context)
+        if self._loop_handler is not None:
+            self._loop_handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
     def stop(self) -> None:
         logging.getLogger().removeHandler(self.log)
