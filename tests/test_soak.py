@@ -16,14 +16,17 @@ import subprocess
 import sys
 import threading
 
+import av
 import pytest
 import redis.asyncio as aioredis
 
 from stream.redis_publisher import counts_key
+from stream.soak.clip import loop_clip
 from stream.soak.faults import Fault, fault_schedule
 from stream.soak.records import check_records, check_sequence
 from stream.soak.rtsp_server import RtspServer
 from stream.soak.watch import ExceptionWatch
+from stream.sources import DEMO_CLIP
 
 PREFIX = "soak:"
 
@@ -38,6 +41,18 @@ def test_faults_alternate_and_spread_evenly() -> None:
     assert fault_schedule(90, 1, 0) == [Fault(45.0, "rtsp")]
     assert fault_schedule(90, 0, 3) == [Fault(22.5, "redis"), Fault(45.0, "redis"), Fault(67.5, "redis")]
     assert fault_schedule(90, 0, 0) == []
+
+
+def test_the_looped_clip_outlasts_the_run_with_rising_timestamps(tmp_path) -> None:
+    looped = loop_clip(DEMO_CLIP, tmp_path / "looped.mp4", seconds=70)
+    with av.open(str(DEMO_CLIP)) as clip:
+        once = sum(1 for _ in clip.demux(video=0)) - 1  # without the flush packet
+    with av.open(str(looped)) as video:
+        stream = video.streams.video[0]
+        dts = [packet.dts for packet in video.demux(stream) if packet.dts is not None]
+        seconds = float(stream.duration * stream.time_base)
+    assert len(dts) == 3 * once  # 28.5 s three times: the first whole number of rounds past 70 s
+    assert seconds >= 70 and all(a < b for a, b in zip(dts, dts[1:], strict=False))
 
 
 def test_a_clean_sequence_is_clean() -> None:
