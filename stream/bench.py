@@ -24,6 +24,7 @@ from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.readings import CameraReading
 from stream.sources import DEMO_CLIP
+from stream.threads import cores_by_group, thread_cpu_seconds
 
 WARMUP_FRAMES = 3
 """Measuring starts once every camera has been counted this often: the engine's first runs, memory
@@ -199,14 +200,11 @@ class StreamReport:
 
 
 async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
-    from engines.engine import load_engine
     from stream.cameras import Cameras
-    from stream.worker import Worker
+    from stream.worker import Worker, load_worker_engine
 
     config = options.config()
-    engine = load_engine(
-        config.engine.model, config.engine.backend, config.engine.threads, config.engine.device
-    )
+    engine = load_worker_engine(config.engine)
     metrics, ages = StreamMetrics(), FrameAges()
     worker = Worker(engine, Hub(), metrics, publishers=[ages], max_batch=config.engine.max_batch)
     cameras = Cameras(worker, config)
@@ -219,9 +217,10 @@ async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
         await warm_up(metrics, ids)
         before, inference_before = Totals.read(metrics, ids), _histogram(metrics, engine.backend)
         ages.ages.clear()
-        usage = ProcessUsage()
+        usage, threads = ProcessUsage(), thread_cpu_seconds()
         await asyncio.sleep(seconds)
         elapsed, cores = time.monotonic() - usage.wall, usage.cpu_cores()
+        by_thread = cores_by_group(threads, thread_cpu_seconds(), elapsed)
         after, inference_after = Totals.read(metrics, ids), _histogram(metrics, engine.backend)
     finally:
         stop.set()
@@ -240,6 +239,7 @@ async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
         cores,
         inference_mean_s=mean,
         rss_mb=round(ProcessUsage.rss_mb(), 1),
+        extra={"cpu_cores_by_thread": by_thread},
     )
 
 
