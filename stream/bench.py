@@ -14,7 +14,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -57,8 +59,9 @@ class BenchOptions:
             args.max_batch,
         )
 
-    def config(self, **sections: dict) -> ServiceConfig:
-        """A service config with `cameras` cameras: the given source URLs first, the demo clip for the rest."""
+    def config(self, overrides: Mapping[str, Any] | None = None, **sections: dict) -> ServiceConfig:
+        """A service config with `cameras` cameras: the given source URLs first, the demo clip for the rest;
+        `overrides` sets dotted keys (``{"decode.priority": 0}``) over it."""
         urls = list(self.sources[: self.cameras]) + [str(DEMO_CLIP)] * max(
             0, self.cameras - len(self.sources)
         )
@@ -73,7 +76,13 @@ class BenchOptions:
             "max_batch": self.max_batch,
         }
         data = {"cameras": cameras, "engine": engine, **sections}
-        return build_config(data, "benchmark", environ={})
+        return build_config(
+            data,
+            "benchmark",
+            environ={},
+            overrides=overrides,
+            flags={key: f"--set {key}" for key in overrides or {}},
+        )
 
 
 class FrameAges:
@@ -199,11 +208,11 @@ class StreamReport:
         )
 
 
-async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
+async def _stream_bench(options: BenchOptions, seconds: float, overrides: Mapping[str, Any]) -> StreamReport:
     from stream.cameras import Cameras
     from stream.worker import Worker, load_worker_engine
 
-    config = options.config()
+    config = options.config(overrides)
     engine = load_worker_engine(config.engine)
     metrics, ages = StreamMetrics(), FrameAges()
     worker = Worker(engine, Hub(), metrics, publishers=[ages], max_batch=config.engine.max_batch)
@@ -253,8 +262,10 @@ def _histogram(metrics: StreamMetrics, backend: str) -> tuple[float, float]:
     )
 
 
-def run_stream_bench(options: BenchOptions, seconds: float = 30.0) -> StreamReport:
-    return asyncio.run(_stream_bench(options, seconds))
+def run_stream_bench(
+    options: BenchOptions, seconds: float = 30.0, overrides: Mapping[str, Any] | None = None
+) -> StreamReport:
+    return asyncio.run(_stream_bench(options, seconds, overrides or {}))
 
 
 class ErrorCounter(logging.Handler):

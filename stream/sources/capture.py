@@ -83,7 +83,7 @@ class AvReader:
                 raise SourceFault(f"no video stream in {self.url}")
             stream = container.streams.video[0]
             stream.codec_context.thread_count = self.threads
-            stream.codec_context.thread_type = "FRAME" if self.threads > 1 else "SLICE"
+            stream.codec_context.thread_type = "FRAME" if self.threads > 1 else "SLICE"  # PyAV's default
             stream_rate = float(stream.average_rate or stream.guessed_rate or DEFAULT_FPS)
             rate = self.fps or stream_rate
             media_time = None

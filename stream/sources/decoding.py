@@ -31,7 +31,10 @@ class DecodeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     threads: int = Field(
-        1, ge=1, le=16, description="FFmpeg threads per camera (more: frame threading, a frame of delay each)"
+        1,
+        ge=0,
+        le=16,
+        description="FFmpeg threads per camera (0: FFmpeg's choice; over 1: frame threads, a frame of delay each)",
     )
     priority: int = Field(
         5, ge=0, le=19, description="nice value added to reader threads, so inference runs first (0: equal)"

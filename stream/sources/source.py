@@ -155,6 +155,11 @@ class Source:
         return f"Source({self.camera_id!r}, {self.safe_url!r}, status={self.status!r})"
 
     @property
+    def reader(self) -> Reader:
+        """What decodes this camera (its counters: frames skipped, and for video, converted)."""
+        return self._reader
+
+    @property
     def safe_url(self) -> str:
         """The URL with any password replaced by ***, for logs and status pages."""
         return redact(self.url)
