@@ -5,6 +5,7 @@ clip encoded here with B-frames, a real RTSP server; expected pixels come from P
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import time
@@ -15,9 +16,14 @@ import numpy as np
 import pytest
 from av.video.frame import PictureType
 
+from stream.cameras import Cameras
+from stream.config import ServiceConfig
+from stream.hub import Hub
+from stream.metrics import StreamMetrics
 from stream.sources import DEMO_CLIP, DecodeConfig, open_source
 from stream.sources.capture import AvReader
 from stream.sources.decoding import skip_frames
+from stream.worker import Worker, load_worker_engine
 from tests.test_sources import frame_index, marked_frame, wait_until
 from tests.test_sources_rtsp import rtsp_server  # noqa: F401 - the fixture
 
@@ -168,3 +174,33 @@ def test_rtsp_camera_unwatched_still_streams_and_converts_only_what_is_taken(rts
         source.stop()
     assert source.reader.converted == 2
     assert source.reader.skipped == 0
+
+
+async def test_the_worker_converts_exactly_the_frames_it_counts() -> None:
+    """Two demo-clip cameras counted at 2 fps through the service's own wiring (Cameras): every BGR
+    conversion is one counted frame; the 12 fps the reader publishes in between are never converted."""
+    config = ServiceConfig.model_validate(
+        {"cameras": [{"id": "a", "url": "demo", "max_fps": 2}, {"id": "b", "url": "demo", "max_fps": 2}]}
+    )
+    metrics = StreamMetrics()
+    worker = Worker(load_worker_engine(config.engine), Hub(), metrics)
+    cameras = Cameras(worker, config)
+    for camera in config.cameras:
+        cameras.open(camera)
+    counted = lambda camera: metrics.registry.get_sample_value(  # noqa: E731
+        "crowd_frames_processed_total", {"camera": camera}
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(120):
+            while min(counted("a") or 0, counted("b") or 0) < 4:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await running
+        await cameras.stop_all()
+        worker.close()
+    for camera, source in cameras.sources.items():
+        assert source.reader.converted == counted(camera), camera
+        assert source.latest().seq > counted(camera) + 4  # the reader published frames nobody converted
