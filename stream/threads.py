@@ -59,7 +59,10 @@ def os_thread_named(name: str) -> Iterator[None]:
 
 def thread_group(name: str) -> str:
     """The group of a thread name: what follows its first "-" (a camera) and a trailing number removed
-    ("source-cam12" and "source-gate" are "source", "inference_0" is "inference")."""
+    ("source-cam12" and "source-gate" are "source", "inference_0" is "inference"). FFmpeg names its
+    frame threads itself ("av:h264:df0"): they are "ffmpeg"."""
+    if name.startswith("av:"):
+        return "ffmpeg"
     kind = name.split("-", 1)[0]
     return _NUMBERED.sub("", kind) or kind
 
