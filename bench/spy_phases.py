@@ -21,20 +21,22 @@ import sys
 from pathlib import Path
 
 PHASES = {
-    "BGR conversion": "to_ndarray",
-    "model (ONNX Runtime)": "InferenceSession.run",
+    "BGR conversion": "AvReader._image",
+    "model (engine.infer)": "Engine.infer",
     "decoding (FFmpeg)": "AvReader._decode",
     "tiling": "prepare_frame",
     "refinement windows": "_refine",
     "stitching": "stitch",
     "choosing windows": "refinement_windows",
-    "readings": "read_frame",
-    "publishing": "_publish",
+    "readings": "Worker._read",
+    "publishing": "Worker._publish",
+    "live view": "render_live",
 }
 """Phase → a function on its stacks; a sample belongs to the phase whose function is nearest its leaf."""
 WAITING = re.compile(
-    r"futex|pthread_cond|sem_(?:timed)?wait|epoll_wait|select|poll\b|nanosleep|take_gil|do_futex"
+    r"pthread_cond|pthread_mutex_lock|PyThread_acquire_lock|sem_\w*wait|futex|epoll_wait|nanosleep|take_gil"
 )
+"""Functions of a thread that waits (for a frame, a lock, a condition, the GIL), looked for near the leaf."""
 _NUMBERED = re.compile(r"[_\d]+$")
 
 
@@ -50,7 +52,7 @@ def summarise(lines: list[str]) -> dict[str, collections.Counter]:
     for line in lines:
         stack, _, count = line.rstrip().rpartition(" ")
         match = re.match(r"thread \(\w+\): ([^;]*)", stack)
-        if not match or not count.isdigit() or WAITING.search(stack.rsplit(";", 1)[-1]):
+        if not match or not count.isdigit() or WAITING.search(";".join(stack.split(";")[-3:])):
             continue
         group = _NUMBERED.sub("", match.group(1).split("-", 1)[0])
         groups[group][phase_of(stack)] += int(count)
