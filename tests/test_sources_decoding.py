@@ -111,6 +111,15 @@ def test_a_viewer_arriving_and_leaving_mid_stream_changes_no_pixel(b_frame_clip:
     assert sparse == sorted(reference_frames(b_frame_clip))  # I- and P-frames only
 
 
+def test_a_paced_file_keeps_the_slots_of_the_frames_it_skipped(b_frame_clip: Path) -> None:
+    """At an `fps` override a file's frame i is shown at i / fps, also when the frames between were
+    never decoded: skipping must not speed the file up."""
+    pictures = read(AvReader(str(b_frame_clip), finite=True, fps=24.0), lambda _: 2.0)
+    indices = sorted(reference_frames(b_frame_clip))
+    assert [frame_index(image) for _, image in pictures] == indices
+    assert [time for time, _ in pictures] == pytest.approx([index / 24 for index in indices])
+
+
 def play(clip: Path, watched: bool, decode: DecodeConfig | None = None) -> tuple[int, list[int]]:
     """Play `clip` once through a source counted at 2 fps: (frames it published, the frames a viewer
     saw, in order: none when unwatched)."""

@@ -85,12 +85,11 @@ class AvReader:
             stream.codec_context.thread_count = self.threads
             stream.codec_context.thread_type = "FRAME" if self.threads > 1 else "SLICE"  # PyAV's default
             stream_rate = float(stream.average_rate or stream.guessed_rate or DEFAULT_FPS)
-            rate = self.fps or stream_rate
             media_time = None
             for index, frame in enumerate(self._decode(container, stream, stream_rate)):
-                media_time = self._media_time(frame, index, rate)
+                media_time = self._media_time(frame, index, stream_rate)
                 yield functools.partial(self._image, frame), media_time
-            return None if media_time is None else media_time + 1 / rate
+            return None if media_time is None else media_time + 1 / (self.fps or stream_rate)
         finally:
             container.close()
 
@@ -152,11 +151,14 @@ class AvReader:
             return frame.to_ndarray(format="bgr24")
         return frame.to_ndarray(format="bgr24", width=width, height=height, interpolation="AREA")
 
-    def _media_time(self, frame: av.VideoFrame, index: int, rate: float) -> float | None:
-        """Seconds into a file: its own timestamps (variable frame rates too), or index / rate when the
-        file has none or an `fps` override asks for another pace. None for live streams."""
+    def _media_time(self, frame: av.VideoFrame, index: int, stream_rate: float) -> float | None:
+        """Seconds into a file: its own timestamps (variable frame rates too), or, at an `fps` override,
+        the frame's place in the file (its time × the file's rate, so frames skipped undecoded keep
+        their slots) at that pace; index / rate for a file without timestamps. None for live streams."""
         if not self.finite:
             return None
-        if self.fps is None and frame.time is not None:
+        if frame.time is None:
+            return index / (self.fps or stream_rate)
+        if self.fps is None:
             return frame.time
-        return index / rate
+        return round(frame.time * stream_rate) / self.fps
