@@ -2,33 +2,30 @@
 
 Python's thread names live in the interpreter only; `top -H`, py-spy and /proc show every thread as
 "python". Naming the OS thread (Linux prctl PR_SET_NAME) makes them readable there, and threads a
-library starts (FFmpeg's decoder threads, ONNX Runtime's pool) inherit the name of the thread that
-started them, so one name covers a reader and its decoder helpers. `bench stream` then reports where
-the CPU goes: decoders, inference, rendering, the event loop.
+library starts (FFmpeg's slice threads, ONNX Runtime's pool) inherit the name of the thread that
+started them, so one name covers a reader and its decoder helpers (FFmpeg's frame threads name
+themselves, "av:h264:df0"). `bench stream` then reports where the CPU goes: decoders, inference,
+rendering, the event loop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-PR_SET_NAME, PR_GET_NAME = 15, 16
+PR_SET_NAME = 15
 MAX_NAME = 15  # the kernel keeps 15 bytes of a thread's name
 _NUMBERED = re.compile(r"[_\d]+$")
 
 
-def _libc() -> ctypes.CDLL | None:
-    path = ctypes.util.find_library("c")
-    return ctypes.CDLL(path, use_errno=True) if path and os.name == "posix" else None
-
-
-_LIBC = _libc()
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+"""The symbols the process already loaded (libc's prctl among them), without searching for a library."""
 
 
 def set_os_thread_name(name: str) -> None:

@@ -3,7 +3,8 @@
 The worker is slower than most cameras, so a source must never queue: each new frame replaces the previous
 one, and frames are numbered so a consumer sees from the gaps how many it missed. A frame's pixels are
 converted to BGR only when somebody asks for them: a camera that is counted twice a second and watched by
-nobody pays the conversion for two frames a second, not for all of them. Whatever goes wrong (connection
+nobody pays the conversion for two frames a second, not for all of them, and does not even decode the
+frames no other frame refers to (stream.sources.decoding). Whatever goes wrong (connection
 refused, stalled stream, undecodable bytes, a file that ends) the thread records it, reports the camera
 down and tries again with capped exponential backoff, forever; it never raises and never stops other
 cameras.
