@@ -12,7 +12,9 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +24,7 @@ from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.readings import CameraReading
 from stream.sources import DEMO_CLIP
+from stream.threads import cores_by_group, thread_cpu_seconds
 
 WARMUP_FRAMES = 3
 """Measuring starts once every camera has been counted this often: the engine's first runs, memory
@@ -53,8 +56,9 @@ class BenchOptions:
             args.max_batch,
         )
 
-    def config(self, **sections: dict) -> ServiceConfig:
-        """A service config with `cameras` cameras: the given source URLs first, the demo clip for the rest."""
+    def config(self, overrides: Mapping[str, Any] | None = None, **sections: dict) -> ServiceConfig:
+        """A service config with `cameras` cameras: the given source URLs first, the demo clip for the rest;
+        `overrides` sets dotted keys (``{"decode.priority": 0}``) over it."""
         urls = list(self.sources[: self.cameras]) + [str(DEMO_CLIP)] * max(
             0, self.cameras - len(self.sources)
         )
@@ -69,7 +73,13 @@ class BenchOptions:
             "max_batch": self.max_batch,
         }
         data = {"cameras": cameras, "engine": engine, **sections}
-        return build_config(data, "benchmark", environ={})
+        return build_config(
+            data,
+            "benchmark",
+            environ={},
+            overrides=overrides,
+            flags={key: f"--set {key}" for key in overrides or {}},
+        )
 
 
 class FrameAges:
@@ -194,15 +204,12 @@ class StreamReport:
         )
 
 
-async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
-    from engines.engine import load_engine
+async def _stream_bench(options: BenchOptions, seconds: float, overrides: Mapping[str, Any]) -> StreamReport:
     from stream.cameras import Cameras
-    from stream.worker import Worker
+    from stream.worker import Worker, load_worker_engine
 
-    config = options.config()
-    engine = load_engine(
-        config.engine.model, config.engine.backend, config.engine.threads, config.engine.device
-    )
+    config = options.config(overrides)
+    engine = load_worker_engine(config.engine)
     metrics, ages = StreamMetrics(), FrameAges()
     worker = Worker(engine, Hub(), metrics, publishers=[ages], max_batch=config.engine.max_batch)
     cameras = Cameras(worker, config)
@@ -215,9 +222,10 @@ async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
         await warm_up(metrics, ids)
         before, inference_before = Totals.read(metrics, ids), _histogram(metrics, engine.backend)
         ages.ages.clear()
-        usage = ProcessUsage()
+        usage, threads = ProcessUsage(), thread_cpu_seconds()
         await asyncio.sleep(seconds)
         elapsed, cores = time.monotonic() - usage.wall, usage.cpu_cores()
+        by_thread = cores_by_group(threads, thread_cpu_seconds(), elapsed)
         after, inference_after = Totals.read(metrics, ids), _histogram(metrics, engine.backend)
     finally:
         stop.set()
@@ -236,6 +244,7 @@ async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
         cores,
         inference_mean_s=mean,
         rss_mb=round(ProcessUsage.rss_mb(), 1),
+        extra={"cpu_cores_by_thread": by_thread},
     )
 
 
@@ -249,8 +258,10 @@ def _histogram(metrics: StreamMetrics, backend: str) -> tuple[float, float]:
     )
 
 
-def run_stream_bench(options: BenchOptions, seconds: float = 30.0) -> StreamReport:
-    return asyncio.run(_stream_bench(options, seconds))
+def run_stream_bench(
+    options: BenchOptions, seconds: float = 30.0, overrides: Mapping[str, Any] | None = None
+) -> StreamReport:
+    return asyncio.run(_stream_bench(options, seconds, overrides or {}))
 
 
 def print_report(report: StreamReport, as_json: bool = False) -> None:

@@ -27,8 +27,9 @@ ZONES_EPILOG = """examples:
   crowdstream zones gate --url http://10.0.0.5:8080 --token $TOKEN
   crowdstream zones gate -c cameras.yaml              # from a config file"""
 
-BENCH_STREAM_EPILOG = """example:
-  crowdstream bench stream --cameras 8 --seconds 60 --json"""
+BENCH_STREAM_EPILOG = """examples:
+  crowdstream bench stream --cameras 8 --seconds 60 --json
+  crowdstream bench stream --cameras 16 --set decode.priority=0 --set engine.threads=1   # other settings"""
 
 BENCH_SOAK_EPILOG = """examples:
   crowdstream bench soak                              # 16 cameras, 30 minutes, 2 RTSP and 2 Redis restarts
@@ -200,6 +201,14 @@ def _add_bench_stream(bench: argparse._SubParsersAction) -> None:
     )
     _bench_common(parser)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured duration (default 30)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="KEY=VALUE",
+        help="a config setting by its dotted key, e.g. decode.skip_unused=false (repeatable)",
+    )
     parser.set_defaults(handler=_bench_stream)
 
 
@@ -225,6 +234,19 @@ def _add_bench_soak(bench: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--progress-seconds", type=float, default=30.0, help="progress line interval, 0: none (default 30)"
     )
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """KEY=VALUE with a dotted config key; the value is read as a YAML scalar (false, 0, 1.5, text)."""
+    import yaml
+
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as decode.priority=0, got {text!r}")
+    try:
+        return key.strip(), yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        return key.strip(), value
 
 
 def _bench_common(parser: argparse.ArgumentParser) -> None:
@@ -254,7 +276,7 @@ def _bench_stream(args: argparse.Namespace) -> int:
     from stream.bench import BenchOptions, print_report, run_stream_bench
 
     options = BenchOptions.from_args(args)
-    print_report(run_stream_bench(options, seconds=args.seconds), as_json=args.json)
+    print_report(run_stream_bench(options, args.seconds, dict(args.set)), as_json=args.json)
     return 0
 
 
