@@ -22,7 +22,6 @@ export PYTHONUNBUFFERED=1
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "no nvidia-smi") | tee "$OUT/gpu.txt"
 python3 bench/gpu_pack.py unpack .gpudata /tmp/gpudata
 runs=($RUNS)
-threads=$(( ($(nproc) - 1) / ${#runs[@]} ))
 
 collect() {  # copy each run's log and slimmed last checkpoint into $OUT
   for run in "${runs[@]}"; do
@@ -42,7 +41,7 @@ PY
 pids=()
 for run in "${runs[@]}"; do
   python3 -m crowdstream train -c "training/configs/crowd-lite0-$run.yaml" \
-    --data A=/tmp/gpudata/part_A --data B=/tmp/gpudata/part_B --workers "$threads" \
+    --data A=/tmp/gpudata/part_A --data B=/tmp/gpudata/part_B \
     --out "/tmp/gpuruns/$run" --no-finalize "$@" > "$OUT/$run.log" 2>&1 &
   pids+=($!)
 done

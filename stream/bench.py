@@ -1,9 +1,8 @@
-"""`bench stream` and `bench soak`: measured throughput, latency and resource use of the real service parts.
+"""`bench stream`: measured throughput, latency and resource use of the real service parts, and the
+pieces `bench soak` (stream/soak/) measures with too.
 
 `bench stream` runs N 720p video-file cameras (the bundled demo clip, each decoded by its own reader) through
-one worker. `bench soak` runs the whole service — readers, worker, a private redis-server, the web app —
-for minutes, samples memory, and finally reads back every record Redis holds to compare with what was
-written. Figures, not assertions: tests check behaviour, these commands measure it.
+one worker. Figures, not assertions: tests check behaviour, these commands measure it.
 """
 
 from __future__ import annotations
@@ -11,10 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,12 +24,12 @@ from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.readings import CameraReading
 from stream.sources import DEMO_CLIP
+from stream.threads import cores_by_group, thread_cpu_seconds
 
 WARMUP_FRAMES = 3
 """Measuring starts once every camera has been counted this often: the engine's first runs, memory
 arenas and decoders are warm, so start-up neither slows the throughput nor inflates the RSS growth."""
 WARMUP_TIMEOUT_S = 60.0
-RSS_SAMPLE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,9 @@ class BenchOptions:
             args.max_batch,
         )
 
-    def config(self, **sections: dict) -> ServiceConfig:
-        """A service config with `cameras` cameras: the given source URLs first, the demo clip for the rest."""
+    def config(self, overrides: Mapping[str, Any] | None = None, **sections: dict) -> ServiceConfig:
+        """A service config with `cameras` cameras: the given source URLs first, the demo clip for the rest;
+        `overrides` sets dotted keys (``{"decode.priority": 0}``) over it."""
         urls = list(self.sources[: self.cameras]) + [str(DEMO_CLIP)] * max(
             0, self.cameras - len(self.sources)
         )
@@ -72,7 +73,13 @@ class BenchOptions:
             "max_batch": self.max_batch,
         }
         data = {"cameras": cameras, "engine": engine, **sections}
-        return build_config(data, "benchmark", environ={})
+        return build_config(
+            data,
+            "benchmark",
+            environ={},
+            overrides=overrides,
+            flags={key: f"--set {key}" for key in overrides or {}},
+        )
 
 
 class FrameAges:
@@ -164,7 +171,6 @@ class StreamReport:
     cpu_cores_used: float
     cpu_count: int
     rss_mb: float
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def measured(
@@ -198,15 +204,12 @@ class StreamReport:
         )
 
 
-async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
-    from engines.engine import load_engine
+async def _stream_bench(options: BenchOptions, seconds: float, overrides: Mapping[str, Any]) -> StreamReport:
     from stream.cameras import Cameras
-    from stream.worker import Worker
+    from stream.worker import Worker, load_worker_engine
 
-    config = options.config()
-    engine = load_engine(
-        config.engine.model, config.engine.backend, config.engine.threads, config.engine.device
-    )
+    config = options.config(overrides)
+    engine = load_worker_engine(config.engine)
     metrics, ages = StreamMetrics(), FrameAges()
     worker = Worker(engine, Hub(), metrics, publishers=[ages], max_batch=config.engine.max_batch)
     cameras = Cameras(worker, config)
@@ -219,9 +222,10 @@ async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
         await warm_up(metrics, ids)
         before, inference_before = Totals.read(metrics, ids), _histogram(metrics, engine.backend)
         ages.ages.clear()
-        usage = ProcessUsage()
+        usage, threads = ProcessUsage(), thread_cpu_seconds()
         await asyncio.sleep(seconds)
         elapsed, cores = time.monotonic() - usage.wall, usage.cpu_cores()
+        by_thread = cores_by_group(threads, thread_cpu_seconds(), elapsed)
         after, inference_after = Totals.read(metrics, ids), _histogram(metrics, engine.backend)
     finally:
         stop.set()
@@ -240,6 +244,7 @@ async def _stream_bench(options: BenchOptions, seconds: float) -> StreamReport:
         cores,
         inference_mean_s=mean,
         rss_mb=round(ProcessUsage.rss_mb(), 1),
+        extra={"cpu_cores_by_thread": by_thread},
     )
 
 
@@ -253,88 +258,10 @@ def _histogram(metrics: StreamMetrics, backend: str) -> tuple[float, float]:
     )
 
 
-def run_stream_bench(options: BenchOptions, seconds: float = 30.0) -> StreamReport:
-    return asyncio.run(_stream_bench(options, seconds))
-
-
-class ErrorCounter(logging.Handler):
-    """Counts log records at ERROR or above, and those carrying a traceback, while attached."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.errors = 0
-        self.exceptions = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.errors += 1
-        self.exceptions += record.exc_info is not None
-
-
-async def _soak(options: BenchOptions, minutes: float) -> StreamReport:
-    from stream.redis_publisher import counts_key
-    from stream.service import Service
-
-    config = options.config(http={"port": 0}, redis={"embedded": True, "maxlen": 10_000_000})
-    errors = ErrorCounter()
-    logging.getLogger().addHandler(errors)
-    service = Service(config)
-    samples: list[tuple[float, float]] = []
-    try:
-        await service.start()
-        if service.publisher is None:
-            from engines.errors import CrowdstreamError
-
-            raise CrowdstreamError("bench soak needs redis-server on PATH (apt-get install redis-server)")
-        ids = [c.id for c in config.cameras]
-        await warm_up(service.metrics, ids)
-        before, usage, ages = Totals.read(service.metrics, ids), ProcessUsage(), FrameAges()
-        service.worker.publishers.append(ages)
-        deadline = usage.wall + minutes * 60
-        while (now := time.monotonic()) < deadline:
-            samples.append((round(now - usage.wall, 1), round(ProcessUsage.rss_mb(), 1)))
-            await asyncio.sleep(min(RSS_SAMPLE_S, max(0.0, deadline - now)))
-        samples.append((round(time.monotonic() - usage.wall, 1), round(ProcessUsage.rss_mb(), 1)))
-        elapsed, cores = time.monotonic() - usage.wall, usage.cpu_cores()
-        after = Totals.read(service.metrics, ids)
-        flushed = await service.publisher.flush(10)
-        read_back = sum(
-            [await service.publisher.client.xlen(counts_key(config.redis.prefix, i)) for i in ids]
-        )
-        written, redis_dropped = service.publisher.written, service.publisher.dropped
-        backend = service.worker.engine.backend
-    finally:
-        await service.stop()
-        logging.getLogger().removeHandler(errors)
-    start_rss, end_rss = samples[0][1], samples[-1][1]
-    return StreamReport.measured(
-        options,
-        backend,
-        before,
-        after,
-        elapsed,
-        ages,
-        cores,
-        inference_mean_s=None,
-        rss_mb=end_rss,
-        extra={
-            "rss_start_mb": start_rss,
-            "rss_end_mb": end_rss,
-            "rss_growth_pct": round(100 * (end_rss - start_rss) / start_rss, 2),
-            "rss_samples": samples,
-            "reconnects": int(after.reconnects - before.reconnects),
-            "redis_flushed": flushed,
-            "redis_records_written": written,
-            "redis_records_read_back": read_back,
-            "redis_records_dropped": redis_dropped,
-            "errors_logged": errors.errors,
-            "exceptions_logged": errors.exceptions,
-            "sources": list(options.sources),
-        },
-    )
-
-
-def run_soak(options: BenchOptions, minutes: float = 10.0) -> StreamReport:
-    return asyncio.run(_soak(options, minutes))
+def run_stream_bench(
+    options: BenchOptions, seconds: float = 30.0, overrides: Mapping[str, Any] | None = None
+) -> StreamReport:
+    return asyncio.run(_stream_bench(options, seconds, overrides or {}))
 
 
 def print_report(report: StreamReport, as_json: bool = False) -> None:
@@ -342,8 +269,4 @@ def print_report(report: StreamReport, as_json: bool = False) -> None:
         print(json.dumps(asdict(report), indent=2))
         return
     for key, value in asdict(report).items():
-        if key == "extra":
-            for extra_key, extra_value in value.items():
-                print(f"{extra_key:26} {extra_value}")
-        else:
-            print(f"{key:26} {value}")
+        print(f"{key:26} {value}")

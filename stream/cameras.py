@@ -28,7 +28,9 @@ class Cameras:
 
     def open(self, camera: CameraConfig) -> None:
         """Start a camera's reader and let the worker count it (keeping its state if it was known)."""
-        source = open_source(camera.id, camera.url, loop=camera.loop)
+        source = open_source(
+            camera.id, camera.url, loop=camera.loop, counted_fps=camera.max_fps, decode=self.config.decode
+        )
         source.start()
         self.sources[camera.id] = source
         if camera.id in self.worker.tasks:

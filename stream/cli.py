@@ -27,11 +27,16 @@ ZONES_EPILOG = """examples:
   crowdstream zones gate --url http://10.0.0.5:8080 --token $TOKEN
   crowdstream zones gate -c cameras.yaml              # from a config file"""
 
-BENCH_STREAM_EPILOG = """example:
-  crowdstream bench stream --cameras 8 --seconds 60 --json"""
+BENCH_STREAM_EPILOG = """examples:
+  crowdstream bench stream --cameras 8 --seconds 60 --json
+  crowdstream bench stream --cameras 16 --set decode.priority=0 --set engine.threads=1   # other settings"""
 
-BENCH_SOAK_EPILOG = """example:
-  crowdstream bench soak --cameras 8 --minutes 10 --source rtsp://127.0.0.1:8554/live --json"""
+BENCH_SOAK_EPILOG = """examples:
+  crowdstream bench soak                              # 16 cameras, 30 minutes, 2 RTSP and 2 Redis restarts
+  crowdstream bench soak --cameras 4 --minutes 3 --rtsp-restarts 1 --redis-restarts 1 --json
+
+Exit status 1 when a record was lost, repeated, reordered or unreadable, or an exception surfaced.
+Needs redis-server and the GStreamer RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0)."""
 
 
 SERVE_FLAGS = {
@@ -196,6 +201,14 @@ def _add_bench_stream(bench: argparse._SubParsersAction) -> None:
     )
     _bench_common(parser)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured duration (default 30)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="KEY=VALUE",
+        help="a config setting by its dotted key, e.g. decode.skip_unused=false (repeatable)",
+    )
     parser.set_defaults(handler=_bench_stream)
 
 
@@ -203,19 +216,41 @@ def _add_bench_soak(bench: argparse._SubParsersAction) -> None:
     parser = _subcommand(
         bench,
         "soak",
-        "long run with Redis: memory over time, drops, reconnects, records written vs read",
-        "Run the whole service (file cameras, optional RTSP cameras, a private redis-server) for "
-        "M minutes and report throughput, frame age, RSS at start and end, dropped frames, reconnects and "
-        "Redis records written versus read back.",
+        "long run under faults: every Redis record read back and checked",
+        "Serve the demo clip over a real RTSP server to N cameras of the whole service, SIGKILL and restart "
+        "that server and the Redis server during the run, then read every record back and report missing, "
+        "duplicated, out-of-order and unreadable ones, RSS at 1 and 5 minutes and the end, counted fps, "
+        "frame age, reconnects and exceptions. Progress goes to stderr.",
         BENCH_SOAK_EPILOG,
     )
     _bench_common(parser)
-    parser.add_argument("--minutes", type=float, default=10.0, help="duration (default 10)")
-    parser.set_defaults(handler=_bench_soak)
+    parser.set_defaults(cameras=16, handler=_bench_soak)
+    parser.add_argument("--minutes", type=float, default=30.0, help="measured duration (default 30)")
+    parser.add_argument("--rtsp-restarts", type=int, default=2, help="RTSP server kills (default 2)")
+    parser.add_argument("--redis-restarts", type=int, default=2, help="Redis server kills (default 2)")
+    parser.add_argument(
+        "--outage-seconds", type=float, default=5.0, help="how long a killed server stays down (default 5)"
+    )
+    parser.add_argument(
+        "--progress-seconds", type=float, default=30.0, help="progress line interval, 0: none (default 30)"
+    )
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """KEY=VALUE with a dotted config key; the value is read as a YAML scalar (false, 0, 1.5, text)."""
+    import yaml
+
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as decode.priority=0, got {text!r}")
+    try:
+        return key.strip(), yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        return key.strip(), value
 
 
 def _bench_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cameras", type=int, default=8, help="number of cameras (default 8)")
+    parser.add_argument("--cameras", type=int, default=8, help="number of cameras (default %(default)s)")
     parser.add_argument("--max-fps", type=float, default=2.0, help="per-camera counting rate (default 2)")
     parser.add_argument(
         "--tiles",
@@ -241,13 +276,34 @@ def _bench_stream(args: argparse.Namespace) -> int:
     from stream.bench import BenchOptions, print_report, run_stream_bench
 
     options = BenchOptions.from_args(args)
-    print_report(run_stream_bench(options, seconds=args.seconds), as_json=args.json)
+    print_report(run_stream_bench(options, args.seconds, dict(args.set)), as_json=args.json)
     return 0
 
 
 def _bench_soak(args: argparse.Namespace) -> int:
-    from stream.bench import BenchOptions, print_report, run_soak
+    from engines.errors import CrowdstreamError
+    from stream.bench import BenchOptions
+    from stream.soak.report import failures, print_soak
+    from stream.soak.run import SoakOptions, run_soak
 
-    options = BenchOptions.from_args(args)
-    print_report(run_soak(options, minutes=args.minutes), as_json=args.json)
-    return 0
+    numbers = {
+        "--minutes": args.minutes,
+        "--outage-seconds": args.outage_seconds,
+        "--cameras": args.cameras,
+    }
+    for flag, value in numbers.items():
+        if value <= 0:
+            raise CrowdstreamError(f"bench soak: {flag} must be positive, got {value:g}")
+    if min(args.rtsp_restarts, args.redis_restarts, args.progress_seconds) < 0:
+        raise CrowdstreamError("bench soak: restarts and --progress-seconds cannot be negative")
+    options = SoakOptions(
+        BenchOptions.from_args(args),
+        args.minutes,
+        args.rtsp_restarts,
+        args.redis_restarts,
+        args.outage_seconds,
+        args.progress_seconds,
+    )
+    report = run_soak(options)
+    print_soak(report, as_json=args.json)
+    return 1 if failures(report) else 0

@@ -32,6 +32,7 @@ from engines.spec import DEFAULT_TILES
 from stream.alert_store import KEEP
 from stream.alerts import END_AFTER_S
 from stream.redis_server import EMBEDDED_PORT
+from stream.sources.decoding import DecodeConfig
 from stream.web.config import HttpConfig
 from stream.zones import Zone, check_polygon, fits_frame
 
@@ -215,6 +216,7 @@ class ServiceConfig(Strict):
         default_factory=lambda: [CameraConfig(id="demo", name="Demo clip", url=DEMO_URL)]
     )
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)

@@ -4,9 +4,14 @@
 writer task drains the backlog in order with pipelines; while Redis is unreachable it retries with
 capped backoff and the backlog drops its oldest records (counted) once full.
 
-Every record gets its stream ID (`<capture ms>-<n>`, increasing per camera) when it is published, so a
-pipeline that failed half-way can be replayed: Redis refuses the entries it already has ("equal or
-smaller than the target stream top item") and nothing is written twice or out of order.
+Every record carries `run` (this publisher's random id) and `seq` (1, 2, 3, ... per camera), so a reader
+can tell a lost record (a gap), a duplicate and a reordering apart. Each record is written by one Lua
+script that appends it only if its `seq` is above the last one its run wrote for that camera (kept in
+`{prefix}{camera}:seqs`), and that writes the Stream entry, the `latest` hash and the announcement
+together or not at all. So a retry after a write whose reply was lost (Redis killed between executing
+and answering) is refused by Redis itself and nothing is written twice. The Stream ID is planned from
+the capture time (`<ms>-<n>`, increasing per camera); when the Stream already holds a later ID (a clock
+stepped back, a restarted worker behind) Redis picks one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import itertools
 import json
 import logging
+import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +29,6 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stream.metrics import StreamMetrics
@@ -32,7 +37,22 @@ from stream.readings import CameraReading
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "crowd:"
-_DUPLICATE_ID = "equal or smaller than the target stream top item"
+_APPEND = """
+local last = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+if tonumber(ARGV[2]) <= last then return 0 end
+local fields = {}
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], ARGV[3], unpack(fields))
+if type(id) == 'table' and id.err then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', unpack(fields))
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'stream_id', id, unpack(fields))
+redis.call('PUBLISH', ARGV[6], ARGV[5])
+return 1
+"""
+"""Append one record unless its run already wrote this camera's `seq` (KEYS: stream, latest, seqs; ARGV:
+run, seq, planned stream ID, maxlen, announcement, channel, then the fields)."""
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -44,6 +64,11 @@ def counts_key(prefix: str, camera: str) -> str:
 def latest_key(prefix: str, camera: str) -> str:
     """The hash holding a camera's newest count record."""
     return f"{prefix}{camera}:latest"
+
+
+def sequences_key(prefix: str, camera: str) -> str:
+    """The hash of the last `seq` each publisher run wrote for a camera (what makes retries idempotent)."""
+    return f"{prefix}{camera}:seqs"
 
 
 def updates_channel(prefix: str) -> str:
@@ -68,12 +93,12 @@ def record_fields(reading: CameraReading, extra: Mapping[str, str | int] | None 
 
 @dataclass
 class _Record:
-    seq: int
+    order: int  # position in this publisher's backlog, over all cameras
     camera: str
+    seq: int
     stream_id: str
     fields: dict[str, str]
     message: str
-    attempts: int = 0
 
 
 class RedisPublisher:
@@ -97,12 +122,17 @@ class RedisPublisher:
         self.client = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
         )
+        self.run_id = uuid.uuid4().hex[:12]
         self.written = 0
         self.dropped = 0
+        self.replays_refused = 0  # records Redis already had (a retry after a lost reply)
+        self.outages = 0  # times Redis became unreachable after a write had succeeded
         self.up: bool | None = None  # unknown until the first write
+        self.last_seq: dict[str, int] = {}  # per camera, the newest `seq` published
         self._queue: deque[_Record] = deque()
-        self._seq = itertools.count(1)
+        self._order = itertools.count(1)
         self._last_ids: dict[str, tuple[int, int]] = {}
+        self._append = self.client.register_script(_APPEND)
         self._wake = asyncio.Event()
 
     @property
@@ -111,12 +141,15 @@ class RedisPublisher:
 
     def publish(self, reading: CameraReading, extra: Mapping[str, str | int] | None = None) -> None:
         """Queue a record for Redis; never blocks. Drops (and counts) the oldest one when the backlog is full."""
-        fields = record_fields(reading, extra)
-        stream_id = self._next_id(reading.camera, reading.timestamp)
+        camera = reading.camera
+        seq = self.last_seq[camera] = self.last_seq.get(camera, 0) + 1
+        stamp = {"run": self.run_id, "seq": seq}
+        fields = record_fields(reading, {**(extra or {}), **stamp})
+        stream_id = self._next_id(camera, reading.timestamp)
         message = json.dumps(
-            {**reading.as_dict(), **(extra or {}), "stream_id": stream_id}, separators=(",", ":")
+            {**reading.as_dict(), **(extra or {}), **stamp, "stream_id": stream_id}, separators=(",", ":")
         )
-        self._queue.append(_Record(next(self._seq), reading.camera, stream_id, fields, message))
+        self._queue.append(_Record(next(self._order), camera, seq, stream_id, fields, message))
         while len(self._queue) > self.capacity:
             self._queue.popleft()
             self._count_dropped(1)
@@ -148,54 +181,44 @@ class RedisPublisher:
                 continue
             failures = 0
             self._set_up(True)
-            self._forget_written(batch[-1].seq)
+            self._forget_written(batch[-1].order)
 
     async def _write(self, batch: list[_Record]) -> None:
-        pipe = self.client.pipeline(transaction=False)
         channel = updates_channel(self.prefix)
-        for record in batch:
-            pipe.xadd(
-                counts_key(self.prefix, record.camera),
-                record.fields,
-                id=record.stream_id,
-                maxlen=self.maxlen,
-                approximate=True,
-            )
-            pipe.hset(
-                latest_key(self.prefix, record.camera),
-                mapping={**record.fields, "stream_id": record.stream_id},
-            )
-            pipe.publish(channel, record.message)
-        for record in batch:
-            record.attempts += 1
-        results = await pipe.execute(raise_on_error=False)
-        for record, result in zip(batch, results[0::3], strict=True):
-            await self._settle(record, result)
-        self.written += len(batch)
-        if self.metrics:
-            self.metrics.redis_written.inc(len(batch))
-
-    async def _settle(self, record: _Record, result: object) -> None:
-        """Handle a refused XADD: a replay of an entry Redis already has is fine; a first attempt refused
-        because the stream's newest entry is later (a clock step back) is added with an automatic ID."""
-        if isinstance(result, ResponseError) and _DUPLICATE_ID in str(result):
-            if record.attempts == 1:
-                await self.client.xadd(
+        # as a context manager, a pipeline whose connection died is released too (else asyncio reports
+        # an unclosed client for every outage)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for record in batch:
+                keys = [
                     counts_key(self.prefix, record.camera),
-                    record.fields,
-                    maxlen=self.maxlen,
-                    approximate=True,
+                    latest_key(self.prefix, record.camera),
+                    sequences_key(self.prefix, record.camera),
+                ]
+                head = [self.run_id, record.seq, record.stream_id, self.maxlen, record.message, channel]
+                fields = [part for pair in record.fields.items() for part in pair]
+                await self._append(keys=keys, args=head + fields, client=pipe)
+            results = await pipe.execute(raise_on_error=False)
+        for record, result in zip(batch, results, strict=True):
+            if isinstance(result, _UNREACHABLE):  # e.g. LOADING from a Redis that just restarted
+                raise result  # the whole batch again: what was appended is refused by its seq
+            if isinstance(result, Exception):
+                log.error(
+                    "redis refused a count record", extra={"camera": record.camera, "error": str(result)}
                 )
-        elif isinstance(result, Exception):
-            log.error("redis refused a count record", extra={"camera": record.camera, "error": str(result)})
+        appended = results.count(1)
+        self.written += appended
+        self.replays_refused += results.count(0)
+        if self.metrics:
+            self.metrics.redis_written.inc(appended)
 
-    def _forget_written(self, last_seq: int) -> None:
-        while self._queue and self._queue[0].seq <= last_seq:
+    def _forget_written(self, last_order: int) -> None:
+        while self._queue and self._queue[0].order <= last_order:
             self._queue.popleft()
         self._update_backlog()
 
     def _set_up(self, up: bool, error: BaseException | None = None) -> None:
         if up != self.up:
+            self.outages += self.up is True and not up
             if up:
                 log.info("redis reachable, writing backlog", extra={"backlog": self.backlog})
             else:

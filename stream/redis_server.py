@@ -156,6 +156,13 @@ class EmbeddedRedis:
             "redis.embedded_port to a free port)"
         )
 
+    def kill(self) -> None:
+        """SIGKILL the server (the soak's Redis outage); `start()` brings it back on the same port, with
+        its data when it has a `data_dir`."""
+        from stream.soak.processes import kill_process_group
+
+        kill_process_group(self.process)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from engines.engine import load_engine
 from engines.errors import CrowdstreamError
 from stream.alert_store import AlertStore
 from stream.alerts import AlertTracker
@@ -32,7 +31,7 @@ from stream.metrics import StreamMetrics
 from stream.redis_publisher import RedisPublisher, counts_key
 from stream.redis_server import EmbeddedRedis, RedisInfo, announce_redis
 from stream.web.listen import bind_socket
-from stream.worker import Worker
+from stream.worker import Worker, load_worker_engine
 from stream.zone_editor import ZoneEditor
 
 if TYPE_CHECKING:
@@ -85,9 +84,7 @@ class Service:
         """`prepare`, then load the model, start Redis, the cameras, the web server and the worker."""
         self.prepare()
         config = self.config
-        engine = load_engine(
-            config.engine.model, config.engine.backend, config.engine.threads, config.engine.device
-        )
+        engine = load_worker_engine(config.engine)
         await self._start_redis()
         self.alerts = AlertStore(
             self.hub,

@@ -23,16 +23,24 @@ from typing import Protocol
 import numpy as np
 
 from engines.counting import DENSITY_SCALE, FrameCount, count_frames
-from engines.engine import Engine
-from stream.config import CameraConfig
+from engines.engine import Engine, load_engine
+from stream.config import CameraConfig, EngineConfig
 from stream.hub import Hub, LiveSource
 from stream.metrics import WHOLE_FRAME, StreamMetrics
 from stream.readings import CameraReading, read_frame
 from stream.schedule import Schedule, spread_phase
 from stream.sources import Frame, Status
+from stream.threads import os_thread_named, set_os_thread_name
 from stream.zones import Zone
 
 log = logging.getLogger(__name__)
+
+
+def load_worker_engine(settings: EngineConfig) -> Engine:
+    """The configured engine. Its own threads (ONNX Runtime's intra-op pool) start now and are named
+    "onnxruntime" for the OS, so per-thread CPU figures tell them from the worker's thread."""
+    with os_thread_named("onnxruntime"):
+        return load_engine(settings.model, settings.backend, settings.threads, settings.device)
 
 
 class FrameSource(LiveSource, Protocol):
@@ -110,7 +118,12 @@ class Worker:
         self.record_extra = record_extra
         self.tasks: dict[str, CameraTask] = {}
         self.cycles = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="inference",
+            initializer=set_os_thread_name,
+            initargs=("inference",),
+        )
 
     def add_camera(self, camera: CameraConfig, source: FrameSource, zones: list[Zone]) -> CameraTask:
         schedule = Schedule.at_most(camera.max_fps, spread_phase(len(self.tasks)))

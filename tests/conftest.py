@@ -6,44 +6,24 @@ process group; tests may `kill()` and `start()` it again on the same port to sim
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from engines.errors import CrowdstreamError
 from stream.redis_server import free_port, redis_server_command
+from stream.soak import processes
 
 
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
     """Block until something accepts TCP connections on `port`, or fail the test."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"nothing listened on {host}:{port} within {timeout} s")
-
-
-def stop_process_group(process: subprocess.Popen, timeout: float = 5.0) -> None:
-    """SIGTERM the process group a fixture started, then SIGKILL it if it lingers."""
-    if process.poll() is not None:
-        return
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=timeout)
-    except ProcessLookupError:
-        pass
+        processes.wait_for_port(port, timeout, host)
+    except CrowdstreamError as exc:
+        pytest.fail(str(exc))
 
 
 class RedisServer:
@@ -75,13 +55,11 @@ class RedisServer:
 
     def kill(self) -> None:
         """SIGKILL: the abrupt outage a crashed or restarted Redis gives its clients."""
-        if self.running:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        processes.kill_process_group(self.process)
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_process_group(self.process)
+            processes.stop_process_group(self.process)
 
 
 @pytest.fixture

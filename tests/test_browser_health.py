@@ -10,8 +10,8 @@ import pytest
 
 from stream.config import build_config
 from stream.service import Service
+from stream.soak.rtsp_server import RtspServer
 from tests.conftest import free_port
-from tests.rtsp_server import RtspServer
 from tests.test_browser import ARTIFACTS, browser, eventually  # noqa: F401 - the browser fixture
 from tests.test_web_support import get_json
 

@@ -51,6 +51,38 @@ def test_eval_holdout_defaults_to_every_5th_and_prints_the_table():
         assert text in result.stdout, text
 
 
+@needs_data
+def test_eval_against_a_baseline_pairs_the_same_images():
+    result = run_cli(
+        "eval",
+        str(PART_B),
+        "--holdout",
+        "--limit",
+        "3",
+        "--model",
+        "crowd-lite0-int8",
+        "--baseline",
+        "default",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    alone = json.loads(run_cli("eval", str(PART_B), "--holdout", "--limit", "3", "--json").stdout)
+    base = report["baseline"]
+    assert base["model"].endswith("crowd-lite0.onnx") and base["mae"] == pytest.approx(alone["mae"])
+    assert base["mae_delta"] == pytest.approx(report["mae"] - alone["mae"])
+    low, high = base["mae_delta_ci95"]
+    changes = [
+        abs(new["predicted"] - new["truth"]) - abs(old["predicted"] - old["truth"])
+        for new, old in zip(report["per_image"], alone["per_image"], strict=True)
+    ]
+    assert min(changes) - 1e-9 <= low <= base["mae_delta"] <= high <= max(changes) + 1e-9
+    assert base["images_better"] == sum(c < 0 for c in changes)
+    assert base["images_worse"] == sum(c > 0 for c in changes)
+    same = run_cli("eval", str(PART_B), "--holdout", "--limit", "2", "--baseline", "default")
+    assert "change +0.00 (paired 95 % CI +0.00 to +0.00); 0 images better, 0 worse" in same.stdout
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -59,6 +91,7 @@ def test_eval_holdout_defaults_to_every_5th_and_prints_the_table():
         (("eval", str(PART_B), "--every", "1"), "--every must be at least 2"),
         (("eval", "/no/such/folder", "--holdout"), "no such data set folder"),
         (("eval", str(PART_B), "--limit", "0"), "--limit must be at least 1"),
+        (("eval", str(PART_B), "--baseline", "/no/model.onnx"), "/no/model.onnx"),
         (("check", "negatives", "--every", "0"), "--every must be at least 2"),
         (("check", "negatives", "--save", "/no/such/folder/x"), "--save: /no/such/folder does not exist"),
         (("check", "demo", "--clip", "/no/clip.mp4"), "no such clip"),

@@ -11,6 +11,7 @@ from training.metrics import (
     errors_by_bucket,
     game_error,
     mae,
+    mae_delta_interval,
     mae_interval,
     nae,
     region_counts_from_density,
@@ -104,3 +105,25 @@ def test_mae_interval_matches_the_normal_approximation_and_is_reproducible():
     assert low == pytest.approx(1 - 0.057, abs=0.006) and high == pytest.approx(1 + 0.057, abs=0.006)
     assert mae_interval(predicted, truth) == (low, high)  # fixed seed: the same interval every run
     assert mae_interval(predicted, truth, seed=1) != (low, high)
+
+
+def test_paired_mae_delta_interval_by_hand():
+    truth = [10, 20, 30]
+    # every image 2 better than the baseline: every resample's change is -2
+    assert mae_delta_interval([10, 20, 30], [12, 18, 32], truth) == pytest.approx((-2.0, -2.0))
+    # one image 4 better, one 4 worse: resamples range over -4..+4
+    assert mae_delta_interval([10, 24], [14, 20], [10, 20]) == pytest.approx((-4.0, 4.0))
+
+
+def test_the_paired_interval_is_narrower_than_the_unpaired_one_when_errors_share_hard_images():
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(50, 500, 80)
+    hardness = rng.normal(0, 40, 80)  # the same hard images for both models
+    baseline = truth + hardness
+    improved = truth + hardness * 0.9 + rng.normal(0, 2, 80)
+    low, high = mae_delta_interval(improved, baseline, truth)
+    assert high < 0  # the improvement is real and the paired interval shows it
+    base_low, base_high = mae_interval(baseline, truth)
+    new_low, new_high = mae_interval(improved, truth)
+    assert new_high > base_low  # side by side, the two MAE intervals overlap
+    assert high - low < (base_high - base_low) / 3

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import free_port, stop_process_group, wait_for_port
+from stream.soak.processes import stop_process_group
+from tests.conftest import free_port, wait_for_port
 from tests.test_service import Served, serve  # noqa: F401 - the `serve` fixture
 
 PROMETHEUS = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"

@@ -62,12 +62,15 @@ async def test_records_reach_stream_hash_and_channel(redis_url: str) -> None:
     first = entries[0][1]
     assert json.loads(first["zones"]) == [{"name": "door", "count": 5.0, "density": 0.5}]
     assert (first["densest"], first["worker"], first["fence"]) == ("5,7", "w1", "3")
+    assert [fields["seq"] for _, fields in entries] == ["1", "2", "3", "4", "5"]
+    assert {fields["run"] for _, fields in entries} == {publisher.run_id}
     latest = await listener.hgetall(latest_key(PREFIX, "gate"))
     assert float(latest["count"]) == 14.0 and latest["stream_id"] == entries[-1][0]
     messages = []
     while len(messages) < 5 and (message := await pubsub.get_message(timeout=2)):
         messages.append(json.loads(message["data"]))
     assert [m["count"] for m in messages] == [10.0, 11.0, 12.0, 13.0, 14.0]
+    assert [m["seq"] for m in messages] == [1, 2, 3, 4, 5]
     await pubsub.aclose()
     await listener.aclose()
 
@@ -128,18 +131,24 @@ async def test_replayed_batch_is_not_written_twice(redis_url: str) -> None:
         batch = list(publisher._queue)
         assert await publisher.flush(timeout=5)
         await publisher._write(batch)  # as after a connection lost between sending and the reply
+        assert (publisher.written, publisher.replays_refused) == (3, 3)
     entries = await read_counts(redis_url, "gate")
     assert [float(fields["count"]) for _, fields in entries] == [0.0, 1.0, 2.0]
 
 
-async def test_clock_stepping_back_still_appends(redis_url: str) -> None:
-    """A restarted worker whose clock is behind the stream's newest entry still gets its records in."""
+async def test_clock_stepping_back_still_appends_once(redis_url: str) -> None:
+    """A restarted worker whose clock is behind the stream's newest entry still gets its records in, and
+    the sequence check, not the stream ID, refuses a replay of one (its planned ID was taken, so Redis
+    gave it another)."""
     now = time.time()
     async with running(RedisPublisher(redis_url, prefix=PREFIX)) as ahead:
         ahead.publish(reading("gate", now + 3600, 1.0))
         assert await ahead.flush(timeout=5)
     async with running(RedisPublisher(redis_url, prefix=PREFIX)) as behind:
         behind.publish(reading("gate", now, 2.0))
+        batch = list(behind._queue)
         assert await behind.flush(timeout=5)
+        await behind._write(batch)
     entries = await read_counts(redis_url, "gate")
-    assert [float(fields["count"]) for _, fields in entries] == [1.0, 2.0]
+    assert [(float(f["count"]), f["seq"]) for _, f in entries] == [(1.0, "1"), (2.0, "1")]
+    assert entries[0][1]["run"] != entries[1][1]["run"]

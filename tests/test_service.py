@@ -23,7 +23,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.redis_publisher import counts_key
-from tests.conftest import RedisServer, free_port, stop_process_group
+from stream.soak.processes import stop_process_group
+from tests.conftest import RedisServer, free_port
 
 PREFIX = "svc:"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from stream.soak.rtsp_server import RtspServer
 from stream.sources import open_source
 from stream.sources.capture import AvReader
 from tests.conftest import free_port
-from tests.rtsp_server import RtspServer
 from tests.test_sources import wait_until
 
 

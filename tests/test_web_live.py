@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import re
 import socket
@@ -23,6 +24,8 @@ import stream.pictures
 from stream.overlay import render_overlay
 from stream.web.app import LIVE_VIEW, VIEWER_SLOTS
 from stream.web.config import HttpConfig
+from stream.web.frames import LiveCursor
+from stream.web.webrtc import AnnotatedTrack
 from tests.test_web_support import Served, serve
 
 
@@ -100,14 +103,17 @@ def overlay_distance(image: np.ndarray, annotated: list[np.ndarray], raws: list[
 
 async def test_viewer_gets_every_camera_frame_with_the_newest_overlay() -> None:
     async with serve(HttpConfig(live_fps=30)) as served:
+        connecting = time.monotonic()
         pc, track = await watch(served.url, "gate")
         frames = await receive(track, 24)
         assert served.hub.watching("gate") and not served.hub.watching("hall")
         steps = media_steps(frames)
         assert min(steps) >= 0.9 / 30  # never faster than http.live_fps
         assert np.median(steps) >= 0.5 / served.clip.fps, steps  # paced by the camera's frames
-        wall = frames[-1][0] - frames[0][0]
-        assert 0.25 < sum(steps) / wall < 4, (sum(steps), wall)  # stamped from the clock, not frame counts
+        # Stamped from the clock, not from frame counts: the server (this process, this clock) stamped the
+        # frames between the offer and the last arrival, so media time cannot run ahead of that span; a
+        # slow machine only widens the span.
+        assert sum(steps) <= frames[-1][0] - connecting, (sum(steps), frames[-1][0] - connecting)
         # With counting paused the overlay is fixed: every picture is a clip frame with that overlay.
         await served.pause_counting()
         camera = served.hub.cameras["gate"]
@@ -250,9 +256,14 @@ async def test_a_stalled_mjpeg_viewer_is_dropped_and_others_keep_playing() -> No
         await until(lambda: released(served))
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+def alive(*kinds: type) -> dict[str, int]:
+    """How many objects of each kind exist after a full garbage collection."""
+    gc.collect()
+    counts = dict.fromkeys((kind.__name__ for kind in kinds), 0)
+    for thing in gc.get_objects():
+        if type(thing) in kinds:  # not isinstance: that wakes lazy proxies (torch warns)
+            counts[type(thing).__name__] += 1
+    return counts
 
 
 @pytest.mark.timeout(180)
@@ -265,9 +276,9 @@ async def test_twenty_viewers_at_once_with_half_of_them_not_reading() -> None:
         offer_rate_per_minute=100,
         connect_timeout_s=120,  # 20 handshakes on a busy 2-core machine; expiry is tested above
     )
+    server_side = (AnnotatedTrack, LiveCursor)
     async with serve(http) as served:
-        baseline = rss_mb()
-        memory, growth = [], []
+        before = alive(*server_side, RTCPeerConnection)
         for _ in range(2):
             viewers = await asyncio.gather(*(watch(served.url, ("gate", "hall")[i % 2]) for i in range(20)))
             async with (
@@ -282,9 +293,11 @@ async def test_twenty_viewers_at_once_with_half_of_them_not_reading() -> None:
             for frames in received:  # each reader keeps getting the newest frames, paced, no backlog
                 assert min(media_steps(frames)) >= 0.9 / http.live_fps
             assert len(served.app[LIVE_VIEW].viewers) == 20
-            growth.append(rss_mb() - baseline)  # this process holds the server and all 20 clients
+            # one track and one cursor per viewer, whoever reads: nothing is made per frame
+            assert alive(*server_side) == {"AnnotatedTrack": 20, "LiveCursor": 20}
             await asyncio.gather(*(pc.close() for pc, _ in viewers))
             await until(lambda: released(served), 30)
-            memory.append(rss_mb())
-        assert memory[1] - memory[0] < 80, memory  # a second round of 20 viewers leaves nothing behind
-        assert max(growth) < 600, growth  # 20 viewers cost memory in proportion, not a leak per frame
+            del viewers, reading, received
+            # a round of 20 viewers leaves nothing behind, on the server or in the clients (their
+            # closing tasks finish a moment after the slots are freed)
+            await until(lambda: alive(*server_side, RTCPeerConnection) == before, 30)

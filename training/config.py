@@ -69,7 +69,9 @@ class TrainConfig(BaseModel):
         description="channels-last tensors: 2x the fp32 tiles/s of contiguous on the 2-core CPU (bench train)",
     )
     workers: int | None = Field(
-        None, ge=0, description="tile-making threads; None: 0 on the CPU, cores-2 on CUDA"
+        None,
+        ge=0,
+        description="tile-planning threads; None: 0 on the CPU, 2 on CUDA (cores-2 for the density loss)",
     )
     select: Literal["best", "last"] = Field(
         "best", description="checkpoint to finalise: best validation score, or the last (annealed) epoch"

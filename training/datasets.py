@@ -1,26 +1,27 @@
 """Training and validation data: ShanghaiTech parts held in memory, cut into tiles the way the stream cuts
 frames (engines.preprocess), over a wide range of scales, with people-free tiles mixed in.
 
-A sample is a 224×224 RGB uint8 tile (normalised on the training device, so loader processes only crop and
-resize), the head points inside it in output-pixel coordinates (for the point loss) and, when the images
-carry Gaussian density maps, the tile's density target (for the previous loss).
+A sample is a planned tile (training.tile_render: which image, which box, which flip, colour and blur; the
+pixels are made on the training device), the head points inside it in output-pixel coordinates (for the
+point loss) and, when the images carry Gaussian density maps, the tile's density target (for the previous
+loss).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from engines.preprocess import plan_tiles, resize_density, resize_tile
+from engines.preprocess import plan_tiles, resize_density
 from engines.spec import OUTPUT_SIZE, PIXEL_MEAN, PIXEL_STD
 from training.annotations import Sample, load_any
 from training.density import DensityConfig, density_map
 from training.negatives import TextureBank, head_free_box
+from training.tile_render import TilePlan
 
 
 @dataclass
@@ -64,14 +65,18 @@ class Augment:
 
 
 @dataclass
-class TileSample:
-    tile: np.ndarray  # (224, 224, 3) BGR uint8
-    points: np.ndarray  # (P, 2) float32 (x, y) in output pixels
-    density: np.ndarray | None  # (56, 56) float32 or None
+class PlannedTile:
+    """A training tile before its pixels exist: the plan, the heads inside it in output-pixel coordinates
+    (for the point loss) and, for the previous loss, its (56, 56) density target (else None)."""
+
+    plan: TilePlan
+    points: np.ndarray
+    density: np.ndarray | None
 
 
 class TileDataset(Dataset):
-    """Random tiles at random scales. Each part contributes equally per epoch (balanced dense/sparse)."""
+    """Random tiles at random scales, as plans for a TileRenderer over `sources` (the images, then the
+    synthetic textures). Each part contributes equally per epoch (balanced dense/sparse)."""
 
     def __init__(
         self,
@@ -82,9 +87,10 @@ class TileDataset(Dataset):
         seed: int,
         textures: TextureBank | None = None,
     ):
-        self.groups: dict[str, list[LoadedImage]] = {}
-        for image in images:
-            self.groups.setdefault(image.part, []).append(image)
+        self.images = images
+        self.groups: dict[str, list[int]] = {}
+        for index, image in enumerate(images):
+            self.groups.setdefault(image.part, []).append(index)
         self.parts = sorted(self.groups)
         self.tiles = tiles
         self.samples_per_part = samples_per_part
@@ -92,6 +98,8 @@ class TileDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.textures = textures if textures is not None or not augment.negatives else TextureBank(seed)
+        texture_images = self.textures.textures if self.textures is not None else []
+        self.sources = [image.image for image in images] + texture_images
 
     def __len__(self) -> int:
         return self.samples_per_part * len(self.parts)
@@ -99,26 +107,17 @@ class TileDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> PlannedTile:
         rng = np.random.default_rng((self.seed, self.epoch, index))
         group = self.groups[self.parts[index % len(self.parts)]]
-        item = group[rng.integers(len(group))]
-        sample = self.sample(item, rng)
+        tile = self.sample(group[rng.integers(len(group))], rng)
         if self.augment.flip and rng.random() < 0.5:
-            sample = flip(sample)
-        tile = self._photometric(sample.tile, rng)
-        rgb = torch.from_numpy(np.ascontiguousarray(tile[..., ::-1].transpose(2, 0, 1)))
-        density = torch.empty(0) if sample.density is None else torch.from_numpy(sample.density[None].copy())
-        return rgb, torch.from_numpy(sample.points), density
+            tile = flip(tile)
+        return PlannedTile(self._photometric(tile.plan, rng), tile.points, tile.density)
 
-    def sample(self, item: LoadedImage, rng: np.random.Generator) -> TileSample:
-        """A crop of `item` at a random scale, or (with probability `negatives`) a people-free tile."""
-        box = self.crop_box(item, rng)
-        return self._texture(item, rng) if box is None else crop_sample(item, *box)
-
-    def crop_box(self, item: LoadedImage, rng: np.random.Generator) -> tuple[int, int, int, int] | None:
-        """A random (y0, x0, h, w) crop at a random scale: with probability `negatives` a head-free one,
-        None when the image has no head-free area (a synthetic texture stands in)."""
+    def sample(self, source: int, rng: np.random.Generator) -> PlannedTile:
+        """A crop of image `source` at a random scale, or (with probability `negatives`) a people-free tile."""
+        item = self.images[source]
         h, w = item.image.shape[:2]
         grid = plan_tiles(h, w, self.tiles)
         scale = np.exp(rng.uniform(*np.log(self.augment.scale)))
@@ -126,29 +125,35 @@ class TileDataset(Dataset):
         ch = int(np.clip(round(h / grid.rows * scale * np.sqrt(aspect)), 16, h))
         cw = int(np.clip(round(w / grid.cols * scale / np.sqrt(aspect)), 16, w))
         if rng.random() < self.augment.negatives:
-            return head_free_box(item.sample.points, h, w, ch, cw, rng)
-        return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
+            box = head_free_box(item.sample.points, h, w, ch, cw, rng)
+            if box is None:
+                return self._texture(item, rng)
+            y0, x0, ch, cw = box
+        else:
+            y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        return crop_plan(source, item, y0, x0, ch, cw)
 
-    def _texture(self, item: LoadedImage, rng: np.random.Generator) -> TileSample:
+    def _texture(self, item: LoadedImage, rng: np.random.Generator) -> PlannedTile:
         density = None if item.density is None else np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.float32)
-        return TileSample(self.textures.draw(rng), np.zeros((0, 2), np.float32), density)
+        plan = self.textures.plan(rng, first_source=len(self.images))
+        return PlannedTile(plan, np.zeros((0, 2), np.float32), density)
 
-    def _photometric(self, tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _photometric(self, plan: TilePlan, rng: np.random.Generator) -> TilePlan:
+        """Greyscale, defocus blur and colour gain/offset, drawn here and applied by the renderer."""
         strength = self.augment.colour
-        if rng.random() < self.augment.greyscale:
-            tile = cv2.cvtColor(cv2.cvtColor(tile, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-        if rng.random() < self.augment.blur:
-            tile = cv2.GaussianBlur(tile, (0, 0), rng.uniform(0.5, 1.5))
+        grey = bool(rng.random() < self.augment.greyscale) or plan.grey
+        blur = float(rng.uniform(0.5, 1.5)) if rng.random() < self.augment.blur else 0.0
+        gain, offset = plan.gain, plan.offset
         if strength > 0:
-            gain = rng.uniform(1 - strength, 1 + strength, size=3) * rng.uniform(1 - strength, 1 + strength)
-            offset = rng.uniform(-strength, strength) * 64
-            tile = np.clip(tile.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
-        return tile
+            channel = rng.uniform(1 - strength, 1 + strength, size=3) * rng.uniform(
+                1 - strength, 1 + strength
+            )
+            gain, offset = tuple(float(g) for g in channel), float(rng.uniform(-strength, strength) * 64)
+        return replace(plan, grey=grey, blur=blur, gain=gain, offset=offset)
 
 
-def crop_sample(item: LoadedImage, y0: int, x0: int, ch: int, cw: int) -> TileSample:
-    """The crop resized to the model input, its heads in output pixels and (if any) its density target."""
-    tile = resize_tile(item.image[y0 : y0 + ch, x0 : x0 + cw])
+def crop_plan(source: int, item: LoadedImage, y0: int, x0: int, ch: int, cw: int) -> PlannedTile:
+    """The crop of image `source` as a plan, its heads in output pixels and (if any) its density target."""
     points = item.sample.points
     inside = (points[:, 0] >= x0) & (points[:, 0] < x0 + cw) & (points[:, 1] >= y0) & (points[:, 1] < y0 + ch)
     scale = np.array([OUTPUT_SIZE / cw, OUTPUT_SIZE / ch], dtype=np.float32)
@@ -156,29 +161,28 @@ def crop_sample(item: LoadedImage, y0: int, x0: int, ch: int, cw: int) -> TileSa
     density = None
     if item.density is not None:
         density = resize_density(item.density[y0 : y0 + ch, x0 : x0 + cw], OUTPUT_SIZE, OUTPUT_SIZE)
-    return TileSample(tile, local.reshape(-1, 2), density)
+    return PlannedTile(TilePlan(source, (y0, x0, ch, cw)), local.reshape(-1, 2), density)
 
 
-def flip(sample: TileSample) -> TileSample:
-    """Mirror left-right: pixels, head x coordinates and the density target."""
-    points = sample.points.copy()
+def flip(tile: PlannedTile) -> PlannedTile:
+    """Mirror left-right: the plan, the head x coordinates and the density target."""
+    points = tile.points.copy()
     points[:, 0] = OUTPUT_SIZE - points[:, 0]
-    density = None if sample.density is None else sample.density[:, ::-1].copy()
-    return TileSample(sample.tile[:, ::-1].copy(), points, density)
+    density = None if tile.density is None else tile.density[:, ::-1].copy()
+    return PlannedTile(replace(tile.plan, flip=not tile.plan.flip), points, density)
 
 
-def collate_tiles(batch: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack tiles; pad the head lists to the longest with a validity mask (the point loss is batched)."""
-    images = torch.stack([b[0] for b in batch])
-    longest = max(len(b[1]) for b in batch)
+def collate_tiles(batch: list[PlannedTile]) -> dict:
+    """The plans of a batch; heads padded to the longest with a validity mask (the point loss is batched)."""
+    longest = max(len(tile.points) for tile in batch)
     points = torch.zeros(len(batch), longest, 2)
     valid = torch.zeros(len(batch), longest, dtype=torch.bool)
-    for row, (_, heads, _) in enumerate(batch):
-        points[row, : len(heads)] = heads
-        valid[row, : len(heads)] = True
-    out = {"images": images, "points": points, "valid": valid}
-    if batch[0][2].numel():
-        out["density"] = torch.stack([b[2] for b in batch])
+    for row, tile in enumerate(batch):
+        points[row, : len(tile.points)] = torch.from_numpy(tile.points)
+        valid[row, : len(tile.points)] = True
+    out = {"plans": [tile.plan for tile in batch], "points": points, "valid": valid}
+    if batch[0].density is not None:
+        out["density"] = torch.stack([torch.from_numpy(tile.density[None].copy()) for tile in batch])
     return out
 
 
@@ -187,6 +191,7 @@ _STD = torch.from_numpy(PIXEL_STD).view(1, 3, 1, 1)
 
 
 def normalise_rgb(images: torch.Tensor) -> torch.Tensor:
-    """(N, 3, S, S) RGB uint8 on any device → float32 standardised exactly like engines.preprocess.normalise."""
+    """(N, 3, S, S) RGB in 0..255 (uint8 or float) on any device → float32 standardised exactly like
+    engines.preprocess.normalise."""
     mean, std = _MEAN.to(images.device), _STD.to(images.device)
     return (images.float() - mean) / std

@@ -65,7 +65,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "annotated head), resizes it up by Z and scores it against the heads inside the window.",
         epilog="examples:\n  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --limit 20 --json\n"
         "  crowdstream eval ../shared/data/shanghaitech/part_A/train_data --holdout   # the validation images\n"
-        "  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --holdout --every 5 --zoom 1.5 2 3",
+        "  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --holdout --every 5 --zoom 1.5 2 3\n"
+        "  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --holdout --model new.onnx --baseline default",
     )
     p.add_argument("dataset", type=Path, help="data set folder")
     add_engine_options(p)
@@ -84,11 +85,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--zoom", type=float, nargs="+", metavar="Z", help="also score crops zoomed Z times, e.g. 1.5 2 3"
     )
+    p.add_argument(
+        "--baseline",
+        metavar="MODEL",
+        help="also score this model on the same images and report the MAE difference with a paired 95 %% interval",
+    )
     p.set_defaults(handler=_eval)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from training.evaluate import Scene, dataset_samples, evaluate_variants, unchanged
+    from engines.engine import load_engine
+    from training.evaluate import Scene, dataset_samples, evaluate, evaluate_variants, unchanged, versus
     from training.zoom import check_zoom, zoom_rows, zoom_variants
 
     every = check_every(args.every) if args.every is not None else (HOLDOUT_EVERY if args.holdout else None)
@@ -101,6 +108,7 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.dataset.is_dir():
         raise CrowdstreamError(f"{args.dataset}: no such data set folder")
     engine = open_engine(args)
+    baseline = load_engine(args.baseline, args.backend, threads=args.threads) if args.baseline else None
     samples = dataset_samples(args.dataset, args.limit, every)
     if not samples:
         raise CrowdstreamError(f"{args.dataset}: no annotated images to score (fewer than --every {every}?)")
@@ -118,6 +126,9 @@ def _eval(args: argparse.Namespace) -> int:
     }
     if zooms:
         summary["zoom"] = zoom_rows(results, summary["mae"])
+    if baseline is not None:
+        scored = evaluate(baseline, samples, tiles=args.tiles, progress=show_progress(args))
+        summary["baseline"] = versus(whole, scored, str(baseline.model_path))
     if args.json:
         rows = zip(whole.names, whole.truth, whole.predicted, strict=True)
         summary["per_image"] = [{"name": n, "truth": t, "predicted": p} for n, t, p in rows]
@@ -152,6 +163,14 @@ def format_summary(summary: dict) -> str:
                 f"  {row['zoom']:>4g}x  {row['crop']:>6}  {row['truth_mean']:7.1f}  {row['mae']:7.2f}  "
                 f"{_num(row['nae'], '6.3f')}  {row['bias']:+8.2f}  {_pct(row['bias_pct']):>8}  {row['mae_ratio']:.2f}"
             )
+    if "baseline" in summary:
+        base = summary["baseline"]
+        low, high = base["mae_delta_ci95"]
+        lines.append(
+            f"  against {base['model']}: MAE {base['mae']:.2f} -> {summary['mae']:.2f}, change {base['mae_delta']:+.2f}"
+            f" (paired 95 % CI {low:+.2f} to {high:+.2f}); {base['images_better']} images better,"
+            f" {base['images_worse']} worse"
+        )
     lines.append(
         f"  {summary['seconds_per_image'] * 1000:.1f} ms and {summary['inputs_per_image']:.2f} model inputs per image"
     )

@@ -26,6 +26,7 @@ from training.metrics import (
     errors_by_bucket,
     game_error,
     mae,
+    mae_delta_interval,
     mae_interval,
     nae,
     rmse,
@@ -105,6 +106,25 @@ class Evaluation:
             "seconds_per_image": self.seconds / images if images else float("nan"),
             "inputs_per_image": self.inputs / images if images else float("nan"),
         }
+
+
+def versus(evaluation: Evaluation, baseline: Evaluation, model: str) -> dict:
+    """How `evaluation` compares with `baseline` on the same images: both MAEs, the difference with its
+    paired bootstrap interval, and how many images got better or worse."""
+    if baseline.names != evaluation.names:
+        raise ValueError("a comparison needs both models scored on the same images")
+    errors = np.abs(np.subtract(evaluation.predicted, evaluation.truth))
+    baseline_errors = np.abs(np.subtract(baseline.predicted, baseline.truth))
+    low, high = mae_delta_interval(evaluation.predicted, baseline.predicted, evaluation.truth)
+    return {
+        "model": model,
+        "mae": mae(baseline.predicted, baseline.truth),
+        "bias_pct": bias_percent(baseline.predicted, baseline.truth),
+        "mae_delta": float(errors.mean() - baseline_errors.mean()),
+        "mae_delta_ci95": [low, high],
+        "images_better": int((errors < baseline_errors).sum()),
+        "images_worse": int((errors > baseline_errors).sum()),
+    }
 
 
 def dataset_samples(root: Path, limit: int | None = None, every: int | None = None) -> list[Sample]:

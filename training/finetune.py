@@ -40,7 +40,7 @@ from training.onnx_weights import (
     write_tuned,
 )
 from training.schedule import WarmupCosine
-from training.snapshots import MixedTiles, SnapshotTiles, mixed_batch, read_snapshots, split_snapshots
+from training.snapshots import MixedTiles, SnapshotTiles, read_snapshots, split_snapshots
 
 log = logging.getLogger(__name__)
 Emit = Callable[[dict], None]
@@ -177,7 +177,7 @@ def train(
         elapsed = time.perf_counter() - started
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr(schedule.progress(step, elapsed))
-        batch = mixed_batch(tiles, step * config.batch_size, config.batch_size)
+        batch = tiles.batch(step * config.batch_size, config.batch_size)
         loss = step_loss(module, teacher, batch, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

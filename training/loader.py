@@ -1,8 +1,9 @@
-"""Batches of training tiles made by a pool of threads.
+"""Batches of planned training tiles made by a pool of threads.
 
-Threads, not loader processes: cropping, resizing and decoding run in OpenCV and NumPy, which release the GIL,
-so threads keep a GPU fed, and nothing is forked from a process that holds a CUDA context (forked loader
-processes hung on the borrowed, gVisor-sandboxed H200 before delivering a batch). The order is a seeded
+Threads, not loader processes: a tile is planned in Python in microseconds (its pixels are made on the
+training device, training.tile_render) and the previous loss's density targets are resized by OpenCV, which
+releases the GIL; nothing is forked from a process that holds a CUDA context (forked loader processes hung
+on the borrowed, gVisor-sandboxed H200 before delivering a batch). The order is a seeded
 permutation per epoch, so a resumed run sees exactly the batches an uninterrupted one would.
 """
 

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from engines.spec import INPUT_SIZE
+from training.tile_render import TilePlan
 
 TEXTURE_SIDE = 448
 GREY_SHARE = 0.4
@@ -158,7 +159,7 @@ def perspective(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
 
 
 class TextureBank:
-    """A fixed set of synthetic textures made once (loader processes share it), drawn as random crops."""
+    """A fixed set of synthetic textures made once, drawn as random crops (rendered with the training images)."""
 
     def __init__(self, seed: int, size: int = 80):
         rng = np.random.default_rng((seed, 7))
@@ -169,15 +170,12 @@ class TextureBank:
                 image = perspective(rng, image)
             self.textures.append(image)
 
-    def draw(self, rng: np.random.Generator) -> np.ndarray:
-        """A random crop of a random texture, resized to the model input, rotated by a multiple of 90° and
-        often grey: part A's greyscale photos are dense crowds, so grey texture must not read as one."""
-        texture = self.textures[rng.integers(len(self.textures))]
+    def plan(self, rng: np.random.Generator, first_source: int) -> TilePlan:
+        """A random square crop of a random texture (textures are sources `first_source` onwards), rotated
+        by a multiple of 90° and often grey: part A's greyscale photos are dense crowds, so grey texture must
+        not read as one."""
+        texture = int(rng.integers(len(self.textures)))
         side = int(rng.integers(INPUT_SIZE // 2, TEXTURE_SIDE + 1))
         y0, x0 = (int(v) for v in rng.integers(0, TEXTURE_SIDE - side + 1, size=2))
-        crop = cv2.resize(
-            texture[y0 : y0 + side, x0 : x0 + side], (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA
-        )
-        if rng.random() < GREY_SHARE:
-            crop = cv2.cvtColor(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-        return np.ascontiguousarray(np.rot90(crop, int(rng.integers(4))))
+        grey = bool(rng.random() < GREY_SHARE)
+        return TilePlan(first_source + texture, (y0, x0, side, side), turns=int(rng.integers(4)), grey=grey)

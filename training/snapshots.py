@@ -20,7 +20,8 @@ from engines.errors import CrowdstreamError
 from engines.frames import spread
 from engines.spec import OUTPUT_SIZE
 from training.annotations import AnnotationError, Sample, list_dataset, load_any
-from training.datasets import LoadedImage, TileDataset, TileSample, collate_tiles, crop_sample
+from training.datasets import PlannedTile, TileDataset, collate_tiles, crop_plan
+from training.tile_render import TileRenderer
 
 
 class DatasetError(CrowdstreamError):
@@ -77,22 +78,23 @@ def empty_mask(regions: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarra
 
 class SnapshotTiles(TileDataset):
     """Tiles of the camera's snapshots. The density slot of a tile carries its "nobody here" mask (the
-    point loss needs no density map), so flips mirror it with the pixels; with probability `empty_share`
-    a tile is cut from inside a marked box."""
+    point loss needs no density map), so flips mirror it with the tile; with probability `empty_share` a
+    tile is cut from inside a marked box, and a synthetic texture is "nobody here" all over."""
 
     empty_share = 0.2
 
-    def sample(self, item: LoadedImage, rng: np.random.Generator) -> TileSample:
+    def sample(self, source: int, rng: np.random.Generator) -> PlannedTile:
+        item = self.images[source]
         regions = item.sample.empty_regions
-        box = None
         if len(regions) and rng.random() < self.empty_share:
             box = _inside(regions[rng.integers(len(regions))], rng)
-        box = box or self.crop_box(item, rng)
-        if box is None:  # no head-free area asked for and found: a texture, all of it "nobody here"
-            texture = self._texture(item, rng)
-            return TileSample(texture.tile, texture.points, np.ones((OUTPUT_SIZE, OUTPUT_SIZE), np.float32))
-        tile = crop_sample(item, *box)
-        return TileSample(tile.tile, tile.points, empty_mask(regions, box))
+            if box is not None:
+                tile = crop_plan(source, item, *box)
+                return PlannedTile(tile.plan, tile.points, empty_mask(regions, box))
+        tile = super().sample(source, rng)
+        if tile.plan.source >= len(self.images):
+            return PlannedTile(tile.plan, tile.points, np.ones((OUTPUT_SIZE, OUTPUT_SIZE), np.float32))
+        return PlannedTile(tile.plan, tile.points, empty_mask(regions, tile.plan.box))
 
 
 def _inside(region: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, int] | None:
@@ -107,30 +109,40 @@ def _inside(region: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int
 @dataclass
 class MixedTiles(Dataset):
     """Camera tiles with a share of replayed training-data tiles, so the model keeps what it knew; an endless
-    stream (any index is a tile), since a fine-tune runs for a time budget, not for epochs."""
+    stream (any index is a tile), since a fine-tune runs for a time budget, not for epochs. Each set renders
+    its own plans (training.tile_render) on the CPU."""
 
     camera: SnapshotTiles
     replay: TileDataset | None
     replay_share: float
     seed: int
 
+    def __post_init__(self) -> None:
+        self.renderers = {False: TileRenderer(self.camera.sources)}
+        if self.replay is not None:
+            self.renderers[True] = TileRenderer(self.replay.sources)
+
     def is_replay(self, index: int) -> bool:
         """Whether tile `index` is a replayed training-data tile (fixed by the seed and the index)."""
         rng = np.random.default_rng((self.seed, 11, index))
         return self.replay is not None and bool(rng.random() < self.replay_share)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> PlannedTile:
         if self.is_replay(index):
-            image, points, _ = self.replay[index]
-            return image, points, torch.zeros(1, OUTPUT_SIZE, OUTPUT_SIZE)
+            tile = self.replay[index]
+            return PlannedTile(tile.plan, tile.points, np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.float32))
         return self.camera[index]
 
-
-def mixed_batch(tiles: MixedTiles, first: int, size: int) -> dict[str, torch.Tensor]:
-    """Tiles first..first+size-1 collated (collate_tiles), the "nobody here" masks under `empty`, and
-    `replay` saying which tiles are replayed training data."""
-    indices = range(first, first + size)
-    out = collate_tiles([tiles[index] for index in indices])
-    out["empty"] = out.pop("density")
-    out["replay"] = torch.tensor([tiles.is_replay(index) for index in indices])
-    return out
+    def batch(self, first: int, size: int) -> dict[str, torch.Tensor]:
+        """Tiles first..first+size-1: `images` (N, 3, 224, 224) RGB 0..255, the heads (collate_tiles), the
+        "nobody here" masks as `empty`, and `replay` saying which tiles are replayed training data."""
+        indices = range(first, first + size)
+        out = collate_tiles([self[index] for index in indices])
+        replay = [self.is_replay(index) for index in indices]
+        plans = out.pop("plans")
+        out["images"] = torch.cat(
+            [self.renderers[r].render([plan]) for plan, r in zip(plans, replay, strict=True)]
+        )
+        out["empty"] = out.pop("density")
+        out["replay"] = torch.tensor(replay)
+        return out

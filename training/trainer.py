@@ -28,6 +28,7 @@ from training.losses import LossWeights, PointLossConfig, density_loss, point_lo
 from training.metrics import mae, rmse
 from training.models import CrowdLite0, read_checkpoint
 from training.schedule import WarmupCosine
+from training.tile_render import TileRenderer
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "seconds", "tiles_per_s", "loss", "count", "lr", "score"]
@@ -170,6 +171,7 @@ class Trainer:
             ),
             self.config.seed,
         )
+        self.renderer = TileRenderer(dataset.sources, self.device)
         (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
         report = {}
         for epoch in range(self.start_epoch, self.config.epochs):
@@ -210,12 +212,21 @@ class Trainer:
     def loader_workers(self) -> int:
         if self.config.workers is not None:
             return self.config.workers
-        return max(1, (os.cpu_count() or 2) - 2) if self.device.type == "cuda" else 0
+        # Plans are cheap, so a few threads keep a GPU fed; the previous loss's density targets are resized
+        # on the CPU (OpenCV releases the GIL), so it gets more. On the CPU the model is the bottleneck.
+        if self.device.type != "cuda":
+            return 0
+        wanted = 2 if self.config.loss == "points" else (os.cpu_count() or 2) - 2
+        return max(1, min(wanted, (os.cpu_count() or 2) - 1))
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Forward (autocast where configured) and the configured loss, computed in fp32."""
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        images = normalise_rgb(batch["images"]).contiguous(memory_format=self.memory_format)
+        batch = {
+            k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+        }
+        images = normalise_rgb(self.renderer.render(batch["plans"])).contiguous(
+            memory_format=self.memory_format
+        )
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             pred = self.model(images)
         pred = pred.float()
@@ -239,7 +250,7 @@ class Trainer:
         for batch in bar:
             if self.progress >= 1.0:
                 break  # the budget ends mid-epoch: stop annealed rather than idle at the floor rate
-            tiles += len(batch["images"])
+            tiles += len(batch["plans"])
             for group in self.optimizer.param_groups:
                 group["lr"] = self.schedule.lr(self.progress)
             terms = self._loss(batch)

@@ -19,10 +19,20 @@ from pathlib import Path
 from engines.errors import CrowdstreamError
 from engines.frames import IMAGE_SUFFIXES
 from stream.sources.capture import AvReader
+from stream.sources.decoding import DecodeConfig
 from stream.sources.folder import FolderReader
 from stream.sources.source import Frame, Reader, Source, SourceFault, Status
 
-__all__ = ["DEMO_CLIP", "Frame", "Source", "SourceError", "SourceFault", "Status", "open_source"]
+__all__ = [
+    "DEMO_CLIP",
+    "DecodeConfig",
+    "Frame",
+    "Source",
+    "SourceError",
+    "SourceFault",
+    "Status",
+    "open_source",
+]
 
 DEMO_CLIP = Path(__file__).resolve().parents[1] / "demo" / "crowd-demo.mp4"
 _WEBCAM = re.compile(r"^(?:/dev/video)?(\d+)$")
@@ -48,10 +58,14 @@ def open_source(
     max_backoff: float = 30.0,
     max_pixels: int = 4096 * 4096,
     fps: float | None = None,
+    counted_fps: float | None = None,
+    decode: DecodeConfig | None = None,
 ) -> Source:
     """A not yet started Source for `url`. `fps` paces files (default: their own rate) and image
-    folders (default 1 per second); live streams run at the camera's rate. Raises SourceError for a URL
-    that can never work; everything that may recover (a camera that is off, garbage data) is retried."""
+    folders (default 1 per second); live streams run at the camera's rate. `counted_fps` is how many
+    frames a second the worker counts (None: all) and `decode` how video is decoded (see
+    stream.sources.decoding). Raises SourceError for a URL that can never work; everything that may
+    recover (a camera that is off, garbage data) is retried."""
     if not url.strip():
         raise SourceError(f"camera {camera_id!r}: empty source URL")
     limits = {
@@ -64,21 +78,31 @@ def open_source(
     for name, value in limits.items():
         if value <= 0:
             raise SourceError(f"camera {camera_id!r}: {name} must be positive, got {value}")
+    decode = decode or DecodeConfig()
     reader = _reader(
         camera_id,
         url.strip(),
+        fps=fps,
         open_timeout=open_timeout,
         read_timeout=read_timeout,
         max_pixels=max_pixels,
-        fps=fps,
+        threads=decode.threads,
+        skip_unused=decode.skip_unused,
     )
-    return Source(camera_id, url, reader, loop=loop, max_backoff=max_backoff)
+    return Source(
+        camera_id,
+        url,
+        reader,
+        loop=loop,
+        max_backoff=max_backoff,
+        counted_fps=counted_fps,
+        priority=decode.priority,
+    )
 
 
-def _reader(
-    camera_id: str, url: str, *, open_timeout: float, read_timeout: float, max_pixels: int, fps: float | None
-) -> Reader:
-    common = {"open_timeout": open_timeout, "read_timeout": read_timeout, "max_pixels": max_pixels}
+def _reader(camera_id: str, url: str, *, fps: float | None, max_pixels: int, **video: float | bool) -> Reader:
+    """The reader of `url`; `video` holds the AvReader options (timeouts, decoding)."""
+    common = {"max_pixels": max_pixels, **video}
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in _STREAM_SCHEMES:
         return AvReader(url, finite=False, options=_STREAM_SCHEMES[scheme], **common)

@@ -19,6 +19,7 @@ from collections.abc import Generator, Iterator
 import av
 import numpy as np
 
+from stream.sources.decoding import skip_frames
 from stream.sources.lag import CatchUp
 from stream.sources.source import Pixels, SourceFault, fit_size, redact
 
@@ -28,7 +29,9 @@ DEFAULT_FPS = 25.0  # pace of a file that states no frame rate
 class AvReader:
     """Decodes one URL or file with FFmpeg. Files (`finite`) yield their media time so the source paces
     them at their own frame rate (or at `fps` when given); live streams yield None and are not paced.
-    Pictures are yielded as Pixels: the conversion to BGR runs when (and if) someone calls them."""
+    Pictures are yielded as Pixels: the conversion to BGR runs when (and if) someone calls them.
+    `wanted_fps`, set by the source while the stream plays, says how many frames a second anyone needs
+    (None: all); with `skip_unused`, non-reference frames are then not decoded when few are needed."""
 
     def __init__(
         self,
@@ -41,6 +44,8 @@ class AvReader:
         read_timeout: float = 10.0,
         max_pixels: int = 4096 * 4096,
         fps: float | None = None,
+        threads: int = 1,
+        skip_unused: bool = True,
     ) -> None:
         self.url = url
         self.finite = finite
@@ -50,7 +55,11 @@ class AvReader:
         self.read_timeout = read_timeout
         self.max_pixels = max_pixels
         self.fps = fps
+        self.threads = threads
+        self.skip_unused = skip_unused
+        self.wanted_fps: float | None = None
         self.skipped = 0  # live packets skipped undecoded to catch up with real time
+        self.converted = 0  # frames converted to BGR: the ones somebody took
 
     def frames(self) -> Generator[tuple[Pixels, float | None], None, float | None]:
         try:
@@ -73,12 +82,14 @@ class AvReader:
             if not container.streams.video:
                 raise SourceFault(f"no video stream in {self.url}")
             stream = container.streams.video[0]
-            rate = self.fps or float(stream.average_rate or stream.guessed_rate or DEFAULT_FPS)
+            stream.codec_context.thread_count = self.threads
+            stream.codec_context.thread_type = "FRAME" if self.threads > 1 else "SLICE"  # PyAV's default
+            stream_rate = float(stream.average_rate or stream.guessed_rate or DEFAULT_FPS)
             media_time = None
-            for index, frame in enumerate(self._decode(container, stream)):
-                media_time = self._media_time(frame, index, rate)
+            for index, frame in enumerate(self._decode(container, stream, stream_rate)):
+                media_time = self._media_time(frame, index, stream_rate)
                 yield functools.partial(self._image, frame), media_time
-            return None if media_time is None else media_time + 1 / rate
+            return None if media_time is None else media_time + 1 / (self.fps or stream_rate)
         finally:
             container.close()
 
@@ -101,16 +112,19 @@ class AvReader:
             raise
 
     def _decode(
-        self, container: av.container.InputContainer, stream: av.VideoStream
+        self, container: av.container.InputContainer, stream: av.VideoStream, rate: float
     ) -> Iterator[av.VideoFrame]:
         """Frames of `stream`, skipping corrupt packets. Packets that keep arriving without giving a
-        picture for `read_timeout` seconds mean the bytes are garbage, just as silence would."""
+        picture for `read_timeout` seconds mean the bytes are garbage, just as silence would. Whether
+        non-reference frames are decoded is decided again before every packet: a viewer who arrives
+        gets every frame from the next packet on."""
         last_picture, problem = time.monotonic(), "no picture"
         catch_up = None if self.finite else CatchUp(redact(self.url))
         try:
             for packet in container.demux(stream):
                 if catch_up is not None and self._skip(catch_up, packet):
                     continue
+                stream.codec_context.skip_frame = skip_frames(self.wanted_fps, rate, self.skip_unused)
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError as exc:
@@ -131,16 +145,20 @@ class AvReader:
 
     def _image(self, frame: av.VideoFrame) -> np.ndarray:
         """BGR pixels, downscaled by swscale in the same pass when the frame exceeds max_pixels."""
+        self.converted += 1
         width, height = fit_size(frame.width, frame.height, self.max_pixels)
         if (width, height) == (frame.width, frame.height):
             return frame.to_ndarray(format="bgr24")
         return frame.to_ndarray(format="bgr24", width=width, height=height, interpolation="AREA")
 
-    def _media_time(self, frame: av.VideoFrame, index: int, rate: float) -> float | None:
-        """Seconds into a file: its own timestamps (variable frame rates too), or index / rate when the
-        file has none or an `fps` override asks for another pace. None for live streams."""
+    def _media_time(self, frame: av.VideoFrame, index: int, stream_rate: float) -> float | None:
+        """Seconds into a file: its own timestamps (variable frame rates too), or, at an `fps` override,
+        the frame's place in the file (its time × the file's rate, so frames skipped undecoded keep
+        their slots) at that pace; index / rate for a file without timestamps. None for live streams."""
         if not self.finite:
             return None
-        if self.fps is None and frame.time is not None:
+        if frame.time is None:
+            return index / (self.fps or stream_rate)
+        if self.fps is None:
             return frame.time
-        return index / rate
+        return round(frame.time * stream_rate) / self.fps

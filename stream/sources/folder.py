@@ -118,6 +118,7 @@ class FolderReader:
 
     finite = True
     skipped = 0  # a slideshow never falls behind real time; unusable images are logged, not counted
+    wanted_fps: float | None = None  # a slideshow is slow: every image is read whatever the need
 
     def __init__(
         self, path: Path, *, camera_id: str, fps: float = 1.0, max_pixels: int = 4096 * 4096

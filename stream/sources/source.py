@@ -3,7 +3,8 @@
 The worker is slower than most cameras, so a source must never queue: each new frame replaces the previous
 one, and frames are numbered so a consumer sees from the gaps how many it missed. A frame's pixels are
 converted to BGR only when somebody asks for them: a camera that is counted twice a second and watched by
-nobody pays the conversion for two frames a second, not for all of them. Whatever goes wrong (connection
+nobody pays the conversion for two frames a second, not for all of them, and does not even decode the
+frames no other frame refers to (stream.sources.decoding). Whatever goes wrong (connection
 refused, stalled stream, undecodable bytes, a file that ends) the thread records it, reports the camera
 down and tries again with capped exponential backoff, forever; it never raises and never stops other
 cameras.
@@ -21,6 +22,9 @@ from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
+
+from stream.sources.decoding import lower_priority
+from stream.threads import set_os_thread_name
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,7 @@ class Reader(Protocol):
 
     finite: bool
     skipped: int  # frames a live reader dropped undecoded to catch up with real time
+    wanted_fps: float | None  # set by the source: frames a second anyone needs now (None: every frame)
 
     def frames(self) -> Generator[tuple[np.ndarray | Pixels, float | None], None, float | None]:
         """Open the medium and yield (BGR image or its Pixels, media time in seconds or None); close it when the
@@ -110,10 +115,20 @@ def redact_text(text: str, url: str) -> str:
 
 class Source:
     """A camera read by its own daemon thread; the worker polls `latest()` or blocks in `wait()`.
-    `on_frame`, when set, is called (in the reader thread) after every new frame."""
+    `on_frame`, when set, is called (in the reader thread) after every new frame: somebody watches, so
+    the reader must deliver every frame; otherwise `counted_fps` frames a second are enough (None: all).
+    `priority` is the nice value the thread adds to its own, so decoding yields to inference."""
 
     def __init__(
-        self, camera_id: str, url: str, reader: Reader, *, loop: bool = True, max_backoff: float = 30.0
+        self,
+        camera_id: str,
+        url: str,
+        reader: Reader,
+        *,
+        loop: bool = True,
+        max_backoff: float = 30.0,
+        counted_fps: float | None = None,
+        priority: int = 0,
     ) -> None:
         self.camera_id = camera_id
         self.url = url
@@ -125,6 +140,8 @@ class Source:
         self.last_error: str | None = None  # why the camera went down last (its password redacted)
         self.next_retry: float | None = None  # wall-clock time of the next attempt while waiting for it
         self.on_frame: Callable[[], None] | None = None
+        self.counted_fps = counted_fps
+        self.priority = priority
         self._reader = reader
         self._frame: Frame | None = None
         self._skipped = 0  # the reader's skipped frames already numbered
@@ -137,6 +154,11 @@ class Source:
 
     def __repr__(self) -> str:
         return f"Source({self.camera_id!r}, {self.safe_url!r}, status={self.status!r})"
+
+    @property
+    def reader(self) -> Reader:
+        """What decodes this camera (its counters: frames skipped, and for video, converted)."""
+        return self._reader
 
     @property
     def safe_url(self) -> str:
@@ -209,6 +231,8 @@ class Source:
 
     def _run(self) -> None:
         """Play the medium again and again: loop finite media, back off after failures, until stopped."""
+        set_os_thread_name(self._thread.name)  # FFmpeg's decoder threads inherit name and priority
+        lower_priority(self.priority)
         delay = min(MIN_BACKOFF, self.max_backoff)
         while not self._stopping.is_set():
             before = self._frame.seq if self._frame else 0
@@ -237,6 +261,7 @@ class Source:
         try:
             with contextlib.closing(self._reader.frames()) as frames:
                 while True:
+                    self._reader.wanted_fps = self.counted_fps if self.on_frame is None else None
                     try:
                         image, media_time = next(frames)
                     except StopIteration as end:  # finite media return when their last frame ends

@@ -129,6 +129,7 @@ class Viewer:
     camera: str
     pc: RTCPeerConnection
     track: AnnotatedTrack
+    expiry: asyncio.TimerHandle | None = None  # cancelled on close: it would keep the peer alive till then
 
 
 class LiveView:
@@ -173,7 +174,9 @@ class LiveView:
         except BaseException:
             await self._close(viewer)
             raise
-        asyncio.get_running_loop().call_later(self.http.connect_timeout_s, self._expire, viewer)
+        viewer.expiry = asyncio.get_running_loop().call_later(
+            self.http.connect_timeout_s, self._expire, viewer
+        )
         return viewer.pc.localDescription
 
     def _on_state(self, viewer: Viewer) -> None:
@@ -191,6 +194,8 @@ class LiveView:
         if viewer not in self.viewers:
             return
         self.viewers.discard(viewer)
+        if viewer.expiry is not None:
+            viewer.expiry.cancel()
         viewer.track.stop()
         self.slots.release(viewer.camera)
         await viewer.pc.close()

@@ -1,9 +1,11 @@
-"""A real RTSP server on loopback for tests: GStreamer's gst-rtsp-server serving a live H.264 test pattern.
+"""A real RTSP server on loopback: GStreamer's gst-rtsp-server serving a live H.264 test pattern, or an
+H.264 MP4 file (the soak serves the demo clip, each client its own copy from the start, in real time).
 
 Two halves in one file. Run as a script with the *system* Python (Debian's python3-gi has the GStreamer
-bindings; the venv has not) it is the server. Imported by tests, `RtspServer` starts that script in its own
-process group and can kill and restart it on the same port, which is how tests simulate a camera dying and
-coming back. Only the standard library is imported at module level so both halves load anywhere.
+bindings; the venv has not) it is the server. Imported by the soak and the tests, `RtspServer` starts
+that script in its own process group and can kill and restart it on the same port, which is how a camera
+dying and coming back is simulated. Only the standard library is imported at module level so both
+halves load anywhere.
 
 Debian packages: gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base
 gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly (x264enc).
@@ -33,7 +35,12 @@ def pipeline(width: int, height: int, fps: int, pattern: str = "ball") -> str:
     )
 
 
-def serve(port: int, width: int, height: int, fps: int, pattern: str) -> None:
+def file_pipeline(path: str) -> str:
+    """An H.264 MP4 file sent as it is (no decoding or encoding), paced by the server's clock."""
+    return f"( filesrc location={path} ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+
+
+def serve(port: int, launch: str, shared: bool) -> None:
     """Serve rtsp://127.0.0.1:PORT/live until SIGTERM (system Python with python3-gi only)."""
     import gi
 
@@ -46,8 +53,8 @@ def serve(port: int, width: int, height: int, fps: int, pattern: str) -> None:
     server.set_address("127.0.0.1")
     server.set_service(str(port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(pipeline(width, height, fps, pattern))
-    factory.set_shared(True)
+    factory.set_launch(launch)
+    factory.set_shared(shared)
     server.get_mount_points().add_factory(MOUNT, factory)
     if server.attach(None) == 0:
         sys.exit(f"rtsp_server: cannot listen on 127.0.0.1:{port}")
@@ -58,7 +65,8 @@ def serve(port: int, width: int, height: int, fps: int, pattern: str) -> None:
 
 
 class RtspServer:
-    """The script above as a child process on a fixed port; `kill()` then `start()` simulates an outage."""
+    """The script above as a child process on a fixed port; `kill()` then `start()` simulates an outage.
+    With `clip` (an H.264 MP4) it serves that file, every client from its start; else the test pattern."""
 
     def __init__(
         self,
@@ -69,12 +77,14 @@ class RtspServer:
         height: int = 240,
         fps: int = 15,
         pattern: str = "ball",
+        clip: Path | None = None,
     ) -> None:
         self.port = port
         self.pattern = pattern
         self.log_path = log_path
         self.size = (width, height)
         self.fps = fps
+        self.clip = clip
         self.process: subprocess.Popen | None = None
 
     @property
@@ -83,7 +93,7 @@ class RtspServer:
 
     @staticmethod
     def available() -> str | None:
-        """None if the server can run here, else why not (for pytest.skip)."""
+        """None if the server can run here, else why not."""
         if not shutil.which(SYSTEM_PYTHON):
             return f"{SYSTEM_PYTHON} is missing"
         probe = (
@@ -93,23 +103,12 @@ class RtspServer:
         return None if result.returncode == 0 else "GStreamer RTSP server bindings are not installed"
 
     def start(self) -> None:
-        from tests.conftest import wait_for_port  # pytest-only helper; the script half never gets here
+        from stream.soak.processes import wait_for_port  # the script half never gets here
 
         width, height = self.size
-        command = [
-            SYSTEM_PYTHON,
-            __file__,
-            "--port",
-            str(self.port),
-            "--width",
-            str(width),
-            "--height",
-            str(height),
-            "--fps",
-            str(self.fps),
-            "--pattern",
-            self.pattern,
-        ]
+        source = ["--clip", str(self.clip)] if self.clip else ["--pattern", self.pattern]
+        size = ["--width", str(width), "--height", str(height), "--fps", str(self.fps)]
+        command = [SYSTEM_PYTHON, __file__, "--port", str(self.port), *size, *source]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -118,9 +117,9 @@ class RtspServer:
 
     def kill(self) -> None:
         """SIGKILL the whole process group: connections drop without an RTSP TEARDOWN, like a crash."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        from stream.soak.processes import kill_process_group
+
+        kill_process_group(self.process)
 
     def freeze(self, frozen: bool = True) -> None:
         """SIGSTOP (or SIGCONT) the server: connections stay open but no data flows, like a hung camera."""
@@ -128,7 +127,7 @@ class RtspServer:
             os.killpg(self.process.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def stop(self) -> None:
-        from tests.conftest import stop_process_group
+        from stream.soak.processes import stop_process_group
 
         self.freeze(False)
         if self.process is not None:
@@ -142,8 +141,12 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--fps", type=int, default=15)
     parser.add_argument("--pattern", default="ball", help="a videotestsrc pattern: ball, smpte, ...")
+    parser.add_argument("--clip", help="serve this H.264 MP4 file instead of a test pattern")
     args = parser.parse_args()
-    serve(args.port, args.width, args.height, args.fps, args.pattern)
+    if args.clip:
+        serve(args.port, file_pipeline(args.clip), shared=False)
+    else:
+        serve(args.port, pipeline(args.width, args.height, args.fps, args.pattern), shared=True)
 
 
 if __name__ == "__main__":
