@@ -120,7 +120,9 @@ def finetune_command(
     minutes = config.quick_minutes if quick else config.minutes
     limit = config.quick_standard_limit if quick else config.standard_limit
     arguments = [str(dataset), "--from", base_model, "-o", str(output), "--minutes", f"{minutes:g}"]
-    arguments += ["--progress", "jsonl"]
+    arguments += ["--progress", "jsonl", "--threads", str(config.threads)]
+    # already niced and capped from outside (`bounded`): the command adds nothing of its own
+    arguments += ["--nice", "0", "--max-memory-gb", "0"]
     if limit is not None:
         arguments += ["--standard-limit", str(limit)]
     if config.holdout is not None:

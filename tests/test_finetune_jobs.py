@@ -82,7 +82,8 @@ async def test_a_job_runs_bounded_reports_progress_and_ends_with_the_report(setu
     assert [e.state for e in events][-1] == "done" and events[0].state == "running"
     seen = json.loads(Path(state.output + ".seen.json").read_text())
     assert seen["argv"][:5] == [str(config.dataset_dir("gate")), "--from", "default", "-o", state.output]
-    assert seen["argv"][5:] == ["--minutes", "1", "--progress", "jsonl", "--standard-limit", "10"]
+    bounds = ["--threads", "1", "--nice", "0", "--max-memory-gb", "0"]
+    assert seen["argv"][5:] == ["--minutes", "1", "--progress", "jsonl", *bounds, "--standard-limit", "10"]
     assert (seen["threads"], seen["nice"], seen["memory"]) == ("1", 7, 4096 * 1024 * 1024)
     assert state.as_dict()["model"] == state.output
 
