@@ -29,7 +29,7 @@ EPILOG = """examples:
   crowdstream COMMAND --help                         # details and an example for each command"""
 
 
-TRAINING_COMMANDS = ("train", "eval", "check", "density", "export")
+TRAINING_COMMANDS = ("train", "finetune", "eval", "check", "density", "export")
 TRAINING_BENCHMARKS = ("models", "train", "density")
 """What `training.cli` registers, listed here only for installs without the training package."""
 TRAIN_EXTRA_MODULES = (

@@ -31,7 +31,9 @@ class AnnotationError(CrowdstreamError):
 
 @dataclass
 class Sample:
-    """One annotated image: head points as an (N, 2) float array of (x, y) pixels inside the image."""
+    """One annotated image: head points as an (N, 2) float array of (x, y) pixels inside the image, and
+    the boxes an operator marked "nobody here" as a (K, 4) float array of (x0, y0, x1, y1) pixels (the
+    page's camera snapshots have them; fine-tuning trains them towards zero density)."""
 
     image_path: Path
     points: np.ndarray
@@ -39,6 +41,7 @@ class Sample:
     height: int
     dropped: int = 0
     notes: list[str] = field(default_factory=list)
+    empty_regions: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
     @property
     def count(self) -> int:
@@ -88,9 +91,33 @@ def clean_points(points: np.ndarray, width: int, height: int, source: Path) -> t
     return kept.astype(np.float32), int((~inside).sum())
 
 
-def _sample(image_path: Path, raw_points: np.ndarray, source: Path, declared: int | None) -> Sample:
+def clean_regions(regions: object, width: int, height: int, source: Path) -> np.ndarray:
+    """Validate "nobody here" boxes [[x0, y0, x1, y1], ...] and clip them to the image: a box that is
+    not four finite numbers, is empty, or lies wholly outside the image is an error naming the file."""
+    try:
+        boxes = np.asarray(regions, dtype=np.float64).reshape(-1, 4)
+    except (TypeError, ValueError) as exc:
+        raise AnnotationError(f"{source}: empty_regions must be a list of [x0, y0, x1, y1] boxes") from exc
+    if not np.isfinite(boxes).all():
+        raise AnnotationError(f"{source}: empty_regions has NaN or infinite coordinates")
+    limit = np.array([width, height, width, height], dtype=np.float64)
+    clipped = np.clip(boxes, 0.0, limit)
+    empty = (clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1])
+    if empty.any():
+        box = boxes[int(np.argmax(empty))].tolist()
+        raise AnnotationError(
+            f"{source}: empty region {box} is empty or outside the {width}x{height} image "
+            "(boxes are [x0, y0, x1, y1] with x0 < x1 and y0 < y1)"
+        )
+    return clipped.astype(np.float32)
+
+
+def _sample(
+    image_path: Path, raw_points: np.ndarray, source: Path, declared: int | None, regions: object = ()
+) -> Sample:
     width, height = image_size(image_path)
     points, dropped = clean_points(raw_points, width, height, source)
+    empty_regions = clean_regions(regions, width, height, source)
     notes = []
     if declared is not None and declared != len(raw_points):
         notes.append(f"declares {declared} people but lists {len(raw_points)} points; trusting the points")
@@ -98,7 +125,7 @@ def _sample(image_path: Path, raw_points: np.ndarray, source: Path, declared: in
         notes.append(f"dropped {dropped} point(s) outside the {width}x{height} image")
     for note in notes:
         log.warning("%s: %s", source, note)
-    return Sample(image_path, points, width, height, dropped, notes)
+    return Sample(image_path, points, width, height, dropped, notes, empty_regions)
 
 
 def read_shanghaitech_points(mat_path: Path) -> np.ndarray:
@@ -131,7 +158,8 @@ def _read_json(path: Path) -> object:
 
 
 def load_nwpu(json_path: Path, image_dir: Path | None = None) -> Sample:
-    """NWPU-Crowd: `{"img_id": "0009.jpg", "human_num": 100, "points": [[x, y], ...]}`."""
+    """NWPU-Crowd: `{"img_id": "0009.jpg", "human_num": 100, "points": [[x, y], ...]}`; also the page's
+    camera snapshots (`<stem>.json` beside `<stem>.jpg`, with optional `empty_regions`)."""
     json_path = Path(json_path)
     data = _read_json(json_path)
     if not isinstance(data, dict) or "points" not in data:
@@ -140,7 +168,8 @@ def load_nwpu(json_path: Path, image_dir: Path | None = None) -> Sample:
     image_path = (image_dir or json_path.parent) / str(image_name)
     declared = data.get("human_num")
     declared = int(declared) if isinstance(declared, (int, float)) else None
-    return _sample(image_path, _as_point_array(data["points"], json_path), json_path, declared)
+    regions = data.get("empty_regions") or ()
+    return _sample(image_path, _as_point_array(data["points"], json_path), json_path, declared, regions)
 
 
 def _as_point_array(points: object, source: Path) -> np.ndarray:
@@ -159,8 +188,10 @@ def load_points_file(annotation: Path, image_path: Path) -> Sample:
         raw = read_shanghaitech_points(annotation)
     else:
         data = _read_json(annotation)
-        raw = _as_point_array(
-            data["points"] if isinstance(data, dict) and "points" in data else data, annotation
+        labelled = isinstance(data, dict) and "points" in data
+        raw = _as_point_array(data["points"] if labelled else data, annotation)
+        return _sample(
+            Path(image_path), raw, annotation, None, (data.get("empty_regions") or ()) if labelled else ()
         )
     return _sample(Path(image_path), raw, annotation, None)
 

@@ -1,5 +1,5 @@
-"""Subcommands of `training`: `train`, `density`, `export`, `bench models` (and `eval`, `check` from
-training.eval_cli and training.check_cli).
+"""Subcommands of `training`: `train`, `density`, `export`, `bench models` (and `eval`, `check`, `finetune`
+from training.eval_cli, training.check_cli and training.finetune_cli).
 
 Only argparse definitions live at module level; torch and the data code load inside the handlers."""
 
@@ -16,9 +16,10 @@ RAW = argparse.RawDescriptionHelpFormatter
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    from training import check_cli, eval_cli
+    from training import check_cli, eval_cli, finetune_cli
 
     _add_train(commands)
+    finetune_cli.register(commands)
     eval_cli.register(commands)
     check_cli.register(commands)
     _add_density(commands)

@@ -113,6 +113,12 @@ class TileDataset(Dataset):
 
     def sample(self, item: LoadedImage, rng: np.random.Generator) -> TileSample:
         """A crop of `item` at a random scale, or (with probability `negatives`) a people-free tile."""
+        box = self.crop_box(item, rng)
+        return self._texture(item, rng) if box is None else crop_sample(item, *box)
+
+    def crop_box(self, item: LoadedImage, rng: np.random.Generator) -> tuple[int, int, int, int] | None:
+        """A random (y0, x0, h, w) crop at a random scale: with probability `negatives` a head-free one,
+        None when the image has no head-free area (a synthetic texture stands in)."""
         h, w = item.image.shape[:2]
         grid = plan_tiles(h, w, self.tiles)
         scale = np.exp(rng.uniform(*np.log(self.augment.scale)))
@@ -120,13 +126,8 @@ class TileDataset(Dataset):
         ch = int(np.clip(round(h / grid.rows * scale * np.sqrt(aspect)), 16, h))
         cw = int(np.clip(round(w / grid.cols * scale / np.sqrt(aspect)), 16, w))
         if rng.random() < self.augment.negatives:
-            box = head_free_box(item.sample.points, h, w, ch, cw, rng)
-            if box is None:
-                return self._texture(item, rng)
-            y0, x0, ch, cw = box
-        else:
-            y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        return crop_sample(item, y0, x0, ch, cw)
+            return head_free_box(item.sample.points, h, w, ch, cw, rng)
+        return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
 
     def _texture(self, item: LoadedImage, rng: np.random.Generator) -> TileSample:
         density = None if item.density is None else np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.float32)

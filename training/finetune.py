@@ -1,0 +1,296 @@
+"""Fine-tune a model on one camera's annotated snapshots (issue 16, "teach it your camera").
+
+Starts from an ONNX model (the shipped one by default), trains only its decoder and last backbone blocks
+(training.onnx_weights) with the Bayesian point loss on strongly augmented tiles of the camera's training
+snapshots, mixed with replayed ShanghaiTech training tiles so it does not forget, and trains the boxes marked
+"nobody here" towards zero density. The run is fitted into a wall-clock budget; the result is judged on
+held-out snapshots and on the project's standard hold-out before and after, and written as
+`<out>.report.json` beside the model. `better` says whether the page should offer switching.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from engines.frames import DEFAULT_DATA_ROOT, holdout_split, spread
+from engines.models import resolve_model
+from engines.spec import DEFAULT_TILES
+from training.annotations import Sample, list_dataset
+from training.datasets import Augment, LoadedImage, TileDataset, load_images, normalise_rgb
+from training.finetune_eval import snapshot_mae, standard_mae, standard_parts
+from training.losses import point_loss
+from training.negatives import TextureBank
+from training.schedule import WarmupCosine
+from training.snapshots import MixedTiles, SnapshotTiles, collate_mixed, read_snapshots, split_snapshots
+
+log = logging.getLogger(__name__)
+Emit = Callable[[dict], None]
+
+MAX_STANDARD_DROP = 0.10
+"""`better` allows the standard hold-out MAE to get at most this much worse (relative)."""
+CAMERA_AUGMENT = Augment(
+    scale=(0.35, 2.0), aspect=(0.8, 1.25), colour=0.3, greyscale=0.1, negatives=0.1, blur=0.1
+)
+"""Strong augmentation for a handful of snapshots: 3× zoom in to 2× out, colour, grey, blur, flips."""
+REPLAY_AUGMENT = Augment(
+    scale=(0.25, 2.0), aspect=(0.8, 1.25), colour=0.2, greyscale=0.1, negatives=0.15, blur=0.1
+)
+"""The shipped model's own recipe (engines/models/MODEL_CARD.md), so replayed tiles look as in training."""
+
+
+class FinetuneConfig(BaseModel):
+    """Every setting of a fine-tune; recorded in the report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Path
+    base: str = "default"
+    out: Path
+    minutes: float = Field(5.0, gt=0, le=600, description="wall-clock training budget")
+    holdout: int | None = Field(None, ge=1, description="snapshots held out (default a fifth, at least 1)")
+    standard_limit: int | None = Field(
+        None, ge=1, description="standard hold-out images per part (all: None)"
+    )
+    last_blocks: int = Field(3, ge=0, le=16, description="backbone blocks trained with the decoder")
+    lr: float = Field(3e-4, gt=0)
+    batch_size: int = Field(8, ge=1, le=64)
+    replay_share: float = Field(
+        0.5, ge=0, lt=1, description="share of tiles from ShanghaiTech training images"
+    )
+    replay_images: int = Field(40, ge=0, description="ShanghaiTech training images per part kept in memory")
+    empty_weight: float = Field(1.0, ge=0, description="weight of the density inside 'nobody here' boxes")
+    tiles: str = DEFAULT_TILES
+    threads: int = Field(2, ge=1, le=64)
+    seed: int = 0
+    int8: bool = False
+    data_root: Path = DEFAULT_DATA_ROOT
+
+    @property
+    def report_path(self) -> Path:
+        return self.out.with_name(self.out.stem + ".report.json")
+
+
+def replay_images(config: FinetuneConfig) -> list[LoadedImage]:
+    """`replay_images` training-split images of each ShanghaiTech part, spread over the part (never the
+    standard hold-out); none when the data is not on this machine."""
+    images = []
+    for part, root in standard_parts(config.data_root).items():
+        train, _ = holdout_split(list_dataset(root))
+        images += load_images(spread(train, config.replay_images), part, None)
+    return images
+
+
+def loaded(samples: list[Sample]) -> list[LoadedImage]:
+    return [LoadedImage(sample, sample.load_image(), None, "camera") for sample in samples]
+
+
+def tile_source(config: FinetuneConfig, train: list[Sample]) -> tuple[MixedTiles, int]:
+    """The training tile stream and how many replay images it draws from."""
+    camera = SnapshotTiles(
+        loaded(train), "auto", 1, CAMERA_AUGMENT, config.seed, TextureBank(config.seed, 20)
+    )
+    replay_set = replay_images(config) if config.replay_images and config.replay_share else []
+    replay = None
+    if replay_set:
+        replay = TileDataset(replay_set, "auto", 1, REPLAY_AUGMENT, config.seed, camera.textures)
+    else:
+        log.warning("no ShanghaiTech training images to replay: the model may forget what it knew")
+    return MixedTiles(camera, replay, config.replay_share, config.seed), len(replay_set)
+
+
+def step_loss(module: torch.nn.Module, batch: dict, empty_weight: float) -> torch.Tensor:
+    """Point loss on the calibrated density the stream sees, plus the density left in "nobody here" boxes."""
+    density, _ = module(normalise_rgb(batch["images"]))
+    loss = point_loss(density, batch["points"], batch["valid"])["total"]
+    return loss + empty_weight * (density * batch["empty"]).flatten(1).sum(1).mean()
+
+
+def train(
+    config: FinetuneConfig, module: torch.nn.Module, parameters: list, tiles: MixedTiles, emit: Emit
+) -> dict:
+    """Steps until the budget is spent (at least one); the learning rate warms up and anneals on time."""
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=1e-4)
+    budget = config.minutes * 60
+    schedule = WarmupCosine(config.lr, total_steps=10**9, budget_seconds=budget)
+    started, step, losses, last_emit = time.perf_counter(), 0, [], 0.0
+    while step == 0 or schedule.progress(step, time.perf_counter() - started) < 1.0:
+        elapsed = time.perf_counter() - started
+        for group in optimizer.param_groups:
+            group["lr"] = schedule.lr(schedule.progress(step, elapsed))
+        first = step * config.batch_size
+        batch = collate_mixed([tiles[first + k] for k in range(config.batch_size)])
+        loss = step_loss(module, batch, config.empty_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        losses.append(float(loss.detach()))
+        now = time.perf_counter() - started
+        if now - last_emit >= 2.0:
+            last_emit = now
+            done = min(now / budget, 1.0)
+            emit(
+                {
+                    "stage": "training",
+                    "done": done,
+                    "step": step,
+                    "loss": float(np.mean(losses[-20:])),
+                    "eta_s": max(budget - now, 0.0),
+                }
+            )
+    return {
+        "steps": step,
+        "tiles": step * config.batch_size,
+        "seconds": time.perf_counter() - started,
+        "final_loss": float(np.mean(losses[-20:])),
+    }
+
+
+class Progress:
+    """Turns stage-local progress into the job's `progress` events: evaluating before (first 10 %),
+    training (to 90 %), evaluating after; `eta_s` counts the evaluation still to come."""
+
+    SPANS = {"before": (0.0, 0.1), "training": (0.1, 0.9), "after": (0.9, 1.0)}
+
+    def __init__(self, emit: Emit, minutes: float):
+        self.emit, self.minutes, self.eval_seconds = emit, minutes, 30.0
+
+    def __call__(self, update: dict) -> None:
+        phase = update.pop("stage")
+        low, high = self.SPANS[phase]
+        eta = update.pop("eta_s", None)
+        if eta is None:
+            eta = self.eval_seconds * (1 - update["done"]) + (
+                self.minutes * 60 + self.eval_seconds if phase == "before" else 0.0
+            )
+        elif phase == "training":
+            eta += self.eval_seconds
+        stage = "training" if phase == "training" else "evaluating"
+        fraction = round(low + (high - low) * update.pop("done"), 4)
+        self.emit(
+            {"event": "progress", "fraction": fraction, "stage": stage, "eta_s": round(eta, 1), **update}
+        )
+
+
+def evaluate_model(model: Path, held: list[Sample], config: FinetuneConfig, cached: bool, tick) -> dict:
+    """Held-out snapshot MAE and standard hold-out MAE of one model file."""
+    held_mae, predicted = snapshot_mae(model, held, config.tiles, config.threads)
+    tick(0.2)
+    standard, images = standard_mae(
+        model,
+        config.standard_limit,
+        config.tiles,
+        config.threads,
+        cached,
+        lambda share: tick(0.2 + 0.8 * share),
+        config.data_root,
+    )
+    return {
+        "holdout_mae": held_mae,
+        "holdout_predicted": predicted,
+        "standard_mae": standard,
+        "standard_images": images,
+    }
+
+
+def is_better(before: dict, after: dict) -> bool:
+    """The held-out snapshots improved and no standard part got more than MAX_STANDARD_DROP worse."""
+    if not after["holdout_mae"] < before["holdout_mae"]:
+        return False
+    return all(
+        after["standard_mae"][part] <= before["standard_mae"][part] * (1 + MAX_STANDARD_DROP)
+        for part in before["standard_mae"]
+    )
+
+
+def run_finetune(config: FinetuneConfig, emit: Emit = lambda _event: None) -> dict:
+    """The whole job: read and split the snapshots, score the base model, train, write the model (and
+    its INT8 copy), score it, write the report; returns the report."""
+    import onnx
+
+    from engines.onnx_torch import load_onnx_module
+    from training.onnx_weights import (
+        check_parity,
+        make_trainable,
+        trainable_names,
+        tuned_tensors,
+        write_tuned,
+    )
+
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    samples = read_snapshots(config.dataset)
+    train_set, held = split_snapshots(samples, config.holdout)
+    base = resolve_model(config.base)
+    names = trainable_names(onnx.load(str(base)), config.last_blocks)
+    module = load_onnx_module(base)
+    parameters = make_trainable(module, names)
+    emit(
+        {
+            "event": "start",
+            "dataset": str(config.dataset),
+            "base_model": str(base),
+            "snapshots": len(samples),
+            "train": [s.image_path.name for s in train_set],
+            "holdout": [s.image_path.name for s in held],
+            "minutes": config.minutes,
+            "trained_tensors": len(names),
+        }
+    )
+    progress = Progress(emit, config.minutes)
+    started = time.perf_counter()
+    before = evaluate_model(base, held, config, True, lambda d: progress({"stage": "before", "done": d}))
+    progress.eval_seconds = max(time.perf_counter() - started, 5.0)
+    tiles, replayed = tile_source(config, train_set)
+    run = train(config, module, parameters, tiles, progress)
+    write_tuned(base, config.out, tuned_tensors(module, names))
+    check_parity(module.eval(), config.out)
+    after = evaluate_model(config.out, held, config, False, lambda d: progress({"stage": "after", "done": d}))
+    report = {
+        "base_model": str(base),
+        "model": str(config.out),
+        "snapshots": len(samples),
+        "train": [s.image_path.name for s in train_set],
+        "holdout": [s.image_path.name for s in held],
+        "holdout_truth": [s.count for s in held],
+        "holdout_mae_before": before["holdout_mae"],
+        "holdout_mae_after": after["holdout_mae"],
+        "holdout_predicted_before": before["holdout_predicted"],
+        "holdout_predicted_after": after["holdout_predicted"],
+        "standard_mae_before": before["standard_mae"],
+        "standard_mae_after": after["standard_mae"],
+        "standard_images": after["standard_images"],
+        "better": is_better(before, after),
+        "minutes": round(run["seconds"] / 60, 3),
+        "tiles": run["tiles"],
+        "steps": run["steps"],
+        "final_loss": run["final_loss"],
+        "replay_images": replayed,
+        "trained_tensors": names,
+        "settings": json.loads(config.model_dump_json()),
+    }
+    if config.int8:
+        report["int8_model"] = str(quantize_copy(config, train_set))
+    config.report_path.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def quantize_copy(config: FinetuneConfig, train_set: list[Sample]) -> Path:
+    """`<out>-int8.onnx`, calibrated like the shipped INT8 model on training tiles, the camera's own
+    training snapshots among them (never a held-out one)."""
+    from engines.preprocess import prepare_frame
+    from engines.quantize import calibration_tiles, quantize_model
+
+    tiles = [prepare_frame(sample.load_image(), "auto")[0] for sample in train_set]
+    if standard_parts(config.data_root):
+        tiles.append(calibration_tiles(config.data_root, 16))
+    out = config.out.with_name(config.out.stem + "-int8.onnx")
+    return quantize_model(config.out, out, np.concatenate(tiles))
