@@ -113,10 +113,18 @@ def clean_regions(regions: object, width: int, height: int, source: Path) -> np.
 
 
 def _sample(
-    image_path: Path, raw_points: np.ndarray, source: Path, declared: int | None, regions: object = ()
+    image_path: Path,
+    raw_points: np.ndarray,
+    source: Path,
+    declared: int | None,
+    regions: object = (),
+    strict: bool = False,
 ) -> Sample:
+    """`strict`: a point outside the image is an error instead of a dropped point and a warning."""
     width, height = image_size(image_path)
     points, dropped = clean_points(raw_points, width, height, source)
+    if strict and dropped:
+        raise AnnotationError(f"{source}: {dropped} point(s) outside the {width}x{height} image")
     empty_regions = clean_regions(regions, width, height, source)
     notes = []
     if declared is not None and declared != len(raw_points):
@@ -157,7 +165,7 @@ def _read_json(path: Path) -> object:
         raise AnnotationError(f"{path}: not valid JSON ({exc})") from exc
 
 
-def load_nwpu(json_path: Path, image_dir: Path | None = None) -> Sample:
+def load_nwpu(json_path: Path, image_dir: Path | None = None, strict: bool = False) -> Sample:
     """NWPU-Crowd: `{"img_id": "0009.jpg", "human_num": 100, "points": [[x, y], ...]}`; also the page's
     camera snapshots (`<stem>.json` beside `<stem>.jpg`, with optional `empty_regions`)."""
     json_path = Path(json_path)
@@ -169,7 +177,8 @@ def load_nwpu(json_path: Path, image_dir: Path | None = None) -> Sample:
     declared = data.get("human_num")
     declared = int(declared) if isinstance(declared, (int, float)) else None
     regions = data.get("empty_regions") or ()
-    return _sample(image_path, _as_point_array(data["points"], json_path), json_path, declared, regions)
+    raw = _as_point_array(data["points"], json_path)
+    return _sample(image_path, raw, json_path, declared, regions, strict)
 
 
 def _as_point_array(points: object, source: Path) -> np.ndarray:
@@ -255,11 +264,11 @@ def list_dataset(root: Path) -> list[Path]:
     return sorted(json_dir.glob("*.json"), key=natural_key)
 
 
-def load_any(path: Path) -> Sample:
-    """Load one item returned by `list_dataset`."""
+def load_any(path: Path, strict: bool = False) -> Sample:
+    """Load one item returned by `list_dataset` (`strict`: points outside the image are an error)."""
     path = Path(path)
     return (
-        load_nwpu(path, path.parent.parent / "images" if path.parent.name == "jsons" else None)
+        load_nwpu(path, path.parent.parent / "images" if path.parent.name == "jsons" else None, strict)
         if (path.suffix == ".json")
         else load_shanghaitech(path)
     )

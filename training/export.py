@@ -55,12 +55,13 @@ def export_onnx(model: CrowdLite0, out: Path, use_count_head: bool, opset: int =
         opset_version=opset,
         dynamo=False,
     )
-    _check_parity(wrapper, out)
+    check_parity(wrapper, out)
     return out
 
 
-def _check_parity(wrapper: nn.Module, path: Path) -> None:
-    """Refuse to ship an ONNX file that does not reproduce the PyTorch model."""
+def check_parity(wrapper: nn.Module, path: Path) -> None:
+    """Refuse to ship an ONNX file that does not reproduce the PyTorch model (any module returning
+    (density, count): the export wrapper, or a fine-tuned ONNX graph run by torch)."""
     import onnxruntime as ort
 
     batch = torch.randn(2, *SPEC.input_shape, generator=torch.Generator().manual_seed(0))

@@ -12,22 +12,27 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.frames import DEFAULT_DATA_ROOT, holdout_split, spread
 from engines.models import resolve_model
+from engines.onnx_torch import load_onnx_module
 from engines.spec import DEFAULT_TILES
 from training.annotations import Sample, list_dataset
 from training.datasets import Augment, LoadedImage, TileDataset, load_images, normalise_rgb
+from training.export import check_parity
 from training.finetune_eval import snapshot_mae, standard_mae, standard_parts
 from training.losses import point_loss
 from training.negatives import TextureBank
+from training.onnx_weights import make_trainable, trainable_names, tuned_tensors, write_tuned
 from training.schedule import WarmupCosine
 from training.snapshots import MixedTiles, SnapshotTiles, collate_mixed, read_snapshots, split_snapshots
 
@@ -214,24 +219,13 @@ def is_better(before: dict, after: dict) -> bool:
 def run_finetune(config: FinetuneConfig, emit: Emit = lambda _event: None) -> dict:
     """The whole job: read and split the snapshots, score the base model, train, write the model (and
     its INT8 copy), score it, write the report; returns the report."""
-    import onnx
-
-    from engines.onnx_torch import load_onnx_module
-    from training.onnx_weights import (
-        check_parity,
-        make_trainable,
-        trainable_names,
-        tuned_tensors,
-        write_tuned,
-    )
-
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     samples = read_snapshots(config.dataset)
     train_set, held = split_snapshots(samples, config.holdout)
     base = resolve_model(config.base)
+    module = load_onnx_module(base)  # a corrupt or unsupported (INT8) file is a one-line EngineError here
     names = trainable_names(onnx.load(str(base)), config.last_blocks)
-    module = load_onnx_module(base)
     parameters = make_trainable(module, names)
     emit(
         {
@@ -243,6 +237,8 @@ def run_finetune(config: FinetuneConfig, emit: Emit = lambda _event: None) -> di
             "holdout": [s.image_path.name for s in held],
             "minutes": config.minutes,
             "trained_tensors": len(names),
+            "niceness": os.nice(0),
+            "threads": torch.get_num_threads(),
         }
     )
     progress = Progress(emit, config.minutes)

@@ -1,0 +1,203 @@
+"""`crowdstream finetune` end to end on real ShanghaiTech crops (a few seconds of training), its JSON-lines
+protocol and report, the weights it changes, and one-line errors on bad snapshot folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from crowdstream.cli import main
+from engines.models import DEFAULT_MODEL
+from tests.data_paths import PART_B, needs_data
+from training.annotations import load_nwpu, load_shanghaitech
+from training.camera_demo import View, write_snapshot, zoomed
+from training.finetune import is_better
+from training.snapshots import empty_mask
+
+REPORT_FIELDS = {
+    "base_model", "model", "snapshots", "holdout", "holdout_mae_before", "holdout_mae_after",
+    "standard_mae_before", "standard_mae_after", "standard_images", "better", "minutes", "tiles",
+}  # fmt: skip
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_camera(folder: Path, names=("IMG_183", "IMG_349", "IMG_107")) -> Path:
+    """Zoomed crops of real part B images with their real head points, the first with a "nobody here" box
+    over a head-free corner."""
+    for index, name in enumerate(names):
+        sample = load_shanghaitech(PART_B / "images" / f"{name}.jpg")
+        frame, points = zoomed(sample.load_image(), sample.points, View(zoom=2.5, left=0.0, top=0.7))
+        regions = [[0, 0, 60, 40]] if index == 0 else []
+        assert not any((p[0] < 60 and p[1] < 40) for p in points) or index
+        write_snapshot(folder, f"snap_{index + 1}", frame, points, empty_regions=regions, camera="gate")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One fast fine-tune through the real command line (JSON lines), shared by the checks below."""
+    base = tmp_path_factory.mktemp("finetune")
+    camera = make_camera(base / "camera")
+    out = base / "models" / "gate.onnx"
+    env = {**os.environ, "XDG_CACHE_HOME": str(base / "cache"), "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable, "-m", "crowdstream", "finetune", str(camera), "--from", "default", "-o", str(out),
+        "--minutes", "0.05", "--holdout", "1", "--standard-limit", "1", "--progress", "jsonl", "--threads", "1",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    return result, out, camera
+
+
+@needs_data
+def test_jsonl_protocol_has_only_json_lines_start_progress_done(quick_run):
+    result, out, _ = quick_run
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = [json.loads(line) for line in result.stdout.splitlines()]  # every stdout line is JSON
+    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
+    assert (
+        events[0]["holdout"] == ["snap_3.jpg"] and events[0]["niceness"] >= 10 and events[0]["threads"] == 1
+    )
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress and {e["stage"] for e in progress} == {"training", "evaluating"}
+    fractions = [e["fraction"] for e in progress]
+    assert fractions == sorted(fractions) and fractions[0] >= 0 and fractions[-1] == 1.0
+    training = [e for e in progress if e["stage"] == "training"]
+    assert all(e["step"] >= 1 and np.isfinite(e["loss"]) and e["eta_s"] >= 0 for e in training)
+    assert events[-1]["model"] == str(out) and events[-1]["report"] == str(out.with_suffix(".report.json"))
+
+
+@needs_data
+def test_report_has_the_contract_fields_and_better_follows_the_rule(quick_run):
+    _, out, camera = quick_run
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert set(report) >= REPORT_FIELDS
+    assert report["snapshots"] == 3 and report["holdout"] == ["snap_3.jpg"]
+    assert report["holdout_truth"] == [len(json.loads((camera / "snap_3.json").read_text())["points"])]
+    truth, before, after = (
+        report["holdout_truth"][0],
+        *report["holdout_predicted_before"],
+        *report["holdout_predicted_after"],
+    )
+    assert report["holdout_mae_before"] == pytest.approx(abs(before - truth), abs=0.01)
+    assert report["holdout_mae_after"] == pytest.approx(abs(after - truth), abs=0.01)
+    assert set(report["standard_mae_before"]) == set(report["standard_mae_after"]) == {"A", "B"}
+    assert report["standard_images"] == 2 and report["tiles"] >= 1 and 0 < report["minutes"] < 1
+    worse = any(report["standard_mae_after"][p] > 1.1 * report["standard_mae_before"][p] for p in ("A", "B"))
+    improved = report["holdout_mae_after"] < report["holdout_mae_before"]
+    assert report["better"] is (improved and not worse)
+
+
+@needs_data
+def test_written_model_loads_and_differs_from_the_base_only_in_the_trained_layers(quick_run):
+    from engines.onnx_engine import OnnxEngine
+
+    _, out, _ = quick_run
+    engine = OnnxEngine(out)
+    density, count = engine.infer(np.zeros((2, 3, 224, 224), np.float32))
+    assert density.shape == (2, 1, 56, 56) and count.shape == (2,)
+    base, tuned = onnx.load(str(DEFAULT_MODEL)), onnx.load(str(out))
+    assert [n.SerializeToString() for n in base.graph.node] == [
+        n.SerializeToString() for n in tuned.graph.node
+    ]
+    trained = set()
+    for node in base.graph.node:  # the decoder (outside the backbone) and backbone blocks 13-15
+        block = re.search(r"/backbone/_blocks\.(\d+)/", node.name)
+        if node.op_type == "Conv" and (
+            "/backbone/" not in node.name or (block and int(block.group(1)) >= 13)
+        ):
+            trained.update(node.input[1:])
+    tuned_values = {t.name: numpy_helper.to_array(t) for t in tuned.graph.initializer}
+    changed = {
+        t.name
+        for t in base.graph.initializer
+        if not np.array_equal(numpy_helper.to_array(t), tuned_values[t.name])
+    }
+    assert set(tuned_values) == {t.name for t in base.graph.initializer}
+    assert changed and changed <= trained
+    assert "model.head.2.weight" in changed and any(name.startswith("onnx::Conv") for name in changed)
+
+
+@needs_data
+def test_eval_reads_the_page_folder_with_its_empty_regions(tmp_path, capsys):
+    camera = make_camera(tmp_path / "camera", names=("IMG_183",))
+    sample = load_nwpu(camera / "snap_1.json")
+    assert sample.empty_regions.tolist() == [[0, 0, 60, 40]] and sample.width == 1024
+    assert main(["eval", str(camera), "--json", "--tiles", "auto"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 1 and report["per_image"][0]["truth"] == sample.count
+
+
+def broken(folder: Path, kind: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    image = np.full((60, 80, 3), 120, np.uint8)
+    if kind == "broken json":
+        cv2.imwrite(str(folder / "a.jpg"), image)
+        (folder / "a.json").write_text('{"points": [[1, 2], ')
+    elif kind == "point outside":
+        write_snapshot(folder, "a", image, [[10, 10], [500, 20]])
+    elif kind == "bad region":
+        write_snapshot(folder, "a", image, [[10, 10]], empty_regions=[[50, 50, 40, 55]])
+    elif kind == "no image":
+        (folder / "a.json").write_text('{"points": []}')
+    return folder
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("empty", "no annotated snapshots"),
+        ("no image", "a.jpg: image not found"),
+        ("broken json", "a.json: not valid JSON"),
+        ("point outside", "a.json: 1 point(s) outside the 80x60 image"),
+        ("bad region", "empty region [50.0, 50.0, 40.0, 55.0] is empty or outside"),
+    ],
+)
+def test_bad_snapshot_folders_are_one_line_errors(tmp_path, capsys, monkeypatch, kind, message):
+    monkeypatch.setattr(
+        "training.finetune_cli.bound_resources", lambda *_args: None
+    )  # keep pytest's priority
+    folder = broken(tmp_path / "camera", kind)
+    assert main(["finetune", str(folder), "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bad_folder_in_jsonl_mode_is_one_error_event(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("training.finetune_cli.bound_resources", lambda *_args: None)
+    folder = broken(tmp_path / "camera", "broken json")
+    assert main(["finetune", str(folder), "-o", str(tmp_path / "m.onnx"), "--progress", "jsonl"]) != 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["event"] == "error"
+    assert "not valid JSON" in json.loads(lines[0])["message"]
+
+
+def test_holdout_must_leave_a_snapshot_to_train_on(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("training.finetune_cli.bound_resources", lambda *_args: None)
+    folder = tmp_path / "camera"
+    write_snapshot(folder, "a", np.full((60, 80, 3), 120, np.uint8), [[10, 10]])
+    assert main(["finetune", str(folder), "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "need at least one snapshot to hold out and one to train on" in capsys.readouterr().err
+
+
+def test_empty_mask_marks_the_output_pixels_inside_a_box():
+    # a 224x224 crop at (x 100, y 50): output pixels are 4 frame pixels; the box covers frame x 100..140, y 50..70
+    mask = empty_mask(np.array([[100, 50, 140, 70]], np.float32), (50, 100, 224, 224))
+    assert mask.shape == (56, 56) and mask[:5, :10].all() and mask.sum() == 5 * 10
+    assert not empty_mask(np.zeros((0, 4), np.float32), (0, 0, 224, 224)).any()
+
+
+def test_better_needs_an_improvement_and_at_most_ten_percent_worse_standard_mae():
+    before = {"holdout_mae": 8.0, "standard_mae": {"A": 80.0, "B": 16.0}}
+    assert is_better(before, {"holdout_mae": 3.0, "standard_mae": {"A": 87.9, "B": 17.5}})
+    assert not is_better(before, {"holdout_mae": 3.0, "standard_mae": {"A": 80.0, "B": 17.7}})
+    assert not is_better(before, {"holdout_mae": 8.0, "standard_mae": {"A": 70.0, "B": 15.0}})
