@@ -94,12 +94,13 @@ async def test_a_normal_run_uses_the_configured_minutes_and_every_standard_image
     await jobs.start("gate", "/models/cam.onnx", quick=False)
     state = await finished(jobs)
     seen = json.loads(Path(state.output + ".seen.json").read_text())
-    assert seen["argv"][2] == "/models/cam.onnx" and seen["argv"][5:] == [
+    assert seen["argv"][2] == "/models/cam.onnx" and seen["argv"][5:9] == [
         "--minutes",
         "10",
         "--progress",
         "jsonl",
     ]
+    assert "--standard-limit" not in seen["argv"]
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,8 @@ function renderList() {
     item.addEventListener("click", () => open(index).catch(failed));
     return item;
   }));
-  $(".snapshot-count").textContent = teach.snapshots.length;
+  const count = teach.snapshots.length;
+  $(".snapshot-count").textContent = `${count} snapshot${count === 1 ? "" : "s"}`;
   $(".finetune").disabled = !teach.snapshots.length || teach.job?.state === "running";
 }
 
