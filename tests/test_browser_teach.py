@@ -235,9 +235,8 @@ async def test_correct_a_camera_fine_tune_it_and_switch_it_in_the_page(browser, 
         await page.check("#teach .quick")
         await page.click("#teach .finetune")
         await page.wait_for_selector("#teach .job-progress:not([hidden])")
-        await page.wait_for_function(
-            "document.querySelector('#teach .job-progress').value > 0", timeout=120_000
-        )
+        progress = "document.querySelector('#teach .job-progress').value"
+        await eventually(lambda: page.evaluate(progress), lambda value: value > 0, timeout=180)
         await page.locator("#teach").screenshot(path=ARTIFACTS / "teach-camera-4-finetuning.png")
 
         await page.reload()  # the job lives in the service: the reopened view follows it again

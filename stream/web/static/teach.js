@@ -216,8 +216,8 @@ function panBy(dx, dy) {
   annotator.pan(dx * w * 0.2, dy * h * 0.2);
 }
 
-dialog.addEventListener("keydown", (event) => {
-  if (!teach || event.target.matches("input")) return;
+document.addEventListener("keydown", (event) => { // the document's: focus may leave a removed element
+  if (!teach || !dialog.open || event.target.matches("input")) return;
   const undo = (event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z";
   const action = undo ? () => annotator.undo() : !event.ctrlKey && !event.metaKey && !event.altKey && KEYS[event.key];
   if (!action) return;
