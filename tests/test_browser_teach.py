@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -288,5 +289,59 @@ async def test_a_finger_adds_a_head_on_a_phone(browser, tmp_path) -> None:  # no
         ARTIFACTS.mkdir(exist_ok=True)
         await page.locator("#teach").screenshot(path=ARTIFACTS / "teach-camera-phone.png")
         await context.close()
+    finally:
+        await service.stop()
+
+
+STAND_IN = """
+import json, shutil, sys
+from engines.models import resolve_model
+better, args = sys.argv[1] == "better", sys.argv[2:]
+out = args[args.index("-o") + 1]
+print(json.dumps({"event": "start"}), flush=True)
+print(json.dumps({"event": "progress", "fraction": 0.5, "stage": "training", "eta_s": 1}), flush=True)
+shutil.copy(resolve_model(args[args.index("--from") + 1]), out)  # the base model, renamed
+report = {"holdout_mae_before": 9.0, "holdout_mae_after": 3.0 if better else 11.0, "better": better,
+          "holdout": 1, "snapshots": 2, "standard_mae_before": {"A": 80, "B": 16}, "standard_mae_after": {"A": 81, "B": 16}}
+open(out[:-5] + ".report.json", "w").write(json.dumps(report))
+print(json.dumps({"event": "done", "model": out, "report": out[:-5] + ".report.json"}), flush=True)
+"""
+
+
+@needs_data
+@pytest.mark.parametrize("better", [False, True])
+async def test_the_switch_is_offered_only_when_the_report_says_better(
+    browser,  # noqa: F811
+    tmp_path,
+    better: bool,
+) -> None:
+    """The page's side of the report, with a stand-in for the command (the real one is run above):
+    a worse model is never offered; a better one is, and switching to it counts the camera with it."""
+    service, path, _ = await setup(tmp_path)
+    script = tmp_path / "stand_in.py"
+    script.write_text(STAND_IN)
+    service.jobs.program = [sys.executable, str(script), "better" if better else "worse"]
+    try:
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await page.goto(f"http://127.0.0.1:{service.bound_port}")
+        await page.wait_for_selector("article[data-camera=bund][data-status=up] .count .value[data-count]")
+        await page.click("article[data-camera=bund] .correct")
+        await take_snapshot(page, 1)
+        await page.click("#teach .finetune")
+        await page.wait_for_selector("#teach .job-status.done")
+        assert await page.text_content("#teach .holdout-mae") == ("9.0 → 3.0" if better else "9.0 → 11.0")
+        if not better:
+            assert await page.is_hidden("#teach .use-model")
+            assert "not better" in await page.text_content("#teach .job-status")
+            return
+        await page.click("#teach .use-model")
+        await page.wait_for_selector("#teach .teach-message.ok")
+        model = service.jobs.state("bund").output
+        assert await page.text_content("#teach .current-model") == model
+        assert (
+            service.hub.cameras["bund"].model == model
+            and str(service.worker.engines[model].model_path) == model
+        )
+        assert yaml.safe_load(path.read_text())["cameras"][0]["model"] == model
     finally:
         await service.stop()
