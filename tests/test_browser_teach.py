@@ -247,10 +247,10 @@ async def test_correct_a_camera_fine_tune_it_and_switch_it_in_the_page(browser, 
         async with aiohttp.ClientSession() as session:
             _, job = await get_json(session, f"{url}/api/cameras/bund/finetune")
         report = job["job"]["report"]
+        await page.locator("#teach").screenshot(path=ARTIFACTS / "teach-camera-5-report.png")
         assert report["holdout_mae_after"] < report["holdout_mae_before"], report
         assert report["better"] is True, report
         await page.wait_for_selector("#teach .use-model:not([hidden])")
-        await page.locator("#teach").screenshot(path=ARTIFACTS / "teach-camera-5-report.png")
 
         await page.click("#teach .use-model")
         await page.wait_for_selector("#teach .teach-message.ok")
@@ -263,6 +263,7 @@ async def test_correct_a_camera_fine_tune_it_and_switch_it_in_the_page(browser, 
             )
         camera = yaml.safe_load(path.read_text())["cameras"][0]
         assert camera["model"] == model and "# the switch keeps this comment" in path.read_text()
+        await page.locator("#teach").screenshot(path=ARTIFACTS / "teach-camera-6-switched.png")
         assert errors == []
         await page.close()
     finally:
