@@ -53,6 +53,7 @@ def quick_run(tmp_path_factory):
     command = [
         sys.executable, "-m", "crowdstream", "finetune", str(camera), "--from", "default", "-o", str(out),
         "--minutes", "0.05", "--holdout", "1", "--standard-limit", "1", "--progress", "jsonl", "--threads", "1",
+        "--replay-images", "4",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     return result, out, camera

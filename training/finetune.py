@@ -32,7 +32,13 @@ from training.export import check_parity
 from training.finetune_eval import snapshot_mae, standard_mae, standard_parts
 from training.losses import point_loss
 from training.negatives import TextureBank
-from training.onnx_weights import make_trainable, trainable_names, tuned_tensors, write_tuned
+from training.onnx_weights import (
+    make_trainable,
+    raw_density_name,
+    trainable_names,
+    tuned_tensors,
+    write_tuned,
+)
 from training.schedule import WarmupCosine
 from training.snapshots import MixedTiles, SnapshotTiles, collate_mixed, read_snapshots, split_snapshots
 
@@ -49,6 +55,11 @@ REPLAY_AUGMENT = Augment(
     scale=(0.25, 2.0), aspect=(0.8, 1.25), colour=0.2, greyscale=0.1, negatives=0.15, blur=0.1
 )
 """The shipped model's own recipe (engines/models/MODEL_CARD.md), so replayed tiles look as in training."""
+
+
+TEXTURES = 5
+"""Synthetic people-free textures made for the run, one of each kind (each costs up to seconds to draw on a
+busy CPU; every tile drawn from one is a random crop, rotation and colour of it)."""
 
 
 class FinetuneConfig(BaseModel):
@@ -100,7 +111,7 @@ def loaded(samples: list[Sample]) -> list[LoadedImage]:
 def tile_source(config: FinetuneConfig, train: list[Sample]) -> tuple[MixedTiles, int]:
     """The training tile stream and how many replay images it draws from."""
     camera = SnapshotTiles(
-        loaded(train), "auto", 1, CAMERA_AUGMENT, config.seed, TextureBank(config.seed, 20)
+        loaded(train), "auto", 1, CAMERA_AUGMENT, config.seed, TextureBank(config.seed, TEXTURES)
     )
     replay_set = replay_images(config) if config.replay_images and config.replay_share else []
     replay = None
@@ -112,8 +123,9 @@ def tile_source(config: FinetuneConfig, train: list[Sample]) -> tuple[MixedTiles
 
 
 def step_loss(module: torch.nn.Module, batch: dict, empty_weight: float) -> torch.Tensor:
-    """Point loss on the calibrated density the stream sees, plus the density left in "nobody here" boxes."""
-    density, _ = module(normalise_rgb(batch["images"]))
+    """Point loss on the density before the count head (its last output while training, see
+    training.onnx_weights.raw_density_name), plus the density left in "nobody here" boxes."""
+    *_, density = module(normalise_rgb(batch["images"]))
     loss = point_loss(density, batch["points"], batch["valid"])["total"]
     return loss + empty_weight * (density * batch["empty"]).flatten(1).sum(1).mean()
 
@@ -246,7 +258,10 @@ def run_finetune(config: FinetuneConfig, emit: Emit = lambda _event: None) -> di
     before = evaluate_model(base, held, config, True, lambda d: progress({"stage": "before", "done": d}))
     progress.eval_seconds = max(time.perf_counter() - started, 5.0)
     tiles, replayed = tile_source(config, train_set)
+    outputs = module.output_names
+    module.output_names = [*outputs, raw_density_name(onnx.load(str(base)))]
     run = train(config, module, parameters, tiles, progress)
+    module.output_names = outputs
     write_tuned(base, config.out, tuned_tensors(module, names))
     check_parity(module.eval(), config.out)
     after = evaluate_model(config.out, held, config, False, lambda d: progress({"stage": "after", "done": d}))

@@ -57,6 +57,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--replay-share", type=float, default=0.5, help="share of replayed training tiles (default 0.5)"
     )
+    p.add_argument(
+        "--replay-images",
+        type=int,
+        default=40,
+        help="ShanghaiTech training images per part to replay (default 40)",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime threads (default 2)")
     p.add_argument("--nice", type=int, default=10, help="added to this process's niceness (default 10)")
     p.add_argument(
@@ -113,6 +119,7 @@ def _run(args: argparse.Namespace, emit) -> dict:
         "last_blocks": args.last_blocks,
         "lr": args.lr,
         "replay_share": args.replay_share,
+        "replay_images": args.replay_images,
         "threads": args.threads,
         "seed": args.seed,
         "int8": args.int8,

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from engines.errors import CrowdstreamError
+from engines.spec import SPEC
 
 BLOCK_SCOPE = re.compile(r"/backbone/_blocks\.(\d+)/")
 
@@ -50,6 +51,32 @@ def trainable_names(model, last_blocks: int) -> list[str]:
         )
     chosen = blocks[len(blocks) - last_blocks :] if last_blocks > 0 else []
     return [name for block in chosen for name in layers[f"block {block}"]] + layers["decoder"]
+
+
+def raw_density_name(model) -> str:
+    """The density map before the count head: the exporter multiplies it by each tile's count / integral to
+    make the `density` output. The loss must see this one, as in training: on the calibrated map the point
+    loss would undo the calibration (the count head lifts sparse tiles 1.34×, so the loss would push the raw
+    map down by as much and every count would drop). A graph without a count head has only `density`."""
+    producers = {output: node for node in model.graph.node for output in node.output}
+    final = producers.get(SPEC.density_name)
+    if final is None or final.op_type != "Mul":
+        return SPEC.density_name
+    for name in final.input:
+        if SPEC.count_name not in _ancestors(name, producers):
+            return name
+    return SPEC.density_name
+
+
+def _ancestors(name: str, producers: dict) -> set[str]:
+    seen, stack = set(), [name]
+    while stack:
+        node = producers.get(stack.pop())
+        for parent in node.input if node is not None else ():
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen
 
 
 def make_trainable(module: torch.nn.Module, names: list[str]) -> list[torch.nn.Parameter]:
