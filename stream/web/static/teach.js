@@ -138,6 +138,16 @@ function mae(before, after) {
   return before == null || after == null ? "–" : `${number(before, 1)} → ${number(after, 1)}`;
 }
 
+// Why the page does or does not offer the new model, in the report's own terms.
+function verdict(report) {
+  if (!report) return "Done, but without a report.";
+  if (report.better) return "Done: the fine-tuned model counts this camera better.";
+  if (!(report.holdout_mae_after < report.holdout_mae_before)) {
+    return "Done, but the fine-tuned model is not better on the held-out snapshots: keep the current one, or add and correct more snapshots.";
+  }
+  return "Done: better on the held-out snapshots, but the standard hold-out got more than 10 % worse, so the current model stays.";
+}
+
 export function showJob(job) {
   if (!teach || !job || job.camera !== teach.camera) return;
   teach.job = job;
@@ -148,18 +158,19 @@ export function showJob(job) {
   const eta = job.eta_s == null ? "" : `, about ${duration(job.eta_s)} left`;
   const text = {
     running: `${job.stage} ${Math.round(job.fraction * 100)} %${eta}${job.loss == null ? "" : ` · loss ${number(job.loss, 3)}`}`,
-    done: job.report?.better ? "Done: the fine-tuned model counts this camera better." : "Done, but the fine-tuned model is not better on the held-out snapshots: keep the current one, or add and correct more snapshots.",
+    done: verdict(job.report),
     failed: `Failed: ${job.message}`,
     cancelled: "Cancelled.",
   }[job.state];
   $(".job-status").textContent = text;
-  $(".job-status").className = `job-status ${job.state}`;
+  $(".job-status").className = `job-status ${job.state}${job.report?.better ? " better" : ""}`;
   const report = job.state === "done" ? job.report : null;
   $(".job-report").hidden = !report;
   if (report) {
     const standard = (part) => mae(report.standard_mae_before?.[part], report.standard_mae_after?.[part]);
     $(".holdout-mae").textContent = mae(report.holdout_mae_before, report.holdout_mae_after);
-    $(".holdout-size").textContent = `${report.holdout} of ${report.snapshots} snapshots`;
+    const heldOut = Array.isArray(report.holdout) ? report.holdout.length : report.holdout;
+    $(".holdout-size").textContent = `${heldOut} of ${report.snapshots} snapshots`;
     $(".standard-a").textContent = standard("A");
     $(".standard-b").textContent = standard("B");
   }
