@@ -120,4 +120,5 @@ class CameraModels:
             updated = CameraConfig.model_validate({**camera.model_dump(), "model": model})
             self.config.cameras[self.config.cameras.index(camera)] = updated
             self.worker.set_model(camera_id, self._attach(model, engine))
+            self.worker.drop_unused_engines()
         return SwitchedModel(camera_id, self.config.model_of(updated), saved_to, note)

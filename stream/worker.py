@@ -132,12 +132,14 @@ class Worker:
         self.engines[model] = engine
 
     def set_model(self, camera_id: str, model: str | None) -> None:
-        """Count a camera with `model` (added before; None: the default engine) from its next cycle on,
-        and drop the models no camera uses any more."""
+        """Count a camera with `model` (added before; None: the default engine) from its next cycle on."""
         if model is not None and model not in self.engines:
             raise KeyError(f"model {model!r} is not loaded")
         self.tasks[camera_id].model = model
         self.hub.cameras[camera_id].model = model or self.model_name
+
+    def drop_unused_engines(self) -> None:
+        """Forget the models no camera counts with any more (after a switch), freeing their memory."""
         used = {task.model for task in self.tasks.values()}
         self.engines = {name: engine for name, engine in self.engines.items() if name in used}
 

@@ -57,6 +57,7 @@ NO_FINETUNE = (
 )
 """What the test server runs for a fine-tuning job: a one-line failure, never minutes of training."""
 
+
 @dataclass(frozen=True)
 class Clip:
     """Decoded frames of a real video with their density maps and counts from the real model."""
