@@ -174,18 +174,24 @@ class FinetuneJobs:
         if not dataset.is_dir() or not any(dataset.glob("*.json")):
             raise JobError(f"camera {camera} has no snapshots yet: take and correct some first")
         models = self.config.models_dir(camera)
-        models.mkdir(parents=True, exist_ok=True)
+        try:
+            models.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JobError(f"cannot write the model to {models}: {exc.strerror or exc}") from None
         output = models / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.onnx"
         arguments = finetune_command(self.config, dataset, base_model, output, quick)
         command, environment = bounded(self.config, [*self.program, *arguments])
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=environment,
-            start_new_session=True,  # its own process group: cancel ends its children too
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=environment,
+                start_new_session=True,  # its own process group: cancel ends its children too
+            )
+        except OSError as exc:  # nice or prlimit missing, the folder not writable
+            raise JobError(f"cannot start {command[0]}: {exc.strerror or exc}") from None
         state = JobState(camera, "running", time.time(), base_model, str(output), quick)
         self._set(state)
         running = self._running[camera] = _Running(process)
