@@ -202,3 +202,30 @@ def test_better_needs_an_improvement_and_at_most_ten_percent_worse_standard_mae(
     assert is_better(before, {"holdout_mae": 3.0, "standard_mae": {"A": 87.9, "B": 17.5}})
     assert not is_better(before, {"holdout_mae": 3.0, "standard_mae": {"A": 80.0, "B": 17.7}})
     assert not is_better(before, {"holdout_mae": 8.0, "standard_mae": {"A": 70.0, "B": 15.0}})
+
+
+def test_replayed_tiles_cost_only_how_far_the_model_moved_from_the_base():
+    import torch
+
+    from engines.onnx_torch import load_onnx_module
+    from training.finetune import FinetuneConfig, step_loss
+    from training.onnx_weights import expose_raw_density
+
+    student, teacher = load_onnx_module(DEFAULT_MODEL), load_onnx_module(DEFAULT_MODEL)
+    for module in (student, teacher):  # as fine-tuning runs them: the raw density map is the last output
+        expose_raw_density(module, onnx.load(str(DEFAULT_MODEL)))
+    rng = np.random.default_rng(0)
+    batch = {
+        "images": torch.from_numpy(rng.integers(0, 255, (2, 3, 224, 224), dtype=np.uint8)),
+        "points": torch.tensor([[[10.0, 10.0]], [[0.0, 0.0]]]),  # annotations are not the replay target
+        "valid": torch.tensor([[True], [False]]),
+        "empty": torch.zeros(2, 1, 56, 56),
+        "replay": torch.tensor([True, True]),
+    }
+    config = FinetuneConfig(dataset=Path("unused"), out=Path("unused.onnx"))
+    with torch.no_grad():
+        assert step_loss(student, teacher, batch, config).item() == 0.0
+        getattr(student, student.buffer_names["model.head.2.weight"]).mul_(
+            1.5
+        )  # the student's last layer only
+        assert step_loss(student, teacher, batch, config).item() > 0.0

@@ -56,3 +56,29 @@ def test_too_few_people_cost_the_shortfall():
     points, valid = heads((10.5, 20.5))
     half = point_loss(prediction((20, 10, 0.5)), points, valid, PointLossConfig())["total"].item()
     assert half == pytest.approx(0.5, abs=1e-5)
+
+
+def test_neighbour_spread_keeps_dense_heads_and_widens_heads_far_apart():
+    adaptive = PointLossConfig(spread_neighbours=3)
+    # three heads 4 output pixels apart (dense): 0.3 x 4 / 2 < 1, the fixed geometry
+    points, valid = heads((10.5, 10.5), (14.5, 10.5), (18.5, 10.5))
+    pred = prediction((10, 10, 1.0), (10, 14, 1.0), (10, 18, 1.0))
+    assert point_loss(pred, points, valid, adaptive)["total"].item() == pytest.approx(
+        point_loss(pred, points, valid)["total"].item(), abs=1e-6
+    )
+    # two large heads 30 pixels apart, each person's density spread over a 5x5 patch around its point
+    points, valid = heads((10.5, 10.5), (40.5, 10.5))
+    pred = torch.zeros(1, 1, SIZE, SIZE)
+    pred[0, 0, 8:13, 8:13] = pred[0, 0, 8:13, 38:43] = 1 / 25
+    fixed = point_loss(pred, points, valid)["total"].item()
+    spread = point_loss(pred, points, valid, adaptive)["total"].item()
+    assert spread < 0.5 * fixed and fixed > 0.5  # the fixed geometry calls much of each head background
+
+
+def test_neighbour_spread_on_empty_and_single_head_tiles():
+    adaptive = PointLossConfig(spread_neighbours=3)
+    points, valid = torch.zeros(1, 0, 2), torch.zeros(1, 0, dtype=torch.bool)
+    assert point_loss(torch.zeros(1, 1, SIZE, SIZE), points, valid, adaptive)["total"].item() == 0.0
+    points, valid = heads((10.5, 20.5))
+    pred = prediction((20, 10, 1.0))
+    assert point_loss(pred, points, valid, adaptive)["total"].item() == pytest.approx(0.0, abs=1e-5)

@@ -68,6 +68,14 @@ def raw_density_name(model) -> str:
     return SPEC.density_name
 
 
+def expose_raw_density(module: torch.nn.Module, model) -> list[str]:
+    """Make an OnnxModule of `model` also return the raw density map, as its last output (for the loss);
+    returns the output names it had, to restore before the module is compared with the written file."""
+    outputs = list(module.output_names)
+    module.output_names = [*outputs, raw_density_name(model)]
+    return outputs
+
+
 def _ancestors(name: str, producers: dict) -> set[str]:
     seen, stack = set(), [name]
     while stack:

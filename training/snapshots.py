@@ -114,16 +114,23 @@ class MixedTiles(Dataset):
     replay_share: float
     seed: int
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def is_replay(self, index: int) -> bool:
+        """Whether tile `index` is a replayed training-data tile (fixed by the seed and the index)."""
         rng = np.random.default_rng((self.seed, 11, index))
-        if self.replay is not None and rng.random() < self.replay_share:
+        return self.replay is not None and bool(rng.random() < self.replay_share)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.is_replay(index):
             image, points, _ = self.replay[index]
             return image, points, torch.zeros(1, OUTPUT_SIZE, OUTPUT_SIZE)
         return self.camera[index]
 
 
-def collate_mixed(batch: list) -> dict[str, torch.Tensor]:
-    """collate_tiles, with the "nobody here" masks under `empty` instead of `density`."""
-    out = collate_tiles(batch)
+def mixed_batch(tiles: MixedTiles, first: int, size: int) -> dict[str, torch.Tensor]:
+    """Tiles first..first+size-1 collated (collate_tiles), the "nobody here" masks under `empty`, and
+    `replay` saying which tiles are replayed training data."""
+    indices = range(first, first + size)
+    out = collate_tiles([tiles[index] for index in indices])
     out["empty"] = out.pop("density")
+    out["replay"] = torch.tensor([tiles.is_replay(index) for index in indices])
     return out
