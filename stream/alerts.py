@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 from stream.readings import CameraReading
 from stream.zones import ZoneReading
@@ -34,6 +35,8 @@ class Alert:
     """One stretch of a zone over its limit. `ended` is None while it lasts; `last_over` is the
     capture time of the newest reading over the limit. Densities are people per m² (None for a zone
     without an area, whose threshold is a number of people)."""
+
+    EVENT: ClassVar[str] = "alert"
 
     camera: str
     zone: str

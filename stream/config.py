@@ -31,6 +31,7 @@ from engines.preprocess import parse_tiles
 from engines.spec import DEFAULT_TILES
 from stream.alert_store import KEEP
 from stream.alerts import END_AFTER_S
+from stream.finetune_config import FinetuneConfig
 from stream.redis_server import EMBEDDED_PORT
 from stream.sources.decoding import DecodeConfig
 from stream.web.config import HttpConfig
@@ -79,6 +80,7 @@ class CameraConfig(Strict):
     frame_size: tuple[int, int] | None = Field(
         None, description="[width, height], if known in advance, to check zones at load time"
     )
+    model: str | None = Field(None, min_length=1, description="this camera's model (null: engine.model)")
 
     @field_validator("id")
     @classmethod
@@ -223,6 +225,7 @@ class ServiceConfig(Strict):
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
     @field_validator("cameras")
     @classmethod
@@ -240,6 +243,10 @@ class ServiceConfig(Strict):
         if zone.threshold is not None:
             return zone.threshold
         return self.thresholds.density if zone.area_m2 is not None else self.thresholds.people
+
+    def model_of(self, camera: CameraConfig) -> str:
+        """The model a camera counts with: its own, else the engine's."""
+        return camera.model or self.engine.model
 
     def zones_of(self, camera: CameraConfig) -> list[Zone]:
         """A camera's zones, ready to count, with the default thresholds filled in."""

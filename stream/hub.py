@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -24,6 +24,15 @@ from stream.pictures import Counted, Picture, render_live, render_snapshot
 from stream.readings import CameraReading
 from stream.sources import Frame, Status
 from stream.zones import Zone
+
+
+class Event(Protocol):
+    """What the event stream sends: its SSE event name, the camera it concerns, and a JSON body."""
+
+    EVENT: ClassVar[str]
+    camera: str
+
+    def as_dict(self) -> dict: ...
 
 
 class LiveSource(Protocol):
@@ -55,6 +64,7 @@ class CameraFeed:
     def __init__(self, camera_id: str, name: str, zones: Sequence[Zone], source: LiveSource | None) -> None:
         self.id, self.name, self.zones = camera_id, name, list(zones)
         self.fps = 0.0
+        self.model = "default"  # the model that counts it, as named in the config
         self.counted: Counted | None = None
         self.version = 0
         self.health = Health()
@@ -225,7 +235,11 @@ class Hub:
         """An alert started, reached a new peak or ended: every subscriber gets it."""
         self._fan_out(alert)
 
-    def _fan_out(self, item: CameraReading | Alert) -> None:
+    def publish_event(self, item: Event) -> None:
+        """Any other news of a camera (a fine-tuning job's progress): every subscriber gets it."""
+        self._fan_out(item)
+
+    def _fan_out(self, item: Event) -> None:
         for queue in self._subscribers:
             if queue.full():
                 queue.get_nowait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -16,6 +17,8 @@ from stream.zones import Zone, ZoneReading
 @dataclass(frozen=True)
 class CameraReading:
     """One counted frame of one camera."""
+
+    EVENT: ClassVar[str] = "reading"
 
     camera: str
     timestamp: float  # wall-clock seconds of capture

@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from engines.engine import Engine
 from engines.errors import CrowdstreamError
 from stream.alert_store import AlertStore
 from stream.alerts import AlertTracker
+from stream.camera_models import CameraModels
 from stream.cameras import Cameras, check_sources
 from stream.config import CameraConfig, ServiceConfig, load_config
+from stream.finetune_jobs import FinetuneJobs
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.redis_publisher import RedisPublisher, counts_key
@@ -61,6 +64,8 @@ class Service:
     redis_info: RedisInfo | None = None
     alerts: AlertStore | None = None
     leases: CameraLeases | None = None
+    models: CameraModels | None = None
+    jobs: FinetuneJobs | None = None
     cameras: Cameras | None = None
     runner: web.AppRunner | None = None
     socket: socket.socket | None = None
@@ -84,7 +89,7 @@ class Service:
         """`prepare`, then load the model, start Redis, the cameras, the web server and the worker."""
         self.prepare()
         config = self.config
-        engine = load_worker_engine(config.engine)
+        engine = self._load_engine(config.engine.model)
         await self._start_redis()
         self.alerts = AlertStore(
             self.hub,
@@ -103,7 +108,11 @@ class Service:
             max_batch=config.engine.max_batch,
             owns=self._owner_check(),
             record_extra=self._record_extra(),
+            model_name=config.engine.model,
         )
+        self.models = CameraModels(config, self.worker, self._load_engine, self.config_path, self._checker())
+        self.models.load_configured()
+        self.jobs = FinetuneJobs(config.finetune, self.hub.publish_event)
         self.cameras = Cameras(self.worker, config)
         for camera in config.cameras:
             self._open_camera(camera)
@@ -121,6 +130,12 @@ class Service:
                 "redis": self.redis_url or "none",
             },
         )
+
+    def _load_engine(self, model: str) -> Engine:
+        return load_worker_engine(self.config.engine, model)
+
+    def _checker(self) -> Callable[[Path], object]:
+        return self.check_config or load_config
 
     async def _start_redis(self) -> None:
         redis_config = self.config.redis
@@ -209,6 +224,7 @@ class Service:
 
     async def _start_web(self) -> None:
         from stream.web.app import create_app
+        from stream.web.teach import Teach
 
         http = self.config.http
         app = create_app(
@@ -219,9 +235,8 @@ class Service:
             key_prefix=self.config.redis.prefix,
             redis_info=self.redis_info,
             alerts=self.alerts,
-            zone_editor=ZoneEditor(
-                self.config, self.config_path, self.check_config or load_config, self._apply_zones
-            ),
+            zone_editor=ZoneEditor(self.config, self.config_path, self._checker(), self._apply_zones),
+            teach=Teach(self.hub, self.config, self.jobs, self.models),
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self.runner.setup()
@@ -254,6 +269,8 @@ class Service:
                     asyncio.shield(worker_task), timeout=max(0.5, deadline - loop.time() - 3)
                 )
         await self._cancel_tasks(keep={"redis-writer"})
+        if self.jobs is not None:
+            await self.jobs.close(grace=1.0)
         if self.alerts is not None:
             await self.alerts.close(timeout=1)
         if self.leases is not None:

@@ -1,7 +1,8 @@
 """The counting cycle, the path of a frame through the service, top to bottom:
 
 1. take the newest frame of every camera that is due (stream.schedule decides, and counts dropped frames);
-2. count them all in one batched inference (engines.counting), in the worker thread;
+2. count them all in batched inferences (engines.counting), in the worker thread: one per model and tile
+   setting, so cameras that share a model share its batches (each model is loaded once);
 3. turn each density map into a reading: zones, smoothing, densest point (stream.readings.read_frame);
 4. publish: the hub (API, live view, events), the publishers (Redis) and the Prometheus metrics.
 
@@ -36,11 +37,12 @@ from stream.zones import Zone
 log = logging.getLogger(__name__)
 
 
-def load_worker_engine(settings: EngineConfig) -> Engine:
-    """The configured engine. Its own threads (ONNX Runtime's intra-op pool) start now and are named
-    "onnxruntime" for the OS, so per-thread CPU figures tell them from the worker's thread."""
+def load_worker_engine(settings: EngineConfig, model: str | None = None) -> Engine:
+    """The configured engine, or `model` with the configured runtime settings (a camera's own model). Its
+    threads (ONNX Runtime's intra-op pool) start now and are named "onnxruntime" for the OS, so per-thread
+    CPU figures tell them from the worker's thread."""
     with os_thread_named("onnxruntime"):
-        return load_engine(settings.model, settings.backend, settings.threads, settings.device)
+        return load_engine(model or settings.model, settings.backend, settings.threads, settings.device)
 
 
 class FrameSource(LiveSource, Protocol):
@@ -77,6 +79,7 @@ class CameraTask:
     source: FrameSource
     zones: list[Zone]
     schedule: Schedule
+    model: str | None = None  # the camera's own model (None: the worker's default engine)
     previous: CameraReading | None = None  # the last reading: the smoothing state
     reported_reconnects: int = 0
     checked_sizes: set[tuple[int, int]] = dataclasses.field(default_factory=set)
@@ -97,7 +100,8 @@ class Counted:
 
 
 class Worker:
-    """Counts every due camera in one batched inference per cycle and hands the readings on."""
+    """Counts every due camera in batched inferences (one per model and tile setting) per cycle and
+    hands the readings on."""
 
     def __init__(
         self,
@@ -110,8 +114,11 @@ class Worker:
         max_batch: int = 32,
         owns: Callable[[str], bool] | None = None,
         record_extra: Callable[[str], Mapping[str, str | int] | None] | None = None,
+        model_name: str = "default",
     ) -> None:
         self.engine, self.hub, self.metrics = engine, hub, metrics
+        self.model_name = model_name  # what the default engine is called (engine.model)
+        self.engines: dict[str, Engine] = {}  # the cameras' own models, by name
         self.publishers = list(publishers)
         self.alpha, self.max_batch = alpha, max_batch
         self.owns = owns or (lambda _camera: True)
@@ -130,8 +137,25 @@ class Worker:
         task = CameraTask(camera, source, zones, schedule)
         self.tasks[camera.id] = task
         self.hub.add_camera(camera.id, camera.display_name, zones, source)
+        self.set_model(camera.id, camera.model if camera.model in self.engines else None)
         self._sync_health(task)
         return task
+
+    def add_engine(self, model: str, engine: Engine) -> None:
+        """Make a loaded model available to cameras (`set_model`, or `model:` in their config)."""
+        self.engines[model] = engine
+
+    def set_model(self, camera_id: str, model: str | None) -> None:
+        """Count a camera with `model` (added before; None: the default engine) from its next cycle on."""
+        if model is not None and model not in self.engines:
+            raise KeyError(f"model {model!r} is not loaded")
+        self.tasks[camera_id].model = model
+        self.hub.cameras[camera_id].model = model or self.model_name
+
+    def drop_unused_engines(self) -> None:
+        """Forget the models no camera counts with any more (after a switch), freeing their memory."""
+        used = {task.model for task in self.tasks.values()}
+        self.engines = {name: engine for name, engine in self.engines.items() if name in used}
 
     def replace_source(self, camera_id: str, source: FrameSource) -> None:
         """Point a camera at a new reader (after the service reopened it), keeping its smoothing."""
@@ -173,7 +197,7 @@ class Worker:
 
     # 1. what is due
 
-    def _take_due_frames(self, now: float) -> list[tuple[CameraTask, Frame]]:
+    def _take_due_frames(self, now: float) -> list[tuple[CameraTask, Frame, Engine]]:
         due = []
         for task in self.tasks.values():
             if not task.schedule.due(now) or not self.owns(task.id):
@@ -184,34 +208,38 @@ class Worker:
             dropped = task.schedule.count(frame.seq, now)
             if dropped:
                 self.metrics.frames_dropped.labels(task.id).inc(dropped)
-            due.append((task, frame))
+            due.append((task, frame, self.engines.get(task.model, self.engine)))
         return due
 
-    # 2. and 3. in the worker thread: one inference per tile setting, then each camera's reading
+    # 2. and 3. in the worker thread: one inference per model and tile setting, then each camera's reading
 
-    def _count(self, due: list[tuple[CameraTask, Frame]]) -> list[Counted]:
-        groups: dict[str, list[tuple[CameraTask, Frame]]] = {}
-        for task, frame in due:
-            groups.setdefault(task.config.tiles, []).append((task, frame))
+    def _count(self, due: list[tuple[CameraTask, Frame, Engine]]) -> list[Counted]:
+        groups: dict[tuple[int, str], tuple[Engine, list[tuple[CameraTask, Frame]]]] = {}
+        for task, frame, engine in due:
+            groups.setdefault((id(engine), task.config.tiles), (engine, []))[1].append((task, frame))
         started = time.perf_counter()
-        counted = [item for tiles, members in groups.items() for item in self._infer(tiles, members)]
+        counted = [
+            item
+            for (_, tiles), (engine, members) in groups.items()
+            for item in self._infer(engine, tiles, members)
+        ]
         self.metrics.inference.labels(self.engine.backend).observe(time.perf_counter() - started)
         return [self._read(task, frame, result) for task, frame, result in counted]
 
     def _infer(
-        self, tiles: str, members: list[tuple[CameraTask, Frame]]
+        self, engine: Engine, tiles: str, members: list[tuple[CameraTask, Frame]]
     ) -> list[tuple[CameraTask, Frame, FrameCount]]:
         """One batch for all members; if it fails, each frame alone, so one bad frame costs only its camera."""
         try:
             results = count_frames(
-                self.engine, [f.image for _, f in members], tiles, DENSITY_SCALE, self.max_batch
+                engine, [f.image for _, f in members], tiles, DENSITY_SCALE, self.max_batch
             )
             return [(task, frame, result) for (task, frame), result in zip(members, results, strict=True)]
         except Exception:
             if len(members) == 1:
                 log.exception("frame could not be counted; skipping it", extra={"camera": members[0][0].id})
                 return []
-        return [item for member in members for item in self._infer(tiles, [member])]
+        return [item for member in members for item in self._infer(engine, tiles, [member])]
 
     def _read(self, task: CameraTask, frame: Frame, result: FrameCount) -> Counted:
         height, width = frame.image.shape[:2]

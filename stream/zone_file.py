@@ -1,4 +1,4 @@
-"""Writing a camera's zones back into the YAML config file the service was started with.
+"""Writing a camera's zones (or its model) back into the YAML config file the service was started with.
 
 The file is the operator's: its comments, key order and quoting survive (ruamel.yaml's round trip;
 PyYAML would drop every comment). A zone that keeps its name is updated in place, so its own comments
@@ -87,35 +87,62 @@ def write_zones(
 ) -> Path | None:
     """Replace camera `camera_id`'s zones in the config file at `path`; returns the backup of the
     previous version. `check(candidate)` must raise for a file the service could not start with."""
+
+    def edit(camera: CommentedMap) -> None:
+        old = {node.get("name"): node for node in camera.get("zones") or [] if isinstance(node, CommentedMap)}
+        nodes = [zone_node(zone, old.get(zone["name"])) for zone in zones]
+        if isinstance(camera.get("zones"), CommentedSeq) and nodes:
+            camera["zones"][:] = nodes  # in place: the comments after the list stay where they were
+        else:
+            camera["zones"] = nodes or _flow([])
+
+    return _edit_camera(path, camera_id, edit, check, "the zones")
+
+
+def write_model(path: Path, camera_id: str, model: str | None, check: Callable[[Path], object]) -> Path:
+    """Set camera `camera_id`'s `model:` in the config file at `path` (None removes the key: the
+    engine's model again); returns the backup of the previous version."""
+
+    def edit(camera: CommentedMap) -> None:
+        if model is None:
+            camera.pop("model", None)
+        else:
+            camera["model"] = model
+
+    return _edit_camera(path, camera_id, edit, check, "the model")
+
+
+def _edit_camera(
+    path: Path,
+    camera_id: str,
+    edit: Callable[[CommentedMap], None],
+    check: Callable[[Path], object],
+    what: str,
+) -> Path:
+    """Load the file keeping its comments, `edit` the camera's mapping in place, and save it."""
     yaml = _yaml()
     try:
         data = yaml.load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, YAMLError) as exc:
-        raise ZoneFileError(f"{path}: cannot read the config file to save the zones ({exc})") from None
-    camera = _camera_node(data, camera_id, path)
-    old = {node.get("name"): node for node in camera.get("zones") or [] if isinstance(node, CommentedMap)}
-    nodes = [zone_node(zone, old.get(zone["name"])) for zone in zones]
-    if isinstance(camera.get("zones"), CommentedSeq) and nodes:
-        camera["zones"][:] = nodes  # in place: the comments after the list stay where they were
-    else:
-        camera["zones"] = nodes or _flow([])
+        raise ZoneFileError(f"{path}: cannot read the config file to save {what} ({exc})") from None
+    edit(_camera_node(data, camera_id, path, what))
     text = io.StringIO()
     yaml.dump(data, text)
-    return _replace(path, text.getvalue(), check)
+    return _replace(path, text.getvalue(), check, what)
 
 
-def _camera_node(data: Any, camera_id: str, path: Path) -> CommentedMap:
+def _camera_node(data: Any, camera_id: str, path: Path, what: str) -> CommentedMap:
     cameras = data.get("cameras") if isinstance(data, CommentedMap) else None
     for camera in cameras or []:
         if isinstance(camera, CommentedMap) and camera.get("id") == camera_id:
             return camera
     raise CameraNotInFile(
         f"{path} has no camera {camera_id!r} (it came from --source or the environment): "
-        "the zones apply until the service stops; add the camera to the file to keep them"
+        f"the change lasts until the service stops; add the camera to the file to keep {what}"
     )
 
 
-def _replace(path: Path, text: str, check: Callable[[Path], object]) -> Path:
+def _replace(path: Path, text: str, check: Callable[[Path], object], what: str) -> Path:
     """Write `text` as the new `path` atomically, keeping the old file as `<path>.bak`."""
     backup = path.with_name(f"{path.name}.bak")
     candidate = None
@@ -133,7 +160,7 @@ def _replace(path: Path, text: str, check: Callable[[Path], object]) -> Path:
         os.replace(candidate, path)
         candidate = None
     except OSError as exc:
-        raise ZoneFileError(f"{path}: cannot save the zones ({exc.strerror or exc})") from None
+        raise ZoneFileError(f"{path}: cannot save {what} ({exc.strerror or exc})") from None
     finally:
         if candidate is not None:
             candidate.unlink(missing_ok=True)

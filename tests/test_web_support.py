@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,13 +28,17 @@ from engines.counting import count_frames
 from engines.engine import Engine, load_engine
 from stream.alert_store import AlertStore
 from stream.alerts import AlertTracker
+from stream.camera_models import CameraModels
 from stream.config import CameraConfig, ServiceConfig, load_config
+from stream.finetune_config import FinetuneConfig
+from stream.finetune_jobs import FinetuneJobs
 from stream.hub import Hub
 from stream.metrics import StreamMetrics
 from stream.redis_publisher import DEFAULT_PREFIX
 from stream.sources import DEMO_CLIP, Frame, Status
 from stream.web.app import create_app
 from stream.web.config import HttpConfig
+from stream.web.teach import Teach
 from stream.worker import Worker
 from stream.zone_editor import ZoneEditor
 from tests.conftest import free_port
@@ -42,6 +48,14 @@ CLIP_WIDTH = 640
 COUNTING_FPS = 4.0
 TILES = CameraConfig(id="any", url="demo").tiles  # the cameras' default tiling, for the reference counts too
 TOKEN = "test-token-0123456789abcdef"
+
+
+NO_FINETUNE = (
+    sys.executable,
+    "-c",
+    "import json; print(json.dumps({'event': 'error', 'message': 'no fine-tuning in this test server'}))",
+)
+"""What the test server runs for a fine-tuning job: a one-line failure, never minutes of training."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +184,8 @@ async def serve(
         )
         for camera, threshold in thresholds.items()
     ]
-    config = ServiceConfig(cameras=cameras)
+    data = tempfile.TemporaryDirectory(prefix="crowdstream-data-")
+    config = ServiceConfig(cameras=cameras, finetune=FinetuneConfig(data_dir=data.name))
     for camera in config.cameras:
         worker.add_camera(camera, sources[camera.id], config.zones_of(camera))
 
@@ -186,6 +201,12 @@ async def serve(
         redis_url=redis_url,
         alerts=alerts,
         zone_editor=ZoneEditor(config, None, load_config, apply_zones),
+        teach=Teach(
+            hub,
+            config,
+            FinetuneJobs(config.finetune, hub.publish_event, program=NO_FINETUNE),
+            CameraModels(config, worker, load_engine),
+        ),
     )
     runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()
@@ -209,6 +230,7 @@ async def serve(
         await alerts.close(timeout=1)
         await runner.cleanup()
         worker.close()
+        data.cleanup()
 
 
 async def get_json(session: aiohttp.ClientSession, url: str, **kwargs) -> tuple[int, dict]:

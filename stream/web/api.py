@@ -7,6 +7,7 @@ import json
 import math
 import time
 from importlib import resources
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -31,6 +32,17 @@ def find_camera(hub: Hub, request: web.Request) -> CameraFeed:
     if camera is None:
         raise json_error(web.HTTPNotFound, "no such camera")
     return camera
+
+
+async def json_body(request: web.Request) -> Any:
+    """A request's JSON body; 415 unless sent as application/json (so a form on another site cannot
+    send one), 400 when it does not parse."""
+    if request.content_type != "application/json":
+        raise json_error(web.HTTPUnsupportedMediaType, "send the body as application/json")
+    try:
+        return json.loads(await request.text())
+    except (ValueError, UnicodeDecodeError):
+        raise json_error(web.HTTPBadRequest, "the body is not valid JSON") from None
 
 
 def camera_summary(camera: CameraFeed, viewers: int) -> dict:
@@ -65,6 +77,7 @@ def camera_summary(camera: CameraFeed, viewers: int) -> dict:
         "timestamp": reading["timestamp"] if reading else None,
         "zones": zones,
         "viewers": viewers,
+        "model": camera.model,
         "over_threshold": any(zone["over_threshold"] for zone in zones),
     }
 

@@ -20,6 +20,7 @@ from stream.web.events import Events
 from stream.web.limits import OpenStreams, ViewerSlots
 from stream.web.media import Media
 from stream.web.metrics import WebCollector
+from stream.web.teach import Teach, add_routes
 from stream.web.webrtc import LiveView
 from stream.web.zones import Zones
 from stream.zone_editor import ZoneEditor
@@ -60,6 +61,7 @@ def create_app(
     redis_info: RedisInfo | None = None,
     alerts: AlertStore | None = None,
     zone_editor: ZoneEditor | None = None,
+    teach: Teach | None = None,
 ) -> web.Application:
     """Build the application; raises InsecureBindError for a non-loopback bind without credentials."""
     check_bind(http)
@@ -94,6 +96,7 @@ def create_app(
     app.router.add_get("/api/cameras/{id}/history", api.history)
     app.router.add_get("/api/cameras/{id}/zones", zones.get)
     app.router.add_put("/api/cameras/{id}/zones", zones.put)
+    add_routes(app, teach)
     app.router.add_post("/api/cameras/{id}/offer", live.offer)
     app.router.add_get("/api/cameras/{id}/mjpeg", media.mjpeg)
     app.router.add_get("/api/cameras/{id}/snapshot.jpg", media.snapshot)

@@ -13,9 +13,7 @@ import json
 
 from aiohttp import web
 
-from stream.alerts import Alert
-from stream.hub import Hub
-from stream.readings import CameraReading
+from stream.hub import Event, Hub
 from stream.web.config import HttpConfig
 from stream.web.errors import json_error
 from stream.web.limits import OpenStreams, write_or_drop
@@ -24,10 +22,10 @@ KEEPALIVE_S = 15.0
 QUEUE_SIZE = 64
 
 
-def sse_event(item: CameraReading | Alert) -> bytes:
-    """`event: reading` for a counted frame, `event: alert` for an alert that started, peaked or ended."""
-    kind = "alert" if isinstance(item, Alert) else "reading"
-    return f"event: {kind}\ndata: {json.dumps(item.as_dict(), separators=(',', ':'))}\n\n".encode()
+def sse_event(item: Event) -> bytes:
+    """`event: reading` for a counted frame, `event: alert` for an alert that started, peaked or ended,
+    `event: finetune` for a fine-tuning job's progress."""
+    return f"event: {item.EVENT}\ndata: {json.dumps(item.as_dict(), separators=(',', ':'))}\n\n".encode()
 
 
 class Events:

@@ -6,13 +6,12 @@ is on)."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
 
 from engines.errors import CrowdstreamError
 from stream.hub import Hub
-from stream.web.api import find_camera
+from stream.web.api import find_camera, json_body
 from stream.web.errors import json_error
 from stream.zone_editor import ZoneEditor, zone_list
 
@@ -40,12 +39,7 @@ class Zones:
     async def put(self, request: web.Request) -> web.Response:
         feed = find_camera(self.hub, request)
         editor = self._editor()
-        if request.content_type != "application/json":
-            raise json_error(web.HTTPUnsupportedMediaType, "send the zones as application/json")
-        try:
-            body = json.loads(await request.text())
-        except (ValueError, UnicodeDecodeError):
-            raise json_error(web.HTTPBadRequest, "the body is not valid JSON") from None
+        body = await json_body(request)
         if not isinstance(body, dict) or set(body) != {"zones"}:
             raise json_error(web.HTTPBadRequest, 'send {"zones": [...]}, the complete list of the camera')
         async with self._saving:  # one edit at a time writes the file

@@ -5,6 +5,7 @@
 import { anyOngoing, loadAlerts, showAlerts, takeAlert } from "./alerts.js";
 import { drawChart } from "./chart.js";
 import { ago, clockTime, limitText, number, people } from "./format.js";
+import { openTeach, showJob } from "./teach.js";
 import { openZoneEditor } from "./zones.js";
 
 const CHART_SECONDS = 300; // the chart keeps this much history
@@ -49,6 +50,10 @@ function createCard(camera) {
   card.querySelector(".edit-zones").addEventListener("click", (event) => {
     event.stopPropagation(); // not a click on the card (which enlarges it)
     openZoneEditor(camera.id, els.name.textContent).catch((error) => console.warn(error.message));
+  });
+  card.querySelector(".correct").addEventListener("click", (event) => {
+    event.stopPropagation();
+    openTeach(camera.id, els.name.textContent);
   });
   const toggle = () => {
     card.classList.toggle("expanded");
@@ -213,6 +218,7 @@ function listenForReadings() {
   source.addEventListener("open", () => { feed.textContent = "live"; feed.classList.remove("stale"); });
   source.addEventListener("error", () => { feed.textContent = "reconnecting…"; feed.classList.add("stale"); });
   source.addEventListener("alert", (event) => takeAlert(JSON.parse(event.data), cameraName));
+  source.addEventListener("finetune", (event) => showJob(JSON.parse(event.data)));
   source.addEventListener("reading", (event) => {
     const reading = JSON.parse(event.data);
     const state = cameras.get(reading.camera);

@@ -4,7 +4,8 @@
 // model, writes to its config file (keeping the previous version) and applies at once.
 // Coordinates are frame pixels throughout: the SVG's viewBox is the frame.
 
-const SVG = "http://www.w3.org/2000/svg";
+import { element } from "./svg.js";
+
 const HANDLE_PX = 9; // corner handles' radius on screen
 const PICTURE_REFRESH_MS = 2000;
 
@@ -56,13 +57,6 @@ function moved(polygon, dx, dy) {
 }
 
 // ---- drawing the picture ------------------------------------------------------------------------
-
-function element(name, attributes, parent) {
-  const node = document.createElementNS(SVG, name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
-  parent.append(node);
-  return node;
-}
 
 function render() {
   svg.replaceChildren();

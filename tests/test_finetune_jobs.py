@@ -1,0 +1,140 @@
+"""Fine-tuning jobs as the service runs them: a separate process under nice and prlimit with bounded
+threads, its JSON lines turned into states and events, failures as one line, cancel, one per camera.
+The program here is a small stand-in that speaks the `crowdstream finetune --progress jsonl`
+contract (the real command is run end to end in tests/test_browser_teach.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from stream.finetune_config import FinetuneConfig
+from stream.finetune_jobs import FinetuneJobs, JobError, JobState
+
+STAND_IN = textwrap.dedent(
+    """
+    import json, os, resource, sys, time
+    mode, dataset, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    out = args[args.index("-o") + 1]
+    seen = {"argv": sys.argv[2:], "threads": os.environ.get("OMP_NUM_THREADS"), "nice": os.nice(0),
+            "memory": resource.getrlimit(resource.RLIMIT_AS)[0]}
+    open(out + ".seen.json", "w").write(json.dumps(seen))
+    say = lambda **event: print(json.dumps(event), flush=True)
+    say(event="start")
+    print("a line that is not JSON", flush=True)
+    if mode == "slow":
+        time.sleep(60)
+    for step in (1, 2):
+        say(event="progress", fraction=step / 2, step=step, loss=1.0 / step, eta_s=2 - step, stage="training")
+    if mode == "fail":
+        say(event="error", message="points outside the image in x.json")
+        sys.exit(2)
+    if mode == "crash":
+        print("Traceback (most recent call last):", file=sys.stderr)
+        print("RuntimeError: out of memory", file=sys.stderr)
+        sys.exit(1)
+    open(out, "wb").write(b"onnx")
+    report = {"better": True, "holdout_mae_before": 9.0, "holdout_mae_after": 3.0}
+    open(out[: -len(".onnx")] + ".report.json", "w").write(json.dumps(report))
+    say(event="done", model=out, report=out[: -len(".onnx")] + ".report.json")
+    """
+)
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    script = tmp_path / "stand_in.py"
+    script.write_text(STAND_IN)
+    config = FinetuneConfig(data_dir=tmp_path / "data", threads=1, nice=7, memory_mb=4096)
+    dataset = config.dataset_dir("gate")
+    dataset.mkdir(parents=True)
+    (dataset / "20260101T000000-1.json").write_text('{"points": []}')
+    events: list[JobState] = []
+
+    def jobs(mode: str) -> FinetuneJobs:
+        return FinetuneJobs(config, events.append, program=[sys.executable, str(script), mode])
+
+    return config, jobs, events
+
+
+async def finished(jobs: FinetuneJobs, camera: str = "gate") -> JobState:
+    async with asyncio.timeout(60):
+        while jobs.state(camera).state == "running":
+            await asyncio.sleep(0.05)
+    return jobs.state(camera)
+
+
+async def test_a_job_runs_bounded_reports_progress_and_ends_with_the_report(setup) -> None:
+    config, make, events = setup
+    jobs = make("ok")
+    started = await jobs.start("gate", "default", quick=True)
+    assert started.state == "running" and Path(started.output).parent == config.models_dir("gate")
+    state = await finished(jobs)
+    assert state.state == "done" and state.fraction == 1.0 and state.report["better"] is True
+    assert state.report["holdout_mae_after"] == 3.0 and state.message is None
+    fractions = [event.fraction for event in events]
+    assert fractions == sorted(fractions) and 0.5 in fractions
+    assert [e.state for e in events][-1] == "done" and events[0].state == "running"
+    seen = json.loads(Path(state.output + ".seen.json").read_text())
+    assert seen["argv"][:5] == [str(config.dataset_dir("gate")), "--from", "default", "-o", state.output]
+    bounds = ["--threads", "1", "--nice", "0", "--max-memory-gb", "0"]
+    assert seen["argv"][5:] == ["--minutes", "1", "--progress", "jsonl", *bounds, "--standard-limit", "10"]
+    niceness = os.nice(0) + 7  # nice -n 7 adds to this process's own niceness
+    assert (seen["threads"], seen["nice"], seen["memory"]) == ("1", min(19, niceness), 4096 * 1024 * 1024)
+    assert state.as_dict()["model"] == state.output
+
+
+async def test_a_normal_run_uses_the_configured_minutes_and_every_standard_image(setup) -> None:
+    config, make, _ = setup
+    jobs = make("ok")
+    await jobs.start("gate", "/models/cam.onnx", quick=False)
+    state = await finished(jobs)
+    seen = json.loads(Path(state.output + ".seen.json").read_text())
+    assert seen["argv"][2] == "/models/cam.onnx" and seen["argv"][5:9] == [
+        "--minutes",
+        "10",
+        "--progress",
+        "jsonl",
+    ]
+    assert "--standard-limit" not in seen["argv"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [("fail", "points outside the image in x.json"), ("crash", "RuntimeError: out of memory")],
+)
+async def test_a_failed_run_says_why_in_one_line(setup, mode: str, message: str) -> None:
+    _, make, _ = setup
+    jobs = make(mode)
+    await jobs.start("gate", "default", quick=True)
+    state = await finished(jobs)
+    assert (state.state, state.message) == ("failed", message)
+    log = Path(state.output).with_suffix(".log").read_text()
+    assert mode != "crash" or "Traceback" in log
+
+
+async def test_one_job_per_camera_and_cancel_ends_it(setup) -> None:
+    _, make, _ = setup
+    jobs = make("slow")
+    await jobs.start("gate", "default", quick=True)
+    with pytest.raises(JobError, match="already being fine-tuned"):
+        await jobs.start("gate", "default", quick=True)
+    async with asyncio.timeout(30):
+        while jobs.state("gate").stage != "training":  # the stand-in is running
+            await asyncio.sleep(0.05)
+    state = await jobs.cancel("gate", grace=5)
+    assert state.state == "cancelled" and state.finished is not None
+    with pytest.raises(JobError, match="no fine-tuning running"):
+        await jobs.cancel("gate")
+
+
+async def test_a_camera_without_snapshots_cannot_start(setup) -> None:
+    _, make, _ = setup
+    with pytest.raises(JobError, match="camera hall has no snapshots yet"):
+        await make("ok").start("hall", "default", quick=True)
