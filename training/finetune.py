@@ -86,7 +86,7 @@ class FinetuneConfig(BaseModel):
         3, ge=0, description="point loss: widen each head's geometry with its k nearest neighbours (0: off)"
     )
     replay_weight: float = Field(
-        1.0, ge=0, description="weight of replayed tiles' distance from the base model"
+        0.15, ge=0, description="weight of replayed tiles' distance from the base model"
     )
     empty_weight: float = Field(1.0, ge=0, description="weight of the density inside 'nobody here' boxes")
     tiles: str = DEFAULT_TILES

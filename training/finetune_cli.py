@@ -60,8 +60,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--replay-weight",
         type=float,
-        default=1.0,
-        help="weight of replayed tiles' distance from the base model (default 1)",
+        default=0.15,
+        help="weight of replayed tiles' distance from the base model (default 0.15)",
     )
     p.add_argument(
         "--replay-images",
