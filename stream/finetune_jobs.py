@@ -125,6 +125,10 @@ def finetune_command(
     arguments += ["--nice", "0", "--max-memory-gb", "0"]
     if limit is not None:
         arguments += ["--standard-limit", str(limit)]
+    if quick:
+        arguments += ["--lr", f"{config.quick_lr:g}"]
+    if quick and config.quick_steps is not None:
+        arguments += ["--steps", str(config.quick_steps)]
     if config.holdout is not None:
         arguments += ["--holdout", str(config.holdout)]
     if config.int8:

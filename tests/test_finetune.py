@@ -132,6 +132,28 @@ def test_written_model_loads_and_differs_from_the_base_only_in_the_trained_layer
 
 
 @needs_data
+def test_a_step_budget_gives_the_same_model_twice(tmp_path):
+    """--steps makes a run repeatable whatever else the machine does (the page's quick trial relies on it)."""
+    camera = make_camera(tmp_path / "camera")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    models = []
+    for run in ("first", "second"):
+        out = tmp_path / run / "gate.onnx"
+        command = [
+            sys.executable, "-m", "crowdstream", "finetune", str(camera), "-o", str(out), "--steps", "3",
+            "--minutes", "10", "--holdout", "1", "--standard-limit", "1", "--threads", "1", "--replay-images", "4",
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert json.loads(out.with_suffix(".report.json").read_text())["steps"] == 3
+        models.append({t.name: numpy_helper.to_array(t) for t in onnx.load(str(out)).graph.initializer})
+    base = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(DEFAULT_MODEL)).graph.initializer}
+    assert any(not np.array_equal(models[0][name], base[name]) for name in base)
+    for name, value in models[0].items():
+        np.testing.assert_array_equal(value, models[1][name])
+
+
+@needs_data
 def test_eval_reads_the_page_folder_with_its_empty_regions(tmp_path, capsys):
     camera = make_camera(tmp_path / "camera", names=("IMG_183",))
     sample = load_nwpu(camera / "snap_1.json")

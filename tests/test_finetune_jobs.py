@@ -51,7 +51,7 @@ STAND_IN = textwrap.dedent(
 def setup(tmp_path: Path):
     script = tmp_path / "stand_in.py"
     script.write_text(STAND_IN)
-    config = FinetuneConfig(data_dir=tmp_path / "data", threads=1, nice=7, memory_mb=4096)
+    config = FinetuneConfig(data_dir=tmp_path / "data", threads=1, nice=7, memory_mb=4096, quick_steps=30)
     dataset = config.dataset_dir("gate")
     dataset.mkdir(parents=True)
     (dataset / "20260101T000000-1.json").write_text('{"points": []}')
@@ -84,7 +84,8 @@ async def test_a_job_runs_bounded_reports_progress_and_ends_with_the_report(setu
     seen = json.loads(Path(state.output + ".seen.json").read_text())
     assert seen["argv"][:5] == [str(config.dataset_dir("gate")), "--from", "default", "-o", state.output]
     bounds = ["--threads", "1", "--nice", "0", "--max-memory-gb", "0"]
-    assert seen["argv"][5:] == ["--minutes", "1", "--progress", "jsonl", *bounds, "--standard-limit", "10"]
+    quick = ["--standard-limit", "10", "--lr", "0.0001", "--steps", "30"]
+    assert seen["argv"][5:] == ["--minutes", "1", "--progress", "jsonl", *bounds, *quick]
     niceness = os.nice(0) + 7  # nice -n 7 adds to this process's own niceness
     assert (seen["threads"], seen["nice"], seen["memory"]) == ("1", min(19, niceness), 4096 * 1024 * 1024)
     assert state.as_dict()["model"] == state.output
@@ -102,7 +103,7 @@ async def test_a_normal_run_uses_the_configured_minutes_and_every_standard_image
         "--progress",
         "jsonl",
     ]
-    assert "--standard-limit" not in seen["argv"]
+    assert not {"--standard-limit", "--lr", "--steps"} & set(seen["argv"])
 
 
 @pytest.mark.parametrize(

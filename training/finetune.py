@@ -71,6 +71,9 @@ class FinetuneConfig(BaseModel):
     base: str = "default"
     out: Path
     minutes: float = Field(5.0, gt=0, le=600, description="wall-clock training budget")
+    steps: int | None = Field(
+        None, ge=1, description="training steps (the minutes still cap the time): a run that is repeatable"
+    )
     holdout: int | None = Field(None, ge=1, description="snapshots held out (default a fifth, at least 1)")
     standard_limit: int | None = Field(
         None, ge=1, description="standard hold-out images per part (all: None)"
@@ -168,10 +171,11 @@ def train(
     tiles: MixedTiles,
     emit: Emit,
 ) -> dict:
-    """Steps until the budget is spent (at least one); the learning rate warms up and anneals on time."""
+    """Steps until the budget is spent (at least one); the learning rate warms up and anneals on time, or
+    over `steps` when given (then the same seed gives the same model on a busy machine as on an idle one)."""
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=1e-4)
     budget = config.minutes * 60
-    schedule = WarmupCosine(config.lr, total_steps=10**9, budget_seconds=budget)
+    schedule = WarmupCosine(config.lr, total_steps=config.steps or 10**9, budget_seconds=budget)
     started, step, losses, last_emit = time.perf_counter(), 0, [], 0.0
     while step == 0 or schedule.progress(step, time.perf_counter() - started) < 1.0:
         elapsed = time.perf_counter() - started
@@ -187,14 +191,14 @@ def train(
         now = time.perf_counter() - started
         if now - last_emit >= 2.0:
             last_emit = now
-            done = min(now / budget, 1.0)
+            done = schedule.progress(step, now)
             emit(
                 {
                     "stage": "training",
                     "done": done,
                     "step": step,
                     "loss": float(np.mean(losses[-20:])),
-                    "eta_s": max(budget - now, 0.0),
+                    "eta_s": now * (1 - done) / max(done, 1e-6),
                 }
             )
     return {

@@ -39,6 +39,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="fine-tuned ONNX model to write")
     p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
     p.add_argument(
+        "--steps", type=int, help="train this many steps (the minutes still cap the time): a repeatable run"
+    )
+    p.add_argument(
         "--holdout", type=int, help="snapshots held out to judge it (default: a fifth, at least 1)"
     )
     p.add_argument(
@@ -120,6 +123,7 @@ def _run(args: argparse.Namespace, emit) -> dict:
         "base": args.base,
         "out": args.out,
         "minutes": args.minutes,
+        "steps": args.steps,
         "holdout": args.holdout,
         "standard_limit": args.standard_limit,
         "last_blocks": args.last_blocks,
