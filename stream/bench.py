@@ -171,6 +171,7 @@ class StreamReport:
     cpu_cores_used: float
     cpu_count: int
     rss_mb: float
+    cpu_cores_by_thread: dict[str, float] | None = None
 
     @classmethod
     def measured(
@@ -244,7 +245,7 @@ async def _stream_bench(options: BenchOptions, seconds: float, overrides: Mappin
         cores,
         inference_mean_s=mean,
         rss_mb=round(ProcessUsage.rss_mb(), 1),
-        extra={"cpu_cores_by_thread": by_thread},
+        cpu_cores_by_thread=by_thread,
     )
 
 
