@@ -101,7 +101,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto: CUDA if any)"
     )
-    p.add_argument("--workers", type=int, help="tile-making threads (default: 0 on the CPU, cores-2 on CUDA)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="tile-planning threads (default: 0 on the CPU, 2 on CUDA; cores-2 for the density loss)",
+    )
     p.add_argument(
         "--data",
         action="append",

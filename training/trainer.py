@@ -1,7 +1,8 @@
 """The training loop: balanced tiles from every part, validation through the stream's own tiling each
 epoch, atomic checkpoints (`last.pt`, `best.pt`) so an interrupted run resumes where it stopped.
 
-It uses the machine it runs on: channels-last everywhere; on CUDA, bf16 autocast and tile-making threads; on
+It uses the machine it runs on: channels-last everywhere, tiles rendered on the training device
+(training.tile_render); on CUDA, bf16 autocast and a few tile-planning threads; on
 the CPU, fp32 (`crowdstream bench train` measured bf16 autocast no faster on the 2-core Zen 4 machine)."""
 
 from __future__ import annotations
