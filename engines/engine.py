@@ -45,17 +45,24 @@ def pick_backend(path: Path) -> str:
     return "tensorrt" if find_cached_engine(path) else "onnxruntime"
 
 
+def runtime_model(model: str | Path, backend: str = "auto") -> tuple[Path, str]:
+    """The file a model (a shipped name or a path) opens with a backend, and the backend, `auto` decided:
+    `default` opens its INT8 copy on ONNX Runtime (engines.models.resolve_model)."""
+    if backend != "auto" and backend not in BACKENDS:
+        raise EngineError(f"unknown backend {backend!r}; choose auto or one of {', '.join(BACKENDS)}")
+    path = resolve_model(model)
+    if backend == "auto":
+        backend = pick_backend(path)
+    return resolve_model(model, backend), backend
+
+
 def load_engine(
     model: str | Path = "default", backend: str = "auto", threads: int = 0, device: str = "auto", **options
 ) -> Engine:
     """Open a model (a shipped name or a path) with a backend: `auto` (see `pick_backend`),
     `onnxruntime`, `tensorrt` (an ONNX model is built into an engine once and cached) or `torch`
     (ONNX or TorchScript, on `device`: auto, cpu, cuda or cuda:N)."""
-    if backend != "auto" and backend not in BACKENDS:
-        raise EngineError(f"unknown backend {backend!r}; choose auto or one of {', '.join(BACKENDS)}")
-    path = resolve_model(model)
-    if backend == "auto":
-        backend = pick_backend(path)
+    path, backend = runtime_model(model, backend)
     if device != "auto" and backend != "torch":
         raise EngineError(
             f"device {device!r} is for the torch backend (ONNX Runtime runs on the CPU, TensorRT on the GPU); "

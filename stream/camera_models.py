@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.engine import Engine
+from engines.engine import Engine, runtime_model
 from engines.errors import CrowdstreamError
-from engines.models import NAMED_MODELS, resolve_model
+from engines.models import NAMED_MODELS
 from stream.config import CameraConfig, ServiceConfig
 from stream.worker import Worker
 from stream.zone_file import CameraNotInFile, write_model
@@ -89,10 +89,11 @@ class CameraModels:
         loaded for the same file, else a newly loaded one (slow: call it in a thread)."""
         if model is None:
             return None
-        path = resolve_model(model)
-        if path == resolve_model(self.config.engine.model):
+        backend = self.config.engine.backend
+        path, _ = runtime_model(model, backend)
+        if path == runtime_model(self.config.engine.model, backend)[0]:
             return None
-        loaded = (engine for name, engine in self.worker.engines.items() if resolve_model(name) == path)
+        loaded = (engine for engine in self.worker.engines.values() if engine.model_path == path)
         return next(loaded, None) or self.load(model)
 
     def _attach(self, model: str | None, engine: Engine | None) -> str | None:

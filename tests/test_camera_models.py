@@ -11,7 +11,7 @@ import pytest
 
 import stream.worker
 from engines.engine import Engine, load_engine
-from engines.models import DEFAULT_MODEL
+from engines.models import CPU_DEFAULT_MODEL
 from stream.camera_models import CameraModels
 from stream.config import ServiceConfig
 from stream.hub import Hub
@@ -37,7 +37,7 @@ class OneFrame:
 @pytest.fixture
 def copy_model(tmp_path) -> str:
     path = tmp_path / "gate.onnx"
-    shutil.copy(DEFAULT_MODEL, path)
+    shutil.copy(CPU_DEFAULT_MODEL, path)  # the file `default` opens here
     return str(path)
 
 
@@ -46,7 +46,7 @@ async def test_cameras_of_one_model_share_its_batch_and_each_file_loads_once(cop
         {
             "cameras": [
                 {"id": "a", "url": "demo", "max_fps": None},
-                {"id": "b", "url": "demo", "max_fps": None, "model": "crowd-lite0"},  # the default's file
+                {"id": "b", "url": "demo", "max_fps": None, "model": "crowd-lite0-int8"},  # default on the CPU
                 {"id": "c", "url": "demo", "max_fps": None, "model": copy_model},
                 {"id": "d", "url": "demo", "max_fps": None, "model": copy_model},
             ]
@@ -62,7 +62,7 @@ async def test_cameras_of_one_model_share_its_batch_and_each_file_loads_once(cop
     hub = Hub()
     worker = Worker(default, hub, StreamMetrics(), model_name="default")
     CameraModels(config, worker, load).load_configured()
-    assert loaded == [copy_model]  # "crowd-lite0" is the default engine's file: not loaded again
+    assert loaded == [copy_model]  # "crowd-lite0-int8" is the default engine's file: not loaded again
     image = demo_clip(frames=1).frames[0]
     for camera in config.cameras:
         worker.add_camera(camera, OneFrame(image), [])

@@ -144,7 +144,7 @@ def test_counts_and_maps_match_the_cpu_path(
 ) -> None:
     """The acceptance check: counts within 1 % and density maps close, on real frames, through
     count_frames itself (an engine with device frames routes there), with and without the second pass."""
-    onnx = load_engine("default", "onnxruntime", threads=2)
+    onnx = load_engine("crowd-lite0", "onnxruntime", threads=2)
     expected = count_frames(onnx, frames, tiles)
     got = count_frames(torch_engine, frames, tiles, max_batch=8)
     if tiles == "adaptive":

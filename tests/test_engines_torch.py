@@ -67,7 +67,7 @@ def assert_same_outputs(reference, engine, tiles: np.ndarray, density_rtol: floa
 
 @needs_data
 def test_the_shipped_onnx_model_runs_on_torch_like_onnxruntime(tiles: np.ndarray) -> None:
-    reference = load_engine("default", "onnxruntime", threads=2)
+    reference = load_engine("crowd-lite0", "onnxruntime", threads=2)
     engine = load_engine("default", "torch", threads=2, device="cpu")
     assert engine.backend == "torch" and engine.frame_counter is None  # OpenCV tiling stays on the CPU
     assert_same_outputs(reference, engine, tiles, 1e-4, 1e-4)
@@ -116,7 +116,7 @@ def test_export_the_shipped_model_to_torchscript(tmp_path: Path, tiles: np.ndarr
     assert json.loads(result.stdout)["model"] == str(DEFAULT_MODEL)
     engine = load_engine(tmp_path / "lite.ts", threads=2)
     assert engine.backend == "torch"
-    assert_same_outputs(load_engine("default", "onnxruntime", threads=2), engine, tiles, 1e-4, 1e-4)
+    assert_same_outputs(load_engine("crowd-lite0", "onnxruntime", threads=2), engine, tiles, 1e-4, 1e-4)
 
 
 def small_graph(op_nodes: list, outputs: list[str]):
@@ -208,7 +208,7 @@ def test_asking_for_cuda_without_one_is_one_line() -> None:
 
 def test_device_is_refused_for_other_backends_and_bad_names() -> None:
     with pytest.raises(EngineError, match="is for the torch backend"):
-        load_engine("default", "onnxruntime", device="cpu")
+        load_engine("crowd-lite0", "onnxruntime", device="cpu")
     with pytest.raises(EngineError, match="device must be auto, cpu, cuda or cuda:N"):
         load_engine("default", "torch", device="tpu")
 
@@ -240,14 +240,14 @@ def test_cuda_half_precision_counts_match_onnxruntime(demo_frames: list[np.ndarr
     assert engine.half and engine.channels_last and engine.use_graphs
     demo_tiles = np.concatenate([prepare_frame(f)[0] for f in demo_frames])
     for batch in (1, 3, 8, len(demo_tiles)):  # 3 pads to the graph of 4
-        assert_same_outputs(load_engine("default", "onnxruntime"), engine, demo_tiles[:batch], 2e-2, 1e-2)
+        assert_same_outputs(load_engine("crowd-lite0", "onnxruntime"), engine, demo_tiles[:batch], 2e-2, 1e-2)
 
 
 @needs_cuda
 def test_cuda_frame_pipeline_matches_the_cpu_path(demo_frames: list[np.ndarray]) -> None:
     engine = load_engine("default", "torch", device="cuda")
     assert engine.frame_counter is not None
-    expected = count_frames(load_engine("default", "onnxruntime"), demo_frames)
+    expected = count_frames(load_engine("crowd-lite0", "onnxruntime"), demo_frames)
     for cpu, gpu in zip(expected, count_frames(engine, demo_frames), strict=True):
         assert gpu.count == pytest.approx(cpu.count, rel=0.01)
         assert np.abs(gpu.density - cpu.density).max() / cpu.density.max() < 0.05

@@ -59,15 +59,15 @@ def test_eval_against_a_baseline_pairs_the_same_images():
         "--holdout",
         "--limit",
         "3",
-        "--model",
-        "crowd-lite0-int8",
         "--baseline",
-        "default",
+        "crowd-lite0",
         "--json",
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    alone = json.loads(run_cli("eval", str(PART_B), "--holdout", "--limit", "3", "--json").stdout)
+    alone = json.loads(
+        run_cli("eval", str(PART_B), "--holdout", "--limit", "3", "--model", "crowd-lite0", "--json").stdout
+    )
     base = report["baseline"]
     assert base["model"].endswith("crowd-lite0.onnx") and base["mae"] == pytest.approx(alone["mae"])
     assert base["mae_delta"] == pytest.approx(report["mae"] - alone["mae"])

@@ -96,3 +96,15 @@ def test_frames_of_any_channel_layout_are_accepted_and_others_refused():
         as_bgr(np.zeros((4, 5, 3), np.float32))
     assert cut_tiles(np.zeros((1, 1, 3), np.uint8), plan_tiles(1, 1)).shape == (1, INPUT_SIZE, INPUT_SIZE, 3)
     assert normalise(np.zeros((1, 8, 8, 3), np.uint8)).shape == (1, 3, 8, 8)
+
+
+def test_normalise_swaps_to_rgb_and_standardises_each_channel():
+    tiles = np.zeros((2, 4, 6, 3), np.uint8)
+    tiles[1, 2, 3] = (10, 20, 30)  # B, G, R
+    out = normalise(tiles)
+    assert out.shape == (2, 3, 4, 6) and out.dtype == np.float32
+    # ImageNet statistics written out by hand: RGB mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)
+    expected = [(30 - 123.675) / 58.395, (20 - 116.28) / 57.12, (10 - 103.53) / 57.375]
+    np.testing.assert_allclose(out[1, :, 2, 3], expected, rtol=1e-5)
+    np.testing.assert_allclose(out[0, :, 0, 0], [-123.675 / 58.395, -116.28 / 57.12, -103.53 / 57.375], rtol=1e-5)
+    assert normalise(np.zeros((0, 8, 8, 3), np.uint8)).shape == (0, 3, 8, 8)
