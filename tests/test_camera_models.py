@@ -46,7 +46,7 @@ async def test_cameras_of_one_model_share_its_batch_and_each_file_loads_once(cop
         {
             "cameras": [
                 {"id": "a", "url": "demo", "max_fps": None},
-                {"id": "b", "url": "demo", "max_fps": None, "model": "crowd-lite0-int8"},  # default on the CPU
+                {"id": "b", "url": "demo", "max_fps": None, "model": "crowd-lite0-int8"},  # CPU default
                 {"id": "c", "url": "demo", "max_fps": None, "model": copy_model},
                 {"id": "d", "url": "demo", "max_fps": None, "model": copy_model},
             ]

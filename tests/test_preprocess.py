@@ -106,5 +106,7 @@ def test_normalise_swaps_to_rgb_and_standardises_each_channel():
     # ImageNet statistics written out by hand: RGB mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)
     expected = [(30 - 123.675) / 58.395, (20 - 116.28) / 57.12, (10 - 103.53) / 57.375]
     np.testing.assert_allclose(out[1, :, 2, 3], expected, rtol=1e-5)
-    np.testing.assert_allclose(out[0, :, 0, 0], [-123.675 / 58.395, -116.28 / 57.12, -103.53 / 57.375], rtol=1e-5)
+    np.testing.assert_allclose(
+        out[0, :, 0, 0], [-123.675 / 58.395, -116.28 / 57.12, -103.53 / 57.375], rtol=1e-5
+    )
     assert normalise(np.zeros((0, 8, 8, 3), np.uint8)).shape == (0, 3, 8, 8)
