@@ -81,6 +81,7 @@ class CameraTask:
     schedule: Schedule
     model: str | None = None  # the camera's own model (None: the worker's default engine)
     previous: CameraReading | None = None  # the last reading: the smoothing state
+    inputs: int = 1  # model inputs its last frame cost (what it will take of a cycle's batch)
     reported_reconnects: int = 0
     checked_sizes: set[tuple[int, int]] = dataclasses.field(default_factory=set)
 
@@ -198,10 +199,15 @@ class Worker:
     # 1. what is due
 
     def _take_due_frames(self, now: float) -> list[tuple[CameraTask, Frame, Engine]]:
-        due = []
-        for task in self.tasks.values():
-            if not task.schedule.due(now) or not self.owns(task.id):
-                continue
+        """The newest frame of the most overdue cameras, as many as fill one engine call (`max_batch`
+        inputs, at least one camera). A frame's age counts from its capture to the end of its cycle, so a
+        short cycle keeps ages low; a camera left for the next cycle gives a newer frame then, and its
+        grid of due times does not move (stream.schedule), so its rate is kept."""
+        due, inputs = [], 0
+        waiting = (t for t in self.tasks.values() if t.schedule.due(now) and self.owns(t.id))
+        for task in sorted(waiting, key=lambda t: t.schedule.next_due):
+            if due and inputs + task.inputs > self.max_batch:
+                break
             frame = task.source.latest(task.schedule.last_seq)
             if frame is None:
                 continue
@@ -209,6 +215,7 @@ class Worker:
             if dropped:
                 self.metrics.frames_dropped.labels(task.id).inc(dropped)
             due.append((task, frame, self.engines.get(task.model, self.engine)))
+            inputs += task.inputs
         return due
 
     # 2. and 3. in the worker thread: one inference per model and tile setting, then each camera's reading
@@ -242,6 +249,7 @@ class Worker:
         return [item for member in members for item in self._infer(engine, tiles, [member])]
 
     def _read(self, task: CameraTask, frame: Frame, result: FrameCount) -> Counted:
+        task.inputs = result.inputs
         height, width = frame.image.shape[:2]
         self._check_zones(task, (width, height))
         reading = read_frame(

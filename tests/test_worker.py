@@ -239,3 +239,24 @@ async def test_a_frame_that_cannot_be_counted_costs_only_its_camera(engine, sour
     assert recorder.of("bad") == []
     failures = [r for r in caplog.records if r.getMessage().startswith("frame could not be counted")]
     assert len(failures) == 1 and failures[0].camera == "bad"
+
+
+async def test_a_cycle_takes_the_most_overdue_cameras_that_fill_one_engine_call(engine) -> None:
+    """Five 720p cameras (6 inputs a frame) with a batch of 12: each cycle counts two, most overdue
+    first; a camera left waiting is counted next cycle, with its grid of due times unchanged."""
+    recorder = Recorder()
+    worker = Worker(engine, Hub(), StreamMetrics(), publishers=[recorder], max_batch=12)
+    image = np.full((720, 1280, 3), 90, np.uint8)
+    for name in "abcde":
+        worker.add_camera(CameraConfig(id=name, url="demo", max_fps=None), Numbered(image, [1, 2, 3]), [])
+    assert await worker.step() == 5  # nothing known of the cameras yet: one input each
+    assert {task.inputs for task in worker.tasks.values()} == {6}
+    for task, overdue in zip(worker.tasks.values(), [1, 5, 3, 4, 2], strict=True):
+        task.schedule.period, task.schedule.next_due = 10.0, time.monotonic() - overdue
+    grid = {task.id: task.schedule.next_due for task in worker.tasks.values()}
+    cycles = []
+    while counted := await worker.step():
+        cycles.append([r.camera for r in recorder.readings[-counted:]])
+    worker.close()
+    assert cycles == [["b", "d"], ["c", "e"], ["a"]]
+    assert all(task.schedule.next_due == grid[task.id] + 10.0 for task in worker.tasks.values())
