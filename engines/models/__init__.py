@@ -11,7 +11,7 @@ DEFAULT_MODEL = MODELS_DIR / "crowd-lite0.onnx"
 """The FP32 model: what fine-tuning, quantising, exporting and the GPU runtimes start from."""
 CPU_DEFAULT_MODEL = MODELS_DIR / "crowd-lite0-int8.onnx"
 """What `default` opens on ONNX Runtime (the CPU runtime): the FP32 model's INT8 copy, as accurate on the
-hold-out (MODEL_CARD.md, paired comparison) and 2-5x faster on the CPUs measured (docs/engines.md)."""
+hold-out (MODEL_CARD.md, paired comparison) and about twice as fast on the CPUs measured (docs/engines.md)."""
 NAMED_MODELS = {
     "default": DEFAULT_MODEL,
     "crowd-lite0": DEFAULT_MODEL,
