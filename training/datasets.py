@@ -67,11 +67,13 @@ class Augment:
 @dataclass
 class PlannedTile:
     """A training tile before its pixels exist: the plan, the heads inside it in output-pixel coordinates
-    (for the point loss) and, for the previous loss, its (56, 56) density target (else None)."""
+    (for the point loss), for the previous loss its (56, 56) density target (else None), and whether it was
+    drawn as a people-free tile (a head-free crop or a texture), which a fine-tune may train towards zero."""
 
     plan: TilePlan
     points: np.ndarray
     density: np.ndarray | None
+    negative: bool = False
 
 
 class TileDataset(Dataset):
@@ -113,7 +115,7 @@ class TileDataset(Dataset):
         tile = self.sample(group[rng.integers(len(group))], rng)
         if self.augment.flip and rng.random() < 0.5:
             tile = flip(tile)
-        return PlannedTile(self._photometric(tile.plan, rng), tile.points, tile.density)
+        return replace(tile, plan=self._photometric(tile.plan, rng))
 
     def sample(self, source: int, rng: np.random.Generator) -> PlannedTile:
         """A crop of image `source` at a random scale, or (with probability `negatives`) a people-free tile."""
@@ -128,15 +130,14 @@ class TileDataset(Dataset):
             box = head_free_box(item.sample.points, h, w, ch, cw, rng)
             if box is None:
                 return self._texture(item, rng)
-            y0, x0, ch, cw = box
-        else:
-            y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            return replace(crop_plan(source, item, *box), negative=True)
+        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         return crop_plan(source, item, y0, x0, ch, cw)
 
     def _texture(self, item: LoadedImage, rng: np.random.Generator) -> PlannedTile:
         density = None if item.density is None else np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.float32)
         plan = self.textures.plan(rng, first_source=len(self.images))
-        return PlannedTile(plan, np.zeros((0, 2), np.float32), density)
+        return PlannedTile(plan, np.zeros((0, 2), np.float32), density, negative=True)
 
     def _photometric(self, plan: TilePlan, rng: np.random.Generator) -> TilePlan:
         """Greyscale, defocus blur and colour gain/offset, drawn here and applied by the renderer."""
@@ -169,7 +170,7 @@ def flip(tile: PlannedTile) -> PlannedTile:
     points = tile.points.copy()
     points[:, 0] = OUTPUT_SIZE - points[:, 0]
     density = None if tile.density is None else tile.density[:, ::-1].copy()
-    return PlannedTile(replace(tile.plan, flip=not tile.plan.flip), points, density)
+    return replace(tile, plan=replace(tile.plan, flip=not tile.plan.flip), points=points, density=density)
 
 
 def collate_tiles(batch: list[PlannedTile]) -> dict:

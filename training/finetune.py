@@ -15,7 +15,9 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -92,6 +94,11 @@ class FinetuneConfig(BaseModel):
         0.15, ge=0, description="weight of replayed tiles' distance from the base model"
     )
     empty_weight: float = Field(1.0, ge=0, description="weight of the density inside 'nobody here' boxes")
+    replay_negatives: Literal["anchor", "zero", "none"] = Field(
+        "anchor",
+        description="replayed people-free tiles: anchored to the base model's answer like the rest of the "
+        "replay, trained towards zero, or not drawn",
+    )
     tiles: str = DEFAULT_TILES
     threads: int = Field(2, ge=1, le=64)
     seed: int = 0
@@ -125,10 +132,14 @@ def tile_source(config: FinetuneConfig, train: list[Sample]) -> tuple[MixedTiles
     replay_set = replay_images(config) if config.replay_images and config.replay_share else []
     replay = None
     if replay_set:
-        replay = TileDataset(replay_set, "auto", 1, REPLAY_AUGMENT, config.seed, camera.textures)
+        augment = REPLAY_AUGMENT
+        if config.replay_negatives == "none":
+            augment = replace(REPLAY_AUGMENT, negatives=0.0)
+        replay = TileDataset(replay_set, "auto", 1, augment, config.seed, camera.textures)
     else:
         log.warning("no ShanghaiTech training images to replay: the model may forget what it knew")
-    return MixedTiles(camera, replay, config.replay_share, config.seed), len(replay_set)
+    zero = config.replay_negatives == "zero"
+    return MixedTiles(camera, replay, config.replay_share, config.seed, zero), len(replay_set)
 
 
 def step_loss(

@@ -72,6 +72,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=40,
         help="ShanghaiTech training images per part to replay (default 40)",
     )
+    p.add_argument(
+        "--replay-negatives",
+        choices=["anchor", "zero", "none"],
+        default="anchor",
+        help="replayed people-free tiles: anchored to the base model (default), trained to zero, or not drawn",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime threads (default 2)")
     p.add_argument("--nice", type=int, default=10, help="added to this process's niceness (default 10)")
     p.add_argument(
@@ -131,6 +137,7 @@ def _run(args: argparse.Namespace, emit) -> dict:
         "replay_share": args.replay_share,
         "replay_images": args.replay_images,
         "replay_weight": args.replay_weight,
+        "replay_negatives": args.replay_negatives,
         "threads": args.threads,
         "seed": args.seed,
         "int8": args.int8,

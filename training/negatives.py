@@ -47,7 +47,7 @@ def head_free_box(
     return None
 
 
-def _fractal_noise(rng: np.random.Generator, side: int, octaves: int = 5) -> np.ndarray:
+def fractal_noise(rng: np.random.Generator, side: int, octaves: int = 5) -> np.ndarray:
     """Sum of upsampled white noise at doubling frequencies, scaled to 0..1."""
     total = np.zeros((side, side), np.float32)
     for octave in range(octaves):
@@ -114,7 +114,7 @@ def brick(rng: np.random.Generator, side: int = TEXTURE_SIDE) -> np.ndarray:
             cv2.rectangle(
                 image, (x + joint, y + joint), (x + brick_w - joint, y + brick_h - joint), colour, -1
             )
-    noise = (_fractal_noise(rng, side) - 0.5) * 40
+    noise = (fractal_noise(rng, side) - 0.5) * 40
     return np.clip(image + noise[..., None], 0, 255).astype(np.uint8)
 
 
@@ -140,12 +140,113 @@ def paving(rng: np.random.Generator, side: int = TEXTURE_SIDE) -> np.ndarray:
 
 def foliage(rng: np.random.Generator, side: int = TEXTURE_SIDE) -> np.ndarray:
     """Leaves and shadows: fractal noise through a green-brown palette."""
-    noise = _fractal_noise(rng, side, octaves=6)
+    noise = fractal_noise(rng, side, octaves=6)
     dark, light = np.array(_colour(rng, (20, 60, 30), 15)), np.array(_colour(rng, (80, 170, 120), 25))
     return (dark + noise[..., None] * (light - dark)).astype(np.uint8)
 
 
 GENERATORS = (gravel, grass, brick, paving, foliage)
+"""The families of the shipped model's training tiles (TextureBank draws them in this order)."""
+
+
+def pebbles(rng: np.random.Generator, side: int = TEXTURE_SIDE) -> np.ndarray:
+    """Rounded stones packed edge to edge at one size (3 to 40 px across), each shaded from a lit side to a
+    dark one with a shadow under it: the blob pattern of a gravel photo, where a head counter sees a crowd."""
+    size = float(np.exp(rng.uniform(np.log(3), np.log(40))))
+    image = np.full((side, side, 3), _colour(rng, (45, 50, 55), 15), np.uint8)
+    base = _colour(rng, (125, 130, 135), 35)
+    light = rng.uniform(0, 2 * np.pi)
+    shift = np.array([np.cos(light), np.sin(light)])
+    for _ in range(int(2.2 * (side / size) ** 2)):
+        centre = rng.uniform(-size, side + size, size=2)
+        axes = np.maximum(1, size / 2 * rng.uniform(0.6, 1.1, size=2))
+        angle = float(rng.uniform(0, 180))
+        stone = _colour(rng, base, 40)
+        shadow = tuple(int(c * 0.35) for c in stone)
+        for offset, colour, shrink in ((0.25, shadow, 1.0), (0.0, stone, 1.0), (-0.2, None, 0.55)):
+            colour = colour or tuple(min(255, c + 35) for c in stone)
+            at = tuple(int(v) for v in centre + offset * size * shift)
+            cv2.ellipse(
+                image, at, tuple(int(a * shrink) for a in axes), angle, 0, 360, colour, -1, cv2.LINE_AA
+            )
+    return cv2.GaussianBlur(image, (0, 0), max(0.5, size / 12))
+
+
+def sand(rng: np.random.Generator, side: int = TEXTURE_SIDE) -> np.ndarray:
+    """Fine grains over soft ripples or dunes: noise at a grain size of 1 to 4 px, some darker and lighter
+    specks, and a low-frequency shading."""
+    grain = float(rng.uniform(1, 4))
+    cells = max(8, int(side / grain))
+    noise = cv2.resize(
+        rng.random((cells, cells), dtype=np.float32), (side, side), interpolation=cv2.INTER_LINEAR
+    )
+    ys = np.arange(side, dtype=np.float32)[:, None]
+    ripples = np.sin(ys / rng.uniform(6, 40) * 2 * np.pi + 3 * fractal_noise(rng, side, 3))
+    shade = 0.55 * noise + 0.15 * ripples * (rng.random() < 0.6) + 0.5 * fractal_noise(rng, side, 4)
+    dark, light = np.array(_colour(rng, (90, 140, 170), 25)), np.array(_colour(rng, (170, 205, 225), 20))
+    image = dark + np.clip(shade, 0, 1.2)[..., None] / 1.2 * (light - dark)
+    specks = rng.random((side, side)) < rng.uniform(0.002, 0.02)
+    image[specks] *= rng.uniform(0.3, 1.6, size=(int(specks.sum()), 1))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def leaf_litter(rng: np.random.Generator, side: int = TEXTURE_SIDE) -> np.ndarray:
+    """Fallen leaves of one size (6 to 60 px), overlapping at all angles, in browns, yellows and dull greens,
+    each with a darker midrib."""
+    size = float(np.exp(rng.uniform(np.log(6), np.log(60))))
+    image = np.full((side, side, 3), _colour(rng, (25, 40, 55), 10), np.uint8)
+    palette = [(40, 90, 140), (30, 140, 190), (50, 110, 100), (35, 60, 110)]
+    for _ in range(int(3 * (side / size) ** 2)):
+        centre = tuple(int(v) for v in rng.uniform(-size, side + size, size=2))
+        length, angle = size * rng.uniform(0.6, 1.2), float(rng.uniform(0, 360))
+        colour = _colour(rng, palette[int(rng.integers(len(palette)))], 30)
+        axes = (max(1, int(length / 2)), max(1, int(length * rng.uniform(0.15, 0.35))))
+        cv2.ellipse(image, centre, axes, angle, 0, 360, colour, -1, cv2.LINE_AA)
+        rad = np.deg2rad(angle)
+        tip = (int(centre[0] + axes[0] * np.cos(rad)), int(centre[1] + axes[0] * np.sin(rad)))
+        tail = (int(centre[0] - axes[0] * np.cos(rad)), int(centre[1] - axes[0] * np.sin(rad)))
+        cv2.line(image, tail, tip, tuple(int(c * 0.6) for c in colour), 1, cv2.LINE_AA)
+    return cv2.GaussianBlur(image, (0, 0), 0.6)
+
+
+def dense_grass(rng: np.random.Generator, side: int = TEXTURE_SIDE) -> np.ndarray:
+    """A close-up of a lawn: blades 1 to 6 px wide and 10 to 40 widths long, so dense that the ground shows
+    only as dark gaps, lit blades over shadowed ones."""
+    width = float(np.exp(rng.uniform(0, np.log(6))))
+    image = np.full((side, side, 3), _colour(rng, (20, 45, 25), 10), np.uint8)
+    upright = rng.random() < 0.6
+    blade_base = _colour(rng, (60, 150, 100), 30)
+    blades = int(rng.uniform(1.5, 3.0) * side**2 / (width * width * 20))
+    for index in range(blades):
+        x, y = rng.uniform(0, side, size=2)
+        length = width * rng.uniform(10, 40)
+        angle = rng.normal(-np.pi / 2, 0.35) if upright else rng.uniform(0, np.pi)
+        end = (int(x + length * np.cos(angle)), int(y + length * np.sin(angle)))
+        depth = 0.5 + 0.8 * index / blades  # later blades lie on top and catch more light
+        colour = tuple(int(min(255, c * depth)) for c in _colour(rng, blade_base, 35))
+        cv2.line(image, (int(x), int(y)), end, colour, max(1, int(round(width))), cv2.LINE_AA)
+    return cv2.GaussianBlur(image, (0, 0), 0.5)
+
+
+def carpet(rng: np.random.Generator, side: int = TEXTURE_SIDE) -> np.ndarray:
+    """Loop pile or a woven floor: a jittered grid of small loops (2 to 10 px) with a fractal colour
+    variation and an occasional pattern of bands."""
+    step = int(rng.integers(2, 11))
+    base = np.clip(np.array(_colour(rng, (110, 100, 120), 50), np.float32), 40, 255)  # never a black carpet
+    image = np.empty((side, side, 3), np.float32)
+    image[:] = base * 0.55
+    ys, xs = np.mgrid[0:side:step, 0:side:step]
+    jitter = rng.normal(0, step / 5, size=(2, *ys.shape))
+    shades = rng.uniform(0.8, 1.25, size=ys.shape)
+    for y, x, shade in zip((ys + jitter[0]).ravel(), (xs + jitter[1]).ravel(), shades.ravel(), strict=True):
+        cv2.circle(image, (int(x), int(y)), max(1, step // 2), tuple(float(c) * shade for c in base), -1)
+    bands = 1 + 0.15 * np.sin(np.arange(side) / rng.uniform(20, 120) * 2 * np.pi) * (rng.random() < 0.4)
+    image *= (0.8 + 0.4 * fractal_noise(rng, side, 4))[..., None] * bands[None, :, None]
+    return np.clip(cv2.GaussianBlur(image, (0, 0), 0.6), 0, 255).astype(np.uint8)
+
+
+MORE_GENERATORS = (pebbles, sand, leaf_litter, dense_grass, carpet)
+"""Families added for the people-free fine-tune (bench/negatives_finetune.py): ground covers at many scales."""
 
 
 def perspective(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:

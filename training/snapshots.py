@@ -9,7 +9,7 @@ would teach the model the wrong count, so it is a one-line error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -110,12 +110,17 @@ def _inside(region: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int
 class MixedTiles(Dataset):
     """Camera tiles with a share of replayed training-data tiles, so the model keeps what it knew; an endless
     stream (any index is a tile), since a fine-tune runs for a time budget, not for epochs. Each set renders
-    its own plans (training.tile_render) on the CPU."""
+    its own plans (training.tile_render) on the CPU.
+
+    Replayed tiles are anchored to the base model's answers, the people-free ones among them too (the base
+    model's count on a texture, right or wrong); `zero_replayed_negatives` marks those "nobody here" all
+    over instead, for a fine-tune whose point is to bring such counts down."""
 
     camera: SnapshotTiles
     replay: TileDataset | None
     replay_share: float
     seed: int
+    zero_replayed_negatives: bool = False
 
     def __post_init__(self) -> None:
         self.renderers = {False: TileRenderer(self.camera.sources)}
@@ -130,19 +135,24 @@ class MixedTiles(Dataset):
     def __getitem__(self, index: int) -> PlannedTile:
         if self.is_replay(index):
             tile = self.replay[index]
-            return PlannedTile(tile.plan, tile.points, np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.float32))
+            zeroed = self.zero_replayed_negatives and tile.negative
+            mask = np.full((OUTPUT_SIZE, OUTPUT_SIZE), float(zeroed), np.float32)
+            return replace(tile, density=mask)
         return self.camera[index]
 
     def batch(self, first: int, size: int) -> dict[str, torch.Tensor]:
         """Tiles first..first+size-1: `images` (N, 3, 224, 224) RGB 0..255, the heads (collate_tiles), the
-        "nobody here" masks as `empty`, and `replay` saying which tiles are replayed training data."""
+        "nobody here" masks as `empty`, and `replay` saying which tiles are anchored to the base model's
+        answers (replayed training tiles, less the people-free ones when those are trained towards zero)."""
         indices = range(first, first + size)
-        out = collate_tiles([self[index] for index in indices])
-        replay = [self.is_replay(index) for index in indices]
+        tiles = [self[index] for index in indices]
+        replayed = [self.is_replay(index) for index in indices]
+        out = collate_tiles(tiles)
         plans = out.pop("plans")
         out["images"] = torch.cat(
-            [self.renderers[r].render([plan]) for plan, r in zip(plans, replay, strict=True)]
+            [self.renderers[r].render([plan]) for plan, r in zip(plans, replayed, strict=True)]
         )
         out["empty"] = out.pop("density")
-        out["replay"] = torch.tensor(replay)
+        zeroed = [self.zero_replayed_negatives and tile.negative for tile in tiles]
+        out["replay"] = torch.tensor([r and not z for r, z in zip(replayed, zeroed, strict=True)])
         return out

@@ -1,0 +1,59 @@
+"""The people-free snapshot folder for the negatives fine-tune: the added texture families, the folder in the
+finetune contract (no heads, the whole image "nobody here"), and crops only from training-split images with
+no annotated head inside."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engines.frames import HOLDOUT_EVERY, shanghaitech_part
+from tests.data_paths import DATA_ROOT, needs_data
+from training.annotations import list_dataset, load_any
+from training.negatives import GENERATORS, MORE_GENERATORS
+from training.people_free_snapshots import SIDE, write_head_free_crops, write_textures
+from training.snapshots import read_snapshots
+
+
+@pytest.mark.parametrize("family", MORE_GENERATORS, ids=lambda f: f.__name__)
+def test_added_families_are_deterministic_textured_images(family) -> None:
+    first = family(np.random.default_rng(3), 96)
+    assert first.shape == (96, 96, 3) and first.dtype == np.uint8
+    assert np.array_equal(first, family(np.random.default_rng(3), 96))
+    assert not np.array_equal(first, family(np.random.default_rng(4), 96))
+    assert first.std() > 5  # a texture, not a flat colour
+
+
+def test_textures_form_a_snapshot_folder_with_nobody_anywhere(tmp_path) -> None:
+    written = write_textures(tmp_path, variants=1, zooms=(2.0,))
+    families = GENERATORS + MORE_GENERATORS
+    assert len(written) == len(families)
+    samples = read_snapshots(tmp_path)  # the finetune's own strict reader
+    assert [s.image_path.stem for s in samples] == sorted(f"tex-{f.__name__}-00-z2" for f in families)
+    for sample in samples:
+        assert sample.count == 0 and (sample.width, sample.height) == (SIDE, SIDE)
+        assert sample.empty_regions.tolist() == [[0, 0, SIDE, SIDE]]
+    again = write_textures(tmp_path / "again", variants=1, zooms=(2.0,))
+    assert [p.read_text() for p in again] == [p.read_text() for p in written]
+    assert (tmp_path / "again" / "tex-sand-00-z2.jpg").read_bytes() == (
+        tmp_path / "tex-sand-00-z2.jpg"
+    ).read_bytes()
+
+
+@needs_data
+def test_crops_come_from_training_images_and_hold_no_annotated_head(tmp_path) -> None:
+    written = write_head_free_crops(tmp_path, per_part=4, data_root=DATA_ROOT)
+    assert len(written) >= 4
+    for path in written:
+        record = json.loads(path.read_text())
+        part, rest = record["source"].split("/", 1)
+        name, box = rest.split(" ", 1)
+        y0, x0, h, w = json.loads(box.replace("(", "[").replace(")", "]"))
+        items = list_dataset(shanghaitech_part(part, DATA_ROOT))
+        index = [item.name for item in items].index(name) + 1  # counted from 1, as holdout_split does
+        assert index % HOLDOUT_EVERY != 0  # never an every-5th hold-out image
+        heads = load_any(items[index - 1]).points
+        inside = (heads[:, 0] >= x0) & (heads[:, 0] < x0 + w) & (heads[:, 1] >= y0) & (heads[:, 1] < y0 + h)
+        assert not inside.any() and record["points"] == [] and record["empty_regions"] == [[0, 0, w, h]]
