@@ -76,7 +76,7 @@ def engine_quantize(args: argparse.Namespace) -> int:
     data_root = args.data_root or DEFAULT_DATA_ROOT
     progress(f"cutting calibration tiles from {args.images} training images under {data_root}")
     tiles = calibration_tiles(data_root, args.images)
-    quantize_model(source, out, tiles, args.method, progress)
+    quantize_model(source, out, tiles, progress)
     print(out)
     return 0
 
@@ -187,12 +187,6 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
         help="folder holding shanghaitech/ (default: <repo>/../shared/data)",
     )
     quantize.add_argument("--images", type=positive_int, default=64, help="training images to calibrate on")
-    quantize.add_argument(
-        "--method",
-        default="minmax",
-        choices=["minmax", "entropy", "percentile"],
-        help="activation range calibration",
-    )
     quantize.set_defaults(handler=engine_quantize)
 
 
