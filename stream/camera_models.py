@@ -89,9 +89,8 @@ class CameraModels:
         loaded for the same file, else a newly loaded one (slow: call it in a thread)."""
         if model is None:
             return None
-        backend = self.config.engine.backend
-        path, _ = runtime_model(model, backend)
-        if path == runtime_model(self.config.engine.model, backend)[0]:
+        path, _ = runtime_model(model, self.config.engine.backend)
+        if path == self.worker.engine.model_path:
             return None
         loaded = (engine for engine in self.worker.engines.values() if engine.model_path == path)
         return next(loaded, None) or self.load(model)

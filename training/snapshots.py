@@ -135,10 +135,13 @@ class MixedTiles(Dataset):
     def __getitem__(self, index: int) -> PlannedTile:
         if self.is_replay(index):
             tile = self.replay[index]
-            zeroed = self.zero_replayed_negatives and tile.negative
-            mask = np.full((OUTPUT_SIZE, OUTPUT_SIZE), float(zeroed), np.float32)
+            mask = np.full((OUTPUT_SIZE, OUTPUT_SIZE), float(self._zeroed(tile)), np.float32)
             return replace(tile, density=mask)
         return self.camera[index]
+
+    def _zeroed(self, tile: PlannedTile) -> bool:
+        """Whether a replayed tile is trained towards zero instead of anchored to the base model."""
+        return self.zero_replayed_negatives and tile.negative
 
     def batch(self, first: int, size: int) -> dict[str, torch.Tensor]:
         """Tiles first..first+size-1: `images` (N, 3, 224, 224) RGB 0..255, the heads (collate_tiles), the
@@ -153,6 +156,7 @@ class MixedTiles(Dataset):
             [self.renderers[r].render([plan]) for plan, r in zip(plans, replayed, strict=True)]
         )
         out["empty"] = out.pop("density")
-        zeroed = [self.zero_replayed_negatives and tile.negative for tile in tiles]
-        out["replay"] = torch.tensor([r and not z for r, z in zip(replayed, zeroed, strict=True)])
+        out["replay"] = torch.tensor(
+            [r and not self._zeroed(t) for r, t in zip(replayed, tiles, strict=True)]
+        )
         return out
