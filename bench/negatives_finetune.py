@@ -6,7 +6,13 @@ zooms and head-free crops of ShanghaiTech training images), then runs the camera
 anchored to the base model's answers) with replayed people-free tiles trained towards zero. Progress goes to
 `<out>/progress.jsonl`, the model to `<out>/crowd-lite0-negatives.onnx` and its report beside it.
 
+With `--annotated` the folder also holds every ShanghaiTech training-split image with its heads, so the point
+loss trains on the sharp originals too (stage 4 in the model card, not shipped), and the count head is refitted
+afterwards (`<out>/crowd-lite0-negatives-refit.onnx`).
+
     nice -n 5 python bench/negatives_finetune.py --out runs/negatives/long --minutes 35
+    nice -n 5 python bench/negatives_finetune.py --out runs/sharp --minutes 35 --holdout 20 --replay-share 0 \
+        --annotated
     nice -n 5 python bench/negatives_finetune.py --out runs/negatives/smoke --minutes 1 --standard-limit 2
 """
 
@@ -19,8 +25,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engines.frames import DEFAULT_DATA_ROOT, holdout_split  # noqa: E402
+from training.annotations import list_dataset  # noqa: E402
+from training.calibrate import refit_onnx_count_head  # noqa: E402
+from training.datasets import load_images  # noqa: E402
 from training.finetune import FinetuneConfig, run_finetune  # noqa: E402
-from training.people_free_snapshots import ZOOMS, write_head_free_crops, write_textures  # noqa: E402
+from training.finetune_eval import standard_parts  # noqa: E402
+from training.people_free_snapshots import (  # noqa: E402
+    ZOOMS,
+    link_training_images,
+    write_head_free_crops,
+    write_textures,
+)
 
 OPTIONS: dict[str, tuple[type, object, str]] = {
     "--minutes": (float, 35.0, "training budget"),
@@ -34,6 +50,7 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
     "--last-blocks": (int, 3, "backbone blocks trained with the decoder"),
     "--threads": (int, 2, "torch and ONNX Runtime threads"),
     "--seed": (int, 0, "random seed"),
+    "--holdout": (int, None, "snapshots held out of training (default a fifth)"),
 }
 """Defaults chosen from 3-minute trials (see the commit that added this script and the model card)."""
 
@@ -48,13 +65,21 @@ def main() -> int:
     )
     for flag, (kind, default, text) in OPTIONS.items():
         parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
+    parser.add_argument(
+        "--annotated",
+        action="store_true",
+        help="also train on every ShanghaiTech training-split image with its heads (point loss on the sharp "
+        "originals), not only on people-free images",
+    )
     args = parser.parse_args()
     data = args.out / "data"
     if not data.is_dir():
         written = write_textures(data, args.variants, tuple(args.zooms)) + write_head_free_crops(
             data, args.crops
         )
-        print(f"wrote {len(written)} people-free snapshots to {data}", file=sys.stderr)
+        if args.annotated:
+            written += link_training_images(data)
+        print(f"wrote {len(written)} snapshots to {data}", file=sys.stderr)
     config = FinetuneConfig(
         dataset=data,
         out=args.out / "crowd-lite0-negatives.onnx",
@@ -68,6 +93,7 @@ def main() -> int:
         replay_negatives="zero",
         threads=args.threads,
         seed=args.seed,
+        holdout=args.holdout,
     )
     with (args.out / "progress.jsonl").open("a") as log:
         started = time.time()
@@ -80,7 +106,22 @@ def main() -> int:
     keys = ("holdout_mae_before", "holdout_mae_after", "standard_mae_before", "standard_mae_after",
             "standard_images", "minutes", "tiles", "steps", "final_loss")  # fmt: skip
     print(json.dumps({key: report[key] for key in keys}, indent=2))
+    if args.annotated:
+        refit_head(config.out)
     return 0
+
+
+def refit_head(model: Path) -> Path:
+    """With annotated images the point loss moved the raw density the count head was fitted to: refit the
+    head on every training-split image (training.calibrate) and write `<model stem>-refit.onnx`."""
+    images = []
+    for part, root in standard_parts(DEFAULT_DATA_ROOT).items():
+        train, _ = holdout_split(list_dataset(root))
+        images += load_images(train, part, None)
+    out = model.with_name(model.stem + "-refit.onnx")
+    coefficients = refit_onnx_count_head(model, out, images)
+    print(f"count head refitted ({', '.join(f'{c:.4g}' for c in coefficients)}): {out}", file=sys.stderr)
+    return out
 
 
 if __name__ == "__main__":

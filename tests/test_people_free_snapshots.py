@@ -13,7 +13,7 @@ from engines.frames import HOLDOUT_EVERY, shanghaitech_part
 from tests.data_paths import DATA_ROOT, needs_data
 from training.annotations import list_dataset, load_any
 from training.negatives import GENERATORS, MORE_GENERATORS
-from training.people_free_snapshots import SIDE, write_head_free_crops, write_textures
+from training.people_free_snapshots import SIDE, link_training_images, write_head_free_crops, write_textures
 from training.snapshots import read_snapshots
 
 
@@ -57,3 +57,18 @@ def test_crops_come_from_training_images_and_hold_no_annotated_head(tmp_path) ->
         heads = load_any(items[index - 1]).points
         inside = (heads[:, 0] >= x0) & (heads[:, 0] < x0 + w) & (heads[:, 1] >= y0) & (heads[:, 1] < y0 + h)
         assert not inside.any() and record["points"] == [] and record["empty_regions"] == [[0, 0, w, h]]
+
+
+def test_linked_training_images_carry_their_heads_and_never_a_holdout_image(tmp_path) -> None:
+    written = link_training_images(tmp_path, data_root=DATA_ROOT)
+    samples = {s.image_path.stem: s for s in read_snapshots(tmp_path)}  # the finetune's own strict reader
+    for part in ("A", "B"):
+        items = list_dataset(shanghaitech_part(part, DATA_ROOT))
+        trained = [item for index, item in enumerate(items, start=1) if index % HOLDOUT_EVERY != 0]
+        stems = sorted(s for s in samples if s.startswith(f"train-{part}-"))
+        assert stems == sorted(f"train-{part}-{item.stem}" for item in trained)
+        original = load_any(trained[0])
+        linked = samples[f"train-{part}-{trained[0].stem}"]
+        assert np.allclose(linked.points, original.points, atol=0.01)
+        assert (tmp_path / f"{linked.image_path.name}").resolve() == original.image_path.resolve()
+    assert len(written) == len(samples)

@@ -3,6 +3,10 @@ plain density integral on the held-out validation images (both numbers are repor
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -11,17 +15,24 @@ from training.datasets import LoadedImage
 from training.metrics import mae
 from training.models import CrowdLite0
 
+COEFFICIENTS = "model.count_head.coefficients"
+"""The count head's (a, b, c) in an exported ONNX graph (training.export)."""
+
 
 @torch.no_grad()
 def tile_integrals(
-    model: CrowdLite0, images: list[LoadedImage], tiles: str
+    model: CrowdLite0 | Callable[[np.ndarray], np.ndarray], images: list[LoadedImage], tiles: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(integral per tile, true people per tile, image index per tile) with the stream's tiling."""
-    model.eval()
+    """(integral per tile, true people per tile, image index per tile) with the stream's tiling; `model` is
+    a CrowdLite0 or any function from a tile batch to the density integral per tile."""
+    if isinstance(model, CrowdLite0):
+        model.eval()
+        network = model
+        model = lambda inputs: network(torch.from_numpy(inputs)).flatten(1).sum(1).numpy()  # noqa: E731
     integrals, truths, owners = [], [], []
     for index, item in enumerate(images):
         inputs, grid = prepare_frame(item.image, tiles)
-        integrals.append(model(torch.from_numpy(inputs)).flatten(1).sum(1).numpy())
+        integrals.append(model(inputs))
         points = item.sample.points
         for y0, y1, x0, x1 in grid.boxes():
             inside = (points[:, 0] >= x0) & (points[:, 0] < x1) & (points[:, 1] >= y0) & (points[:, 1] < y1)
@@ -67,3 +78,25 @@ def calibrate_count_head(
         better.append(head_mae / max(plain_mae, 1e-9))
     report["ship"] = bool(np.mean(better) < 1.0)
     return report
+
+
+def refit_onnx_count_head(
+    model: Path, out: Path, images: list[LoadedImage], tiles: str = "auto"
+) -> list[float]:
+    """Refit the count head of an exported ONNX model on `images` (training images, never the hold-out)
+    and write the model with the new (a, b, c) to `out`. Needed after a fine-tune that moved the raw density
+    (training.finetune trains the map before the head): the old head calibrated the old map."""
+    import onnx
+
+    from engines.onnx_engine import OnnxEngine
+    from training.onnx_weights import write_tuned
+
+    if COEFFICIENTS not in {t.name for t in onnx.load(str(model)).graph.initializer}:
+        raise ValueError(f"{model}: no count head ({COEFFICIENTS}) to refit")
+    with tempfile.TemporaryDirectory() as folder:
+        plain = write_tuned(model, Path(folder) / "plain.onnx", {COEFFICIENTS: np.array([1.0, 0.0, 0.0])})
+        engine = OnnxEngine(plain)
+        integral, truth, _ = tile_integrals(lambda inputs: engine.infer(inputs)[1], images, tiles)
+    coefficients = fit_coefficients(integral, truth)
+    write_tuned(model, out, {COEFFICIENTS: coefficients.astype(np.float32)})
+    return coefficients.tolist()

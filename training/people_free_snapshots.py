@@ -7,10 +7,13 @@ Each snapshot is `<stem>.jpg` + `<stem>.json` with no points and one "nobody her
   with seeds of their own) at zooms 2 and 1, with uneven light, sensor noise and often in grey;
 - head-free crops of ShanghaiTech *training-split* images (never the every-5th hold-out).
 training.textures (the check set's own generator) and the samples inside third-party packages are never used.
+The same folder can also hold the annotated training-split images themselves (`link_training_images`), for a
+fine-tune that trains the point loss on them as well.
 """
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -98,4 +101,26 @@ def write_head_free_crops(
             crop = sample.load_image()[y0 : y0 + ch, x0 : x0 + cw]
             stem = f"crop-{part}-{sample.image_path.stem}"
             written.append(write_empty(folder, stem, crop, f"{part}/{sample.image_path.name} {box}"))
+    return written
+
+
+def link_training_images(folder: Path, data_root: Path = DEFAULT_DATA_ROOT) -> list[Path]:
+    """Every ShanghaiTech training-split image (never the hold-out) as an annotated snapshot beside the
+    people-free ones: the image linked, not re-encoded, and its heads as the snapshot's points."""
+    written = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, root in standard_parts(data_root).items():
+        train, _ = holdout_split(list_dataset(root))
+        for path in train:
+            sample = load_any(path)
+            stem = f"train-{part}-{sample.image_path.stem}"
+            link = folder / f"{stem}{sample.image_path.suffix.lower()}"
+            if not link.exists():
+                link.symlink_to(sample.image_path.resolve())
+            record = {
+                "points": np.round(sample.points, 2).tolist(),
+                "source": f"{part}/{sample.image_path.name}",
+            }
+            (folder / f"{stem}.json").write_text(json.dumps(record))
+            written.append(folder / f"{stem}.json")
     return written
