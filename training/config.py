@@ -47,6 +47,15 @@ class TrainConfig(BaseModel):
         "points",
         description="points: Bayesian loss on the head points; density: the previous Gaussian-map loss",
     )
+    loss_warmup: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="points loss: share of the schedule trained with the density loss first. From ImageNet "
+        "weights with a frozen trunk the point loss alone drives the whole map to zero within ten steps (its "
+        "background term outweighs the heads until the decoder can tell them apart) and softplus leaves no "
+        "gradient to come back; a short density-loss start teaches where heads are first",
+    )
     loss_sigma: float = Field(2.0, gt=0, description="points loss: head likelihood spread, output pixels")
     loss_background: float = Field(3.0, gt=0, description="points loss: background radius, output pixels")
     loss_pixel: float = 0.01

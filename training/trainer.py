@@ -129,7 +129,8 @@ class Trainer:
     @staticmethod
     def load_data_for(config: TrainConfig) -> tuple[list[LoadedImage], list[LoadedImage]]:
         """(training images, held-out validation images) of every part, in memory with density maps."""
-        density = DensityConfig(method=config.density_method) if config.loss == "density" else None
+        needs_maps = config.loss == "density" or config.loss_warmup > 0
+        density = DensityConfig(method=config.density_method) if needs_maps else None
         train, validation = [], []
         for part, root in sorted(config.data_roots.items()):
             if not Path(root).is_dir():
@@ -231,7 +232,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             pred = self.model(images)
         pred = pred.float()
-        if self.config.loss == "density":
+        if self.current_loss == "density":
             return density_loss(pred, batch["density"], self.weights)
         return point_loss(pred, batch["points"], batch["valid"], self.point_config)
 
@@ -273,6 +274,13 @@ class Trainer:
         }
 
     @property
+    def current_loss(self) -> str:
+        """The loss this step trains with: the point loss after its density-loss warm-up (`loss_warmup`)."""
+        if self.config.loss == "points" and self.progress < self.config.loss_warmup:
+            return "density"
+        return self.config.loss
+
+    @property
     def progress(self) -> float:
         return self.schedule.progress(self.step, self.elapsed)
 
@@ -294,8 +302,14 @@ class Trainer:
         if row["epoch"] == 1 and path.exists():
             path.unlink()
         new = not path.exists()
+        if new:
+            fields = list(row)
+        else:
+            with path.open() as handle:
+                fields = next(csv.reader(handle))
         with path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
+            # after a density-loss warm-up the point loss has no pixel or tv terms: those cells stay empty
+            writer = csv.DictWriter(handle, fieldnames=fields, restval="", extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)
