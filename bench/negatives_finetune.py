@@ -25,12 +25,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engines.frames import DEFAULT_DATA_ROOT, holdout_split  # noqa: E402
-from training.annotations import list_dataset  # noqa: E402
+from engines.frames import DEFAULT_DATA_ROOT  # noqa: E402
 from training.calibrate import refit_onnx_count_head  # noqa: E402
-from training.datasets import load_images  # noqa: E402
-from training.finetune import FinetuneConfig, run_finetune  # noqa: E402
-from training.finetune_eval import standard_parts  # noqa: E402
+from training.finetune import FinetuneConfig, run_finetune, training_split_images  # noqa: E402
 from training.people_free_snapshots import (  # noqa: E402
     ZOOMS,
     link_training_images,
@@ -114,12 +111,8 @@ def main() -> int:
 def refit_head(model: Path) -> Path:
     """With annotated images the point loss moved the raw density the count head was fitted to: refit the
     head on every training-split image (training.calibrate) and write `<model stem>-refit.onnx`."""
-    images = []
-    for part, root in standard_parts(DEFAULT_DATA_ROOT).items():
-        train, _ = holdout_split(list_dataset(root))
-        images += load_images(train, part, None)
     out = model.with_name(model.stem + "-refit.onnx")
-    coefficients = refit_onnx_count_head(model, out, images)
+    coefficients = refit_onnx_count_head(model, out, training_split_images(DEFAULT_DATA_ROOT))
     print(f"count head refitted ({', '.join(f'{c:.4g}' for c in coefficients)}): {out}", file=sys.stderr)
     return out
 

@@ -111,12 +111,17 @@ class FinetuneConfig(BaseModel):
 
 
 def replay_images(config: FinetuneConfig) -> list[LoadedImage]:
-    """`replay_images` training-split images of each ShanghaiTech part, spread over the part (never the
-    standard hold-out); none when the data is not on this machine."""
+    """`replay_images` training-split images of each ShanghaiTech part, spread over the part."""
+    return training_split_images(config.data_root, config.replay_images)
+
+
+def training_split_images(data_root: Path, per_part: int | None = None) -> list[LoadedImage]:
+    """Training-split images of each ShanghaiTech part (never the standard hold-out), `per_part` of them
+    spread over the part (all: None); none when the data is not on this machine."""
     images = []
-    for part, root in standard_parts(config.data_root).items():
+    for part, root in standard_parts(data_root).items():
         train, _ = holdout_split(list_dataset(root))
-        images += load_images(spread(train, config.replay_images), part, None)
+        images += load_images(train if per_part is None else spread(train, per_part), part, None)
     return images
 
 
