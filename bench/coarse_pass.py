@@ -27,12 +27,13 @@ from tqdm import tqdm
 
 from engines.counting import FrameCount, count_frames
 from engines.engine import Engine, load_engine
+from engines.errors import EngineError
 from engines.frames import holdout_split, image_files, read_frame, shanghaitech_part
 from engines.spec import TILE_TARGET_SIDE
 from training.annotations import load_any
 from training.evaluate import Scene
 from training.metrics import bias_percent, errors_by_bucket, mae
-from training.zoom import CROPS, zoom_scene
+from training.zoom import CROPS, check_zoom, zoom_scene
 
 COARSE_SIDE = 2 * TILE_TARGET_SIDE
 CELLS_PER_TILE = 2
@@ -119,7 +120,15 @@ def main() -> None:
         "--bands", action="store_true", help="counted / annotated by image quarter, far to near"
     )
     args = parser.parse_args()
-    engine = load_engine(args.model)
+    if args.zoom != 1:
+        try:
+            check_zoom(args.zoom)
+        except ValueError as error:
+            parser.error(str(error))
+    try:
+        engine = load_engine(args.model)
+    except EngineError as error:
+        parser.error(str(error))
     for part in "AB":
         training, holdout = holdout_split(image_files(shanghaitech_part(part) / "images"))
         items = scenes(holdout if args.split == "holdout" else training[1::4], args.zoom)
