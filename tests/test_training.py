@@ -104,6 +104,36 @@ def test_finalising_without_a_checkpoint_is_one_line(tmp_path):
     assert "best.pt: no checkpoint to finalise" in result.stderr
 
 
+def test_a_collapsed_map_is_told_apart_from_a_sparse_one():
+    from training.trainer import collapsed
+
+    def report(truth, predicted):
+        return {"mean_count": truth, "bias": predicted - truth, "mae": abs(predicted - truth)}
+
+    assert collapsed({"A": report(450.0, 0.0), "B": report(110.0, 0.0)})
+    assert collapsed({"A": report(450.0, 1.0), "B": report(110.0, 0.5)})  # under 1 % of the truth
+    assert not collapsed({"A": report(450.0, 0.0), "B": report(110.0, 30.0)})  # one part still counts
+    assert not collapsed({"A": report(450.0, 20.0), "B": report(110.0, 5.0)})  # a poor model, not a dead one
+
+
+def test_finalising_a_collapsed_run_refuses_to_export(tmp_path):
+    import torch
+
+    out = tmp_path / "run"
+    out.mkdir()
+    dead = {"mean_count": 110.0, "bias": -110.0, "mae": 110.0, "rmse": 120.0}
+    torch.save({"validation": {"A": dead, "B": dead}, "config": {"lr": 0.001}}, out / "best.pt")
+    result = subprocess.run(
+        [sys.executable, "-m", "crowdstream", "train", "--finalize-only", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "the training collapsed" in result.stderr and "lower --lr than 0.001" in result.stderr
+    assert not (out / "crowd-lite0.onnx").exists()
+
+
 def test_bad_training_config_is_one_line(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("epochs: -3\nbogus: 1\n")

@@ -9,7 +9,7 @@ from training.calibrate import calibrate_count_head
 from training.config import ConfigError, TrainConfig
 from training.export import export_checkpoint
 from training.models import model_from_state, read_checkpoint
-from training.trainer import Trainer, _atomic_save
+from training.trainer import Trainer, _atomic_save, collapsed
 
 
 def finalize_run(config: TrainConfig) -> dict:
@@ -20,6 +20,11 @@ def finalize_run(config: TrainConfig) -> dict:
     if not best.is_file():
         raise ConfigError(f"{best}: no checkpoint to finalise (train first, or check --out and select)")
     state = read_checkpoint(best)
+    if collapsed(state["validation"]):
+        raise ConfigError(
+            f"{best}: this checkpoint counts about 0 people on every validation image (the training collapsed); "
+            f"not exported — train again with a lower --lr than {state['config']['lr']:g}"
+        )
     model = model_from_state(state)
     train, validation = Trainer.load_data_for(config)
     report = calibrate_count_head(model, train, validation, config.tiles)

@@ -48,6 +48,17 @@ def validation_score(per_part: dict[str, dict[str, float]]) -> float:
     return float(np.mean([p["mae"] / max(p["mean_count"], 1.0) for p in per_part.values()]))
 
 
+COLLAPSED_SHARE = 0.01
+"""A model whose validation counts average under this share of the truth in every part has an empty map."""
+
+
+def collapsed(per_part: dict[str, dict[str, float]]) -> bool:
+    """Whether the density map has died: every part's mean predicted count (truth + bias) is close to zero.
+    Softplus outputs pushed far negative give no gradient back, so such a run rarely recovers; the CPU
+    recipe did this at lr 1e-3 (model card), and an exported empty model would count nobody anywhere."""
+    return all(p["mean_count"] + p["bias"] < COLLAPSED_SHARE * p["mean_count"] for p in per_part.values())
+
+
 @torch.no_grad()
 def predict_counts(
     model: torch.nn.Module, images: list[LoadedImage], tiles: str, batch: int = 32
@@ -204,6 +215,13 @@ class Trainer:
                 )
             self._log_row(row)
             self._checkpoint(epoch, score, report)
+            if collapsed(report):
+                log.warning(
+                    "epoch %d: every validation image counts about 0: the density map has collapsed at lr %g "
+                    "(stop and rerun with a lower --lr)",
+                    epoch + 1,
+                    self.config.lr,
+                )
             tqdm.write(
                 " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
             )
