@@ -114,6 +114,7 @@ def test_a_collapsed_map_is_told_apart_from_a_sparse_one():
     assert collapsed({"A": report(450.0, 1.0), "B": report(110.0, 0.5)})  # under 1 % of the truth
     assert not collapsed({"A": report(450.0, 0.0), "B": report(110.0, 30.0)})  # one part still counts
     assert not collapsed({"A": report(450.0, 20.0), "B": report(110.0, 5.0)})  # a poor model, not a dead one
+    assert not collapsed({})  # no validation images: nothing to judge
 
 
 def test_finalising_a_collapsed_run_refuses_to_export(tmp_path):

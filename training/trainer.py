@@ -54,9 +54,12 @@ COLLAPSED_SHARE = 0.01
 
 def collapsed(per_part: dict[str, dict[str, float]]) -> bool:
     """Whether the density map has died: every part's mean predicted count (truth + bias) is close to zero.
-    Softplus outputs pushed far negative give no gradient back, so such a run rarely recovers; the CPU
-    recipe did this at lr 1e-3 (model card), and an exported empty model would count nobody anywhere."""
-    return all(p["mean_count"] + p["bias"] < COLLAPSED_SHARE * p["mean_count"] for p in per_part.values())
+    Softplus outputs pushed far negative leave almost no gradient: the CPU recipe at lr 1e-3 died, came back
+    for one epoch and died for good (model card), and an exported empty model would count nobody anywhere.
+    No validation images: nothing to judge."""
+    return bool(per_part) and all(
+        p["mean_count"] + p["bias"] < COLLAPSED_SHARE * p["mean_count"] for p in per_part.values()
+    )
 
 
 @torch.no_grad()
