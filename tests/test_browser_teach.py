@@ -8,9 +8,9 @@ undoes and zooms on the way. Then it fine-tunes in the background (the page is r
 picks the job up again) and must beat the shipped model on the held-out snapshot, the last one taken: the
 test always takes the same scene image last (which frame the slideshow shows when T is pressed depends on
 how busy the machine is, and one of the five, 7 people of whom the shipped model already finds 3, leaves a
-quick run almost nothing to win), then switches the camera to the new model and the camera reports it. A finger on a
-phone-size screen adds a head too. Screenshots of each step: test-artifacts/teach-camera-*.png (docs/
-has copies)."""
+quick run almost nothing to win). Then it switches the camera to the new model and the camera reports it.
+A finger on a phone-size screen adds a head too. Screenshots of each step: test-artifacts/
+teach-camera-*.png (docs/ has copies)."""
 
 from __future__ import annotations
 
