@@ -111,7 +111,8 @@ def test_a_collapsed_map_is_told_apart_from_a_sparse_one():
         return {"mean_count": truth, "bias": predicted - truth, "mae": abs(predicted - truth)}
 
     assert collapsed({"A": report(450.0, 0.0), "B": report(110.0, 0.0)})
-    assert collapsed({"A": report(450.0, 1.0), "B": report(110.0, 0.5)})  # under 1 % of the truth
+    assert collapsed({"A": report(450.0, 0.2), "B": report(110.0, 0.05)})  # under 0.1 % of the truth
+    assert not collapsed({"A": report(486.7, 2.5), "B": report(184.3, 0.8)})  # ~0.5 %: one tiny epoch
     assert not collapsed({"A": report(450.0, 0.0), "B": report(110.0, 30.0)})  # one part still counts
     assert not collapsed({"A": report(450.0, 20.0), "B": report(110.0, 5.0)})  # a poor model, not a dead one
     assert not collapsed({})  # no validation images: nothing to judge

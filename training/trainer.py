@@ -48,8 +48,10 @@ def validation_score(per_part: dict[str, dict[str, float]]) -> float:
     return float(np.mean([p["mae"] / max(p["mean_count"], 1.0) for p in per_part.values()]))
 
 
-COLLAPSED_SHARE = 0.01
-"""A model whose validation counts average under this share of the truth in every part has an empty map."""
+COLLAPSED_SHARE = 0.001
+"""A model whose validation counts average under this share of the truth in every part has an empty map. The
+dead CPU run read exactly 0; a freshly initialised decoder after one tiny epoch (the tests' smoke runs) reads
+0.5-1.4 % of the truth and is merely untrained, so the line sits ten times below that."""
 
 
 def collapsed(per_part: dict[str, dict[str, float]]) -> bool:
