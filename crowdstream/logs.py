@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+from typing import TextIO
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -47,8 +48,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes each record to whatever `sys.stderr` is at that moment (as logging's own last-resort handler
+    does). A handler holding the stream it was created with keeps writing into it after an in-process caller
+    (the tests' `capsys`, a notebook) has swapped and closed it: every later record from any thread, a camera
+    thread outliving the call included, then ends in a "--- Logging error ---" traceback."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)  # not StreamHandler's: it would pin the stream
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+
 def configure_logging(level: str = "info", as_json: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if as_json else KeyValueFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
