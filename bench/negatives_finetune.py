@@ -63,6 +63,12 @@ def main() -> int:
     for flag, (kind, default, text) in OPTIONS.items():
         parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
     parser.add_argument(
+        "--loss",
+        choices=("points", "density"),
+        default="points",
+        help="loss on annotated tiles: the point loss, or the previous Gaussian-map loss (default points)",
+    )
+    parser.add_argument(
         "--annotated",
         action="store_true",
         help="also train on every ShanghaiTech training-split image with its heads (point loss on the sharp "
@@ -88,6 +94,7 @@ def main() -> int:
         replay_images=args.replay_images,
         last_blocks=args.last_blocks,
         replay_negatives="zero",
+        loss=args.loss,
         threads=args.threads,
         seed=args.seed,
         holdout=args.holdout,

@@ -254,3 +254,24 @@ def test_replayed_tiles_cost_only_how_far_the_model_moved_from_the_base():
             1.5
         )  # the student's last layer only
         assert step_loss(student, teacher, batch, config).item() > 0.0
+
+
+@pytest.mark.parametrize("loss", ["points", "density"])
+def test_head_loss_is_zero_only_for_the_right_map(loss):
+    """Either loss on hand-made tiles: a map that puts one person where each head is scores less than the
+    same map shifted, and an empty tile with an empty map scores 0."""
+    import torch
+
+    from training.density import density_map
+    from training.finetune import TARGET_DENSITY, FinetuneConfig, head_loss
+
+    config = FinetuneConfig(dataset=Path("unused"), out=Path("unused.onnx"), loss=loss)
+    heads = np.array([[20.5, 20.5], [40.5, 12.5]])
+    points, valid = torch.tensor(heads[None], dtype=torch.float32), torch.tensor([[True, True]])
+    right = torch.from_numpy(density_map(heads, 56, 56, TARGET_DENSITY))[None, None]
+    shifted = torch.roll(right, shifts=(6, 6), dims=(2, 3))
+    assert head_loss(shifted, points, valid, config) > head_loss(right, points, valid, config) + 0.05
+    if loss == "density":
+        assert head_loss(right, points, valid, config).item() == pytest.approx(0.0, abs=1e-6)
+    nobody = torch.zeros(1, 1, 56, 56)
+    assert head_loss(nobody, torch.zeros(1, 0, 2), torch.zeros(1, 0, dtype=torch.bool), config) == 0.0

@@ -1,9 +1,9 @@
 """Fine-tune a model on one camera's annotated snapshots (issue 16, "teach it your camera").
 
 Starts from an ONNX model (the shipped one by default), trains only its decoder and last backbone blocks
-(training.onnx_weights) with the Bayesian point loss on strongly augmented tiles of the camera's training
-snapshots, mixed with replayed ShanghaiTech training tiles so it does not forget, and trains the boxes marked
-"nobody here" towards zero density. The run is fitted into a wall-clock budget; the result is judged on
+(training.onnx_weights) with the Bayesian point loss (or the previous Gaussian-map loss, `loss: density`) on
+strongly augmented tiles of the camera's training snapshots, mixed with replayed ShanghaiTech training tiles
+so it does not forget, and trains the boxes marked "nobody here" towards zero density. The run is fitted into a wall-clock budget; the result is judged on
 held-out snapshots and on the project's standard hold-out before and after, and written as
 `<out>.report.json` beside the model. `better` says whether the page should offer switching.
 """
@@ -30,9 +30,10 @@ from engines.onnx_torch import load_onnx_module
 from engines.spec import DEFAULT_TILES
 from training.annotations import Sample, list_dataset
 from training.datasets import Augment, LoadedImage, TileDataset, load_images, normalise_rgb
+from training.density import DensityConfig, density_map
 from training.export import check_parity
 from training.finetune_eval import snapshot_mae, standard_mae, standard_parts
-from training.losses import PointLossConfig, point_loss
+from training.losses import PointLossConfig, density_loss, point_loss
 from training.negatives import TextureBank
 from training.onnx_weights import (
     expose_raw_density,
@@ -87,6 +88,11 @@ class FinetuneConfig(BaseModel):
         0.5, ge=0, lt=1, description="share of tiles from ShanghaiTech training images"
     )
     replay_images: int = Field(40, ge=0, description="ShanghaiTech training images per part kept in memory")
+    loss: Literal["points", "density"] = Field(
+        "points",
+        description="camera tiles: the point loss on the heads, or the previous loss (pixel, count and "
+        "total variation against geometry-adaptive Gaussian maps, training.losses.density_loss)",
+    )
     spread_neighbours: int = Field(
         3, ge=0, description="point loss: widen each head's geometry with its k nearest neighbours (0: off)"
     )
@@ -160,18 +166,36 @@ def step_loss(
     camera, replay = ~batch["replay"], batch["replay"]
     total = density.new_zeros(())
     if camera.any():
-        geometry = PointLossConfig(spread_neighbours=config.spread_neighbours)
-        points = point_loss(density[camera], batch["points"][camera], batch["valid"][camera], geometry)[
-            "total"
-        ]
+        heads = head_loss(density[camera], batch["points"][camera], batch["valid"][camera], config)
         empty = (density[camera] * batch["empty"][camera]).flatten(1).sum(1).mean()
-        total = total + (points + config.empty_weight * empty) * camera.sum()
+        total = total + (heads + config.empty_weight * empty) * camera.sum()
     if replay.any():
         with torch.no_grad():
             *_, target = teacher(images[replay])
         moved = (cell_counts(density[replay]) - cell_counts(target)).abs().flatten(1).sum(1).mean()
         total = total + config.replay_weight * moved * replay.sum()
     return total / len(images)
+
+
+TARGET_DENSITY = DensityConfig(method="adaptive", sigma=1.0, min_sigma=0.5, max_sigma=8.0)
+"""`loss: density` targets, in output pixels (a 224 input has 56): σ = 0.3 × the mean distance to the 3
+nearest heads in the tile, 0.5-8 px (2-32 input px), 1 px for a head alone."""
+
+
+def head_loss(
+    density: torch.Tensor, points: torch.Tensor, valid: torch.Tensor, config: FinetuneConfig
+) -> torch.Tensor:
+    """The configured loss of camera tiles against their heads (points in output pixels, padded)."""
+    if config.loss == "points":
+        geometry = PointLossConfig(spread_neighbours=config.spread_neighbours)
+        return point_loss(density, points, valid, geometry)["total"]
+    size = density.shape[-1]
+    targets = [
+        density_map(tile[keep].cpu().numpy(), size, size, TARGET_DENSITY)
+        for tile, keep in zip(points, valid, strict=True)
+    ]
+    target = torch.from_numpy(np.stack(targets))[:, None].to(density)
+    return density_loss(density, target)["total"]
 
 
 def cell_counts(density: torch.Tensor, cell: int = 4) -> torch.Tensor:
