@@ -216,6 +216,8 @@ async def test_correct_a_camera_fine_tune_it_and_switch_it_in_the_page(browser, 
         await page.wait_for_selector("article[data-camera=bund][data-status=up] .count .value[data-count]")
         await page.click("article[data-camera=bund] .correct")
         await page.wait_for_selector("#teach[open]")
+        # the dialog opens first and fills in the camera's model when its status arrives
+        await page.wait_for_function("document.querySelector('#teach .current-model').textContent")
         assert await page.text_content("#teach .current-model") == "default"
 
         shown, corrections, held_out = set(), [], max(scene)
