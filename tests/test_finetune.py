@@ -257,7 +257,7 @@ def test_replayed_tiles_cost_only_how_far_the_model_moved_from_the_base():
 
 
 @pytest.mark.parametrize("loss", ["points", "density"])
-def test_head_loss_is_zero_only_for_the_right_map(loss):
+def test_head_loss_prefers_the_right_map_and_is_zero_on_an_empty_tile(loss):
     """Either loss on hand-made tiles: a map that puts one person where each head is scores less than the
     same map shifted, and an empty tile with an empty map scores 0."""
     import torch
