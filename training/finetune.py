@@ -3,9 +3,10 @@
 Starts from an ONNX model (the shipped one by default), trains only its decoder and last backbone blocks
 (training.onnx_weights) with the Bayesian point loss (or the previous Gaussian-map loss, `loss: density`) on
 strongly augmented tiles of the camera's training snapshots, mixed with replayed ShanghaiTech training tiles
-so it does not forget, and trains the boxes marked "nobody here" towards zero density. The run is fitted into a wall-clock budget; the result is judged on
-held-out snapshots and on the project's standard hold-out before and after, and written as
-`<out>.report.json` beside the model. `better` says whether the page should offer switching.
+so it does not forget, and trains the boxes marked "nobody here" towards zero density. The run is fitted
+into a wall-clock budget; the result is judged on held-out snapshots and on the project's standard hold-out
+before and after, and written as `<out>.report.json` beside the model. `better` says whether the page should
+offer switching.
 """
 
 from __future__ import annotations
