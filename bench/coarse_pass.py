@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from engines.counting import FrameCount, count_frames
-from engines.engine import Engine, load_engine
-from engines.errors import EngineError
-from engines.frames import holdout_split, image_files, read_frame, shanghaitech_part
-from engines.spec import TILE_TARGET_SIDE
-from training.annotations import load_any
-from training.evaluate import Scene
-from training.metrics import bias_percent, errors_by_bucket, mae
-from training.zoom import CROPS, check_zoom, zoom_scene
+from crowdstream.engines.counting import FrameCount, count_frames
+from crowdstream.engines.engine import Engine, load_engine
+from crowdstream.engines.errors import EngineError
+from crowdstream.engines.frames import holdout_split, image_files, read_frame, shanghaitech_part
+from crowdstream.engines.spec import TILE_TARGET_SIDE
+from crowdstream.training.annotations import load_any
+from crowdstream.training.evaluate import Scene
+from crowdstream.training.metrics import bias_percent, errors_by_bucket, mae
+from crowdstream.training.zoom import CROPS, check_zoom, zoom_scene
 
 COARSE_SIDE = 2 * TILE_TARGET_SIDE
 CELLS_PER_TILE = 2

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stream.sources import DEMO_CLIP  # noqa: E402
-from stream.sources.capture import AvReader  # noqa: E402
+from crowdstream.stream.sources import DEMO_CLIP  # noqa: E402
+from crowdstream.stream.sources.capture import AvReader  # noqa: E402
 
 SETTINGS = {
     "ffmpeg-threads": {"threads": 0, "wanted_fps": None, "convert": False},

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from training.camera_demo import build_camera  # noqa: E402
+from crowdstream.training.camera_demo import build_camera  # noqa: E402
 
 
 def main() -> int:

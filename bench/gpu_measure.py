@@ -48,7 +48,7 @@ def load_check_frames(folder: Path):
     """The demo frames (1280x720) plus 1024x768 resizes of them: the sizes the targets speak of."""
     import cv2
 
-    from engines.frames import frame_paths, read_frame
+    from crowdstream.engines.frames import frame_paths, read_frame
 
     frames = [read_frame(p) for p in frame_paths(folder)]
     return frames + [cv2.resize(f, (1024, 768), interpolation=cv2.INTER_AREA) for f in frames[::2]]
@@ -58,9 +58,9 @@ def parity(args: argparse.Namespace) -> dict:
     """Counts and maps of the torch backend vs ONNX Runtime on the CPU (the reference)."""
     import numpy as np
 
-    from engines.counting import count_frames
-    from engines.engine import load_engine
-    from engines.preprocess import prepare_frame
+    from crowdstream.engines.counting import count_frames
+    from crowdstream.engines.engine import load_engine
+    from crowdstream.engines.preprocess import prepare_frame
 
     frames = load_check_frames(args.frames)
     reference_engine = load_engine("default", "onnxruntime")
@@ -108,8 +108,8 @@ def breakdown(args: argparse.Namespace) -> dict:
     whole count with the stages overlapping as in production, and the model alone NHWC vs NCHW."""
     import torch
 
-    from engines.device_counting import DeviceCounter
-    from engines.engine import load_engine
+    from crowdstream.engines.device_counting import DeviceCounter
+    from crowdstream.engines.engine import load_engine
 
     frames = [f for f in load_check_frames(args.frames) if f.shape[:2] == (768, 1024)]
     batch = [frames[i % len(frames)] for i in range(args.frame_batch)]

@@ -26,7 +26,7 @@ PARTS = ("part_A", "part_B")
 
 def pack(source: Path, target: Path, scale: float, quality: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from training.annotations import iter_dataset
+    from crowdstream.training.annotations import iter_dataset
 
     for part in PARTS:
         out = target / part

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the shipped recipe (training/configs/crowd-lite0-gpu.yaml) — and, with RUNS="gpu gpu-density", its
+# Train the shipped recipe (crowdstream/training/configs/crowd-lite0-gpu.yaml) — and, with RUNS="gpu gpu-density", its
 # previous-loss ablation side by side — on one NVIDIA GPU, the way this project's model was made on a
 # borrowed H200. Run from the repo root with the carried folders:
 #   .gpudata     python bench/gpu_pack.py pack ../shared/data/shanghaitech .gpudata   (the data, ~47 MB)
@@ -9,7 +9,7 @@
 # for a dry run on a CPU machine). Writes to $OUT: gpu.txt, <run>.log, <run>-log.csv and <run>-last.pt
 # (weights without optimiser state, refreshed while training so a cut-off run still returns its last epoch);
 # finalise on any machine: copy <run>-last.pt to runs/h200/last.pt, then
-#   crowdstream train -c training/configs/crowd-lite0-gpu.yaml --device cpu --out runs/h200 --finalize-only
+#   crowdstream train -c crowdstream/training/configs/crowd-lite0-gpu.yaml --device cpu --out runs/h200 --finalize-only
 set -euo pipefail
 OUT=${OUT:-runs/gpu-device}
 RUNS=${RUNS:-gpu}
@@ -40,7 +40,7 @@ PY
 
 pids=()
 for run in "${runs[@]}"; do
-  python3 -m crowdstream train -c "training/configs/crowd-lite0-$run.yaml" \
+  python3 -m crowdstream train -c "crowdstream/training/configs/crowd-lite0-$run.yaml" \
     --data A=/tmp/gpudata/part_A --data B=/tmp/gpudata/part_B \
     --out "/tmp/gpuruns/$run" --no-finalize "$@" > "$OUT/$run.log" 2>&1 &
   pids+=($!)

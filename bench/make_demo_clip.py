@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from training.demo_clip import (
+from crowdstream.training.demo_clip import (
     FADE_SECONDS,
     FPS,
     IMAGES,

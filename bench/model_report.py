@@ -5,8 +5,8 @@ zoomed crops; the every-10th hold-out, which no shipped model ever trained on, f
 previous model), `crowdstream check negatives` and `crowdstream check demo`, and writes their JSON outputs
 side by side:
 
-    python bench/model_report.py --model crowd-lite0 -o engines/models/crowd-lite0.metrics.json
-    python bench/model_report.py --model crowd-lite0-int8 -o engines/models/crowd-lite0-int8.metrics.json
+    python bench/model_report.py --model crowd-lite0 -o crowdstream/engines/models/crowd-lite0.metrics.json
+    python bench/model_report.py --model crowd-lite0-int8 -o crowdstream/engines/models/crowd-lite0-int8.metrics.json
 
 (`--model default` is the INT8 copy here: commands run on ONNX Runtime.)
 """

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engines.frames import DEFAULT_DATA_ROOT  # noqa: E402
-from training.calibrate import refit_onnx_count_head  # noqa: E402
-from training.finetune import FinetuneConfig, run_finetune, training_split_images  # noqa: E402
-from training.people_free_snapshots import (  # noqa: E402
+from crowdstream.engines.frames import DEFAULT_DATA_ROOT  # noqa: E402
+from crowdstream.training.calibrate import refit_onnx_count_head  # noqa: E402
+from crowdstream.training.finetune import FinetuneConfig, run_finetune, training_split_images  # noqa: E402
+from crowdstream.training.people_free_snapshots import (  # noqa: E402
     ZOOMS,
     link_training_images,
     write_head_free_crops,

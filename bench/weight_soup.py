@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engines.errors import EngineError  # noqa: E402
-from engines.models import resolve_model  # noqa: E402
-from training.calibrate import COEFFICIENTS  # noqa: E402
-from training.onnx_weights import write_tuned  # noqa: E402
+from crowdstream.engines.errors import EngineError  # noqa: E402
+from crowdstream.engines.models import resolve_model  # noqa: E402
+from crowdstream.training.calibrate import COEFFICIENTS  # noqa: E402
+from crowdstream.training.onnx_weights import write_tuned  # noqa: E402
 
 
 def initialisers(path: Path) -> dict[str, np.ndarray]:

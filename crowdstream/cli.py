@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from crowdstream import __version__
+from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.logs import configure_logging
-from engines.errors import CrowdstreamError
 
 DESCRIPTION = """Real-time crowd counting for video streams.
 
@@ -49,8 +49,8 @@ TRAINING_MISSING = (
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The whole command line; with `argv`, training's commands only if `argv` may run one of them."""
-    from engines import cli as engines_cli
-    from stream import cli as stream_cli
+    from crowdstream.engines import cli as engines_cli
+    from crowdstream.stream import cli as stream_cli
 
     parser = argparse.ArgumentParser(
         prog="crowdstream",
@@ -91,7 +91,7 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def _register_training(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     try:
-        from training import cli as training_cli
+        from crowdstream.training import cli as training_cli
     except ImportError:
         for name in TRAINING_COMMANDS:
             _missing_training(commands, name, f"{name} (not installed: needs the training package)")

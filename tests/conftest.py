@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from engines.errors import CrowdstreamError
-from stream.redis_server import free_port, redis_server_command
-from stream.soak import processes
+from crowdstream.engines.errors import CrowdstreamError
+from crowdstream.stream.redis_server import free_port, redis_server_command
+from crowdstream.stream.soak import processes
 
 
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:

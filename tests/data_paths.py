@@ -2,7 +2,7 @@
 
 import pytest
 
-from engines.frames import DEFAULT_DATA_ROOT, shanghaitech_part
+from crowdstream.engines.frames import DEFAULT_DATA_ROOT, shanghaitech_part
 
 DATA_ROOT = DEFAULT_DATA_ROOT
 PART_A = shanghaitech_part("A")

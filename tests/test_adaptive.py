@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.adaptive import EXTRA_SHARE, densest_window, head_spacing, refinement_windows
-from engines.counting import count_frames
-from engines.preprocess import plan_tiles
+from crowdstream.engines.adaptive import EXTRA_SHARE, densest_window, head_spacing, refinement_windows
+from crowdstream.engines.counting import count_frames
+from crowdstream.engines.preprocess import plan_tiles
 
 
 class UniformEngine:
@@ -75,7 +75,7 @@ def test_auto_and_fixed_grids_keep_a_single_pass():
 
 
 def test_the_densest_point_is_not_drawn_to_the_frame_edge():
-    from engines.counting import densest_point
+    from crowdstream.engines.counting import densest_point
 
     density = np.zeros((60, 80), np.float32)
     density[28:33, 38:43] = 1.0  # a 5x5 crowd in the middle

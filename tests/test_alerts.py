@@ -8,11 +8,11 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from stream.alert_store import AlertStore, alerts_index_key, alerts_key
-from stream.alerts import Alert, AlertTracker, fruin_level
-from stream.hub import Hub
-from stream.readings import CameraReading
-from stream.zones import ZoneReading
+from crowdstream.stream.alert_store import AlertStore, alerts_index_key, alerts_key
+from crowdstream.stream.alerts import Alert, AlertTracker, fruin_level
+from crowdstream.stream.hub import Hub
+from crowdstream.stream.readings import CameraReading
+from crowdstream.stream.zones import ZoneReading
 
 PREFIX = "test:"
 

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.data_paths import PART_A, PART_B, needs_data
-from training.annotations import (
+from crowdstream.training.annotations import (
     AnnotationError,
     iter_dataset,
     load_nwpu,
@@ -18,6 +17,7 @@ from training.annotations import (
     load_shanghaitech,
     read_shanghaitech_points,
 )
+from tests.data_paths import PART_A, PART_B, needs_data
 
 
 @pytest.fixture

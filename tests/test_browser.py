@@ -16,9 +16,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from stream.config import build_config
-from stream.service import Service
-from stream.web.config import HttpConfig
+from crowdstream.stream.config import build_config
+from crowdstream.stream.service import Service
+from crowdstream.stream.web.config import HttpConfig
 from tests.test_web_support import TOKEN, Served, get_json, serve
 
 playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright")

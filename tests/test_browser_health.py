@@ -8,9 +8,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from stream.config import build_config
-from stream.service import Service
-from stream.soak.rtsp_server import RtspServer
+from crowdstream.stream.config import build_config
+from crowdstream.stream.service import Service
+from crowdstream.stream.soak.rtsp_server import RtspServer
 from tests.conftest import free_port
 from tests.test_browser import ARTIFACTS, browser, eventually  # noqa: F401 - the browser fixture
 from tests.test_web_support import get_json

@@ -26,13 +26,13 @@ import numpy as np
 import pytest
 import yaml
 
-from stream.config import load_config
-from stream.service import Service
+from crowdstream.stream.config import load_config
+from crowdstream.stream.service import Service
 from tests.data_paths import needs_data
 from tests.test_browser import ARTIFACTS, browser, eventually  # noqa: F401 - the browser fixture
 from tests.test_web_support import get_json
 
-HAS_FINETUNE = importlib.util.find_spec("training.finetune_cli") is not None
+HAS_FINETUNE = importlib.util.find_spec("crowdstream.training.finetune_cli") is not None
 CONFIG = """\
 cameras:
   - id: bund
@@ -61,7 +61,7 @@ MATCH_PX = 14  # a predicted mark this close to a true head is right
 
 def camera_folder(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The zoomed scene as image files (the camera) and its true heads: name → (frame, points)."""
-    from training.camera_demo import build_camera
+    from crowdstream.training.camera_demo import build_camera
 
     (folder / "camera").mkdir()
     scene = {}
@@ -309,7 +309,7 @@ async def test_a_finger_adds_a_head_on_a_phone(browser, tmp_path) -> None:  # no
 
 STAND_IN = """
 import json, shutil, sys
-from engines.models import resolve_model
+from crowdstream.engines.models import resolve_model
 better, args = sys.argv[1] == "better", sys.argv[2:]
 out = args[args.index("-o") + 1]
 print(json.dumps({"event": "start"}), flush=True)

@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 import yaml
 
-from stream.config import load_config
-from stream.service import Service
+from crowdstream.stream.config import load_config
+from crowdstream.stream.service import Service
 from tests.test_browser import ARTIFACTS, browser, eventually  # noqa: F401 - the browser fixture
 from tests.test_web_support import get_json
 

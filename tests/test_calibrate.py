@@ -10,13 +10,13 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from engines.onnx_engine import OnnxEngine
-from engines.preprocess import prepare_frame
-from training.annotations import Sample
-from training.calibrate import COEFFICIENTS, fit_coefficients, refit_onnx_count_head
-from training.datasets import LoadedImage
-from training.export import export_onnx
-from training.models import CrowdLite0
+from crowdstream.engines.onnx_engine import OnnxEngine
+from crowdstream.engines.preprocess import prepare_frame
+from crowdstream.training.annotations import Sample
+from crowdstream.training.calibrate import COEFFICIENTS, fit_coefficients, refit_onnx_count_head
+from crowdstream.training.datasets import LoadedImage
+from crowdstream.training.export import export_onnx
+from crowdstream.training.models import CrowdLite0
 
 
 def test_fit_recovers_a_constant_factor_from_hand_made_tiles():

@@ -9,15 +9,15 @@ import time
 import numpy as np
 import pytest
 
-import stream.worker
-from engines.engine import Engine, load_engine
-from engines.models import CPU_DEFAULT_MODEL
-from stream.camera_models import CameraModels
-from stream.config import ServiceConfig
-from stream.hub import Hub
-from stream.metrics import StreamMetrics
-from stream.sources import Frame
-from stream.worker import Worker
+import crowdstream.stream.worker
+from crowdstream.engines.engine import Engine, load_engine
+from crowdstream.engines.models import CPU_DEFAULT_MODEL
+from crowdstream.stream.camera_models import CameraModels
+from crowdstream.stream.config import ServiceConfig
+from crowdstream.stream.hub import Hub
+from crowdstream.stream.metrics import StreamMetrics
+from crowdstream.stream.sources import Frame
+from crowdstream.stream.worker import Worker
 from tests.test_web_support import demo_clip
 
 
@@ -68,13 +68,13 @@ async def test_cameras_of_one_model_share_its_batch_and_each_file_loads_once(cop
         worker.add_camera(camera, OneFrame(image), [])
 
     calls: list[tuple[Engine, int]] = []
-    count_frames = stream.worker.count_frames
+    count_frames = crowdstream.stream.worker.count_frames
 
     def recording(engine, images, *args):
         calls.append((engine, len(images)))
         return count_frames(engine, images, *args)
 
-    monkeypatch.setattr(stream.worker, "count_frames", recording)
+    monkeypatch.setattr(crowdstream.stream.worker, "count_frames", recording)
     assert await worker.step() == 4
     worker.close()
     copy_engine = worker.engines[copy_model]

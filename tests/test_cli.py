@@ -49,7 +49,7 @@ def test_density_draws_the_heatmap_on_the_heads(tmp_path):
     result = run_cli("density", str(image), str(PART_B / "ground-truth" / "GT_IMG_1.mat"), "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert "233 people" in result.stdout
-    from training.annotations import load_shanghaitech
+    from crowdstream.training.annotations import load_shanghaitech
 
     picture, original = cv2.imread(str(out)).astype(int), cv2.imread(str(image)).astype(int)
     changed = np.abs(picture - original).sum(axis=2) > 30

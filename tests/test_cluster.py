@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 import redis
 
-from stream.redis_publisher import counts_key
+from crowdstream.stream.redis_publisher import counts_key
 from tests.conftest import RedisServer
 from tests.test_service import Served, serve  # noqa: F401 - the `serve` fixture
 from tests.test_sources import wait_until

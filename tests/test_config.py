@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from stream.config import ConfigError, ServiceConfig, build_config, load_config
+from crowdstream.stream.config import ConfigError, ServiceConfig, build_config, load_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "cameras.yaml"
 CAMERA = "{id: gate, url: demo}"

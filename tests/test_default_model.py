@@ -5,9 +5,9 @@ from __future__ import annotations
 import onnx
 import pytest
 
-from engines.engine import load_engine, runtime_model
-from engines.errors import EngineError
-from engines.models import resolve_model
+from crowdstream.engines.engine import load_engine, runtime_model
+from crowdstream.engines.errors import EngineError
+from crowdstream.engines.models import resolve_model
 
 
 def quantized(path) -> bool:

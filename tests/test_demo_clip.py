@@ -4,9 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.sources import DEMO_CLIP
-from tests.data_paths import PART_B, needs_data
-from training.demo_clip import (
+from crowdstream.stream.sources import DEMO_CLIP
+from crowdstream.training.demo_clip import (
     IMAGES,
     Layer,
     demo_scenes,
@@ -15,6 +14,7 @@ from training.demo_clip import (
     view_matrix,
     visible_points,
 )
+from tests.data_paths import PART_B, needs_data
 
 
 def test_schedule_by_hand():

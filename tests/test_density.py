@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.density import DensityConfig, adaptive_sigmas, density_map
+from crowdstream.training.density import DensityConfig, adaptive_sigmas, density_map
 
 METHODS = ["gaussian", "adaptive", "disc"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stream.config import load_config
+from crowdstream.stream.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from stream.config import build_config
+from crowdstream.stream.config import build_config
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 K8S = DEPLOY / "k8s"

@@ -12,15 +12,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engines.counting import count_frames  # noqa: E402
-from engines.device_counting import DeviceCounter  # noqa: E402
-from engines.engine import load_engine  # noqa: E402
-from engines.frames import read_frame, shanghaitech_images, spread  # noqa: E402
-from engines.models import DEFAULT_MODEL  # noqa: E402
-from engines.preprocess import plan_tiles, prepare_frame, stitch  # noqa: E402
-from engines.resize_weights import AREA, AREA_UP, LINEAR, axis_weights, resize_kind  # noqa: E402
-from engines.spec import OUTPUT_SIZE, PIXEL_STD  # noqa: E402
-from engines.torch_engine import TorchEngine  # noqa: E402
+from crowdstream.engines.counting import count_frames  # noqa: E402
+from crowdstream.engines.device_counting import DeviceCounter  # noqa: E402
+from crowdstream.engines.engine import load_engine  # noqa: E402
+from crowdstream.engines.frames import read_frame, shanghaitech_images, spread  # noqa: E402
+from crowdstream.engines.models import DEFAULT_MODEL  # noqa: E402
+from crowdstream.engines.preprocess import plan_tiles, prepare_frame, stitch  # noqa: E402
+from crowdstream.engines.resize_weights import AREA, AREA_UP, LINEAR, axis_weights, resize_kind  # noqa: E402
+from crowdstream.engines.spec import OUTPUT_SIZE, PIXEL_STD  # noqa: E402
+from crowdstream.engines.torch_engine import TorchEngine  # noqa: E402
 from tests.data_paths import DATA_ROOT, needs_data  # noqa: E402
 
 # (crop height, width) → 224×224: true area (integer and fractional factors), OpenCV's area variant

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from engines.engine_cache import (
+from crowdstream.engines.engine_cache import (
     cache_dir,
     cache_key,
     cached_engine,
@@ -20,7 +20,7 @@ from engines.engine_cache import (
     resolve_precision,
     tensorrt_major,
 )
-from engines.errors import EngineError
+from crowdstream.engines.errors import EngineError
 
 H100 = "NVIDIA H100 80GB HBM3"
 

@@ -11,8 +11,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engines.engine import load_engine
-from engines.errors import CrowdstreamError, EngineError
+from crowdstream.engines.engine import load_engine
+from crowdstream.engines.errors import CrowdstreamError, EngineError
 
 
 def write_model(

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from engines.counting import count_frames
-from engines.engine import load_engine
-from engines.frames import read_frame, shanghaitech_images, spread
-from engines.onnx_engine import OnnxEngine
-from engines.preprocess import prepare_frame
+from crowdstream.engines.counting import count_frames
+from crowdstream.engines.engine import load_engine
+from crowdstream.engines.frames import read_frame, shanghaitech_images, spread
+from crowdstream.engines.onnx_engine import OnnxEngine
+from crowdstream.engines.preprocess import prepare_frame
+from crowdstream.training.export import export_onnx, export_torchscript
+from crowdstream.training.models import CrowdLite0
 from tests.data_paths import DATA_ROOT, needs_data
-from training.export import export_onnx, export_torchscript
-from training.models import CrowdLite0
 
 pytestmark = needs_data
 DENSITY_RTOL = 1e-4

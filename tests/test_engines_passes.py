@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from engines.models import DEFAULT_MODEL
-from engines.onnx_passes import constant_folded, fold_pads, optimised_model
+from crowdstream.engines.models import DEFAULT_MODEL
+from crowdstream.engines.onnx_passes import constant_folded, fold_pads, optimised_model
 
 
 def padded_conv_model(

@@ -9,11 +9,17 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from engines.counting import count_frames
-from engines.engine import load_engine
-from engines.frames import HOLDOUT_EVERY, read_frame, shanghaitech_images, shanghaitech_part, spread
-from engines.models import DEFAULT_MODEL
-from engines.quantize import calibration_tiles, quantize_model
+from crowdstream.engines.counting import count_frames
+from crowdstream.engines.engine import load_engine
+from crowdstream.engines.frames import (
+    HOLDOUT_EVERY,
+    read_frame,
+    shanghaitech_images,
+    shanghaitech_part,
+    spread,
+)
+from crowdstream.engines.models import DEFAULT_MODEL
+from crowdstream.engines.quantize import calibration_tiles, quantize_model
 from tests.data_paths import DATA_ROOT as ROOT
 from tests.data_paths import needs_data
 
@@ -36,7 +42,7 @@ def test_the_held_out_images_never_reach_calibration() -> None:
 
 
 def test_the_split_is_the_one_training_uses() -> None:
-    from training.annotations import split_items
+    from crowdstream.training.annotations import split_items
 
     for part in ("A", "B"):
         train, validation = split_items(shanghaitech_part(part, ROOT))

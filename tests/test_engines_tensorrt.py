@@ -9,18 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.engine import load_engine
-from engines.errors import EngineError
+from crowdstream.engines.engine import load_engine
+from crowdstream.engines.errors import EngineError
 
 pytest.importorskip(
     "tensorrt", reason="TensorRT is not installed (pip install 'crowdstream[gpu]' from pypi.nvidia.com)"
 )
 pytestmark = pytest.mark.gpu
 
-from engines.engine_cache import cached_engine, find_cached_engine  # noqa: E402
-from engines.frames import read_frame, shanghaitech_images, spread  # noqa: E402
-from engines.info import tensorrt_status  # noqa: E402
-from engines.preprocess import prepare_frame  # noqa: E402
+from crowdstream.engines.engine_cache import cached_engine, find_cached_engine  # noqa: E402
+from crowdstream.engines.frames import read_frame, shanghaitech_images, spread  # noqa: E402
+from crowdstream.engines.info import tensorrt_status  # noqa: E402
+from crowdstream.engines.preprocess import prepare_frame  # noqa: E402
 from tests.data_paths import DATA_ROOT, needs_data  # noqa: E402
 
 
@@ -35,8 +35,8 @@ def gpu() -> str:
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch = pytest.importorskip("torch")
-    from training.export import export_onnx
-    from training.models import CrowdLite0
+    from crowdstream.training.export import export_onnx
+    from crowdstream.training.models import CrowdLite0
 
     torch.manual_seed(1234)
     return export_onnx(

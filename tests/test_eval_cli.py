@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.io import loadmat
 
+from crowdstream.training.demo_clip import IMAGES
 from tests.data_paths import PART_B, needs_data
 from tests.test_cli import run_cli
-from training.demo_clip import IMAGES
 
 
 def annotated(name: str) -> np.ndarray:

@@ -17,12 +17,12 @@ import pytest
 from onnx import numpy_helper
 
 from crowdstream.cli import main
-from engines.models import DEFAULT_MODEL
+from crowdstream.engines.models import DEFAULT_MODEL
+from crowdstream.training.annotations import load_nwpu, load_shanghaitech
+from crowdstream.training.camera_demo import View, write_snapshot, zoomed
+from crowdstream.training.finetune import is_better
+from crowdstream.training.snapshots import empty_mask
 from tests.data_paths import PART_B, needs_data
-from training.annotations import load_nwpu, load_shanghaitech
-from training.camera_demo import View, write_snapshot, zoomed
-from training.finetune import is_better
-from training.snapshots import empty_mask
 
 REPORT_FIELDS = {
     "base_model", "model", "snapshots", "holdout", "holdout_mae_before", "holdout_mae_after",
@@ -100,7 +100,7 @@ def test_report_has_the_contract_fields_and_better_follows_the_rule(quick_run):
 
 @needs_data
 def test_written_model_loads_and_differs_from_the_base_only_in_the_trained_layers(quick_run):
-    from engines.onnx_engine import OnnxEngine
+    from crowdstream.engines.onnx_engine import OnnxEngine
 
     _, out, _ = quick_run
     for path in (out, out.with_name("gate-int8.onnx")):  # --int8: the INT8 copy opens as well
@@ -190,7 +190,7 @@ def broken(folder: Path, kind: str) -> Path:
 )
 def test_bad_snapshot_folders_are_one_line_errors(tmp_path, capsys, monkeypatch, kind, message):
     monkeypatch.setattr(
-        "training.finetune_cli.bound_resources", lambda *_args: None
+        "crowdstream.training.finetune_cli.bound_resources", lambda *_args: None
     )  # keep pytest's priority
     folder = broken(tmp_path / "camera", kind)
     assert main(["finetune", str(folder), "-o", str(tmp_path / "m.onnx")]) == 2
@@ -199,7 +199,7 @@ def test_bad_snapshot_folders_are_one_line_errors(tmp_path, capsys, monkeypatch,
 
 
 def test_bad_folder_in_jsonl_mode_is_one_error_event(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("training.finetune_cli.bound_resources", lambda *_args: None)
+    monkeypatch.setattr("crowdstream.training.finetune_cli.bound_resources", lambda *_args: None)
     folder = broken(tmp_path / "camera", "broken json")
     assert main(["finetune", str(folder), "-o", str(tmp_path / "m.onnx"), "--progress", "jsonl"]) != 0
     lines = capsys.readouterr().out.splitlines()
@@ -208,7 +208,7 @@ def test_bad_folder_in_jsonl_mode_is_one_error_event(tmp_path, capsys, monkeypat
 
 
 def test_holdout_must_leave_a_snapshot_to_train_on(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("training.finetune_cli.bound_resources", lambda *_args: None)
+    monkeypatch.setattr("crowdstream.training.finetune_cli.bound_resources", lambda *_args: None)
     folder = tmp_path / "camera"
     write_snapshot(folder, "a", np.full((60, 80, 3), 120, np.uint8), [[10, 10]])
     assert main(["finetune", str(folder), "-o", str(tmp_path / "m.onnx")]) == 2
@@ -232,9 +232,9 @@ def test_better_needs_an_improvement_and_at_most_ten_percent_worse_standard_mae(
 def test_replayed_tiles_cost_only_how_far_the_model_moved_from_the_base():
     import torch
 
-    from engines.onnx_torch import load_onnx_module
-    from training.finetune import FinetuneConfig, step_loss
-    from training.onnx_weights import expose_raw_density
+    from crowdstream.engines.onnx_torch import load_onnx_module
+    from crowdstream.training.finetune import FinetuneConfig, step_loss
+    from crowdstream.training.onnx_weights import expose_raw_density
 
     student, teacher = load_onnx_module(DEFAULT_MODEL), load_onnx_module(DEFAULT_MODEL)
     for module in (student, teacher):  # as fine-tuning runs them: the raw density map is the last output
@@ -262,8 +262,8 @@ def test_head_loss_prefers_the_right_map_and_is_zero_on_an_empty_tile(loss):
     same map shifted, and an empty tile with an empty map scores 0."""
     import torch
 
-    from training.density import density_map
-    from training.finetune import TARGET_DENSITY, FinetuneConfig, head_loss
+    from crowdstream.training.density import density_map
+    from crowdstream.training.finetune import TARGET_DENSITY, FinetuneConfig, head_loss
 
     config = FinetuneConfig(dataset=Path("unused"), out=Path("unused.onnx"), loss=loss)
     heads = np.array([[20.5, 20.5], [40.5, 12.5]])

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.finetune_config import FinetuneConfig
-from stream.finetune_jobs import FinetuneJobs, JobError, JobState
+from crowdstream.stream.finetune_config import FinetuneConfig
+from crowdstream.stream.finetune_jobs import FinetuneJobs, JobError, JobState
 
 STAND_IN = textwrap.dedent(
     """

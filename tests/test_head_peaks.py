@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.head_peaks import head_positions
+from crowdstream.stream.head_peaks import head_positions
 
 
 def blob(shape: tuple[int, int], row: int, col: int, mass: float = 1.0, sigma: float = 1.0) -> np.ndarray:

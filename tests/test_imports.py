@@ -12,8 +12,14 @@ import pytest
 from crowdstream.cli import TRAIN_EXTRA_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("crowdstream", "engines", "stream", "training")
-TRAINING_ONLY = (*TRAIN_EXTRA_MODULES, "training")
+PACKAGES = ("crowdstream",)
+TRAINING = "crowdstream.training"
+TRAINING_ONLY = (*TRAIN_EXTRA_MODULES, TRAINING)
+
+
+def package_of(module: str) -> str:
+    """`crowdstream.stream.worker` → `crowdstream.stream`: the layer a module belongs to."""
+    return ".".join(module.split(".")[:2])
 
 
 def module_name(path: Path) -> str:
@@ -142,13 +148,13 @@ def test_the_walker_sees_function_level_imports_and_cycles(tmp_path: Path) -> No
     probe = tmp_path / "probe.py"
     probe.write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import hidden\n"
-        "def load():\n    from engines.engine import load_engine\n"
+        "def load():\n    from crowdstream.engines.engine import load_engine\n"
         "class Lazy:\n    def open(self):\n        from . import sibling\n"
     )
-    assert imported_names(probe, "stream.probe") == [
+    assert imported_names(probe, "crowdstream.stream.probe") == [
         ("typing.TYPE_CHECKING", True),
-        ("engines.engine.load_engine", False),
-        ("stream.sibling", False),
+        ("crowdstream.engines.engine.load_engine", False),
+        ("crowdstream.stream.sibling", False),
     ]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
@@ -160,19 +166,22 @@ def test_no_import_cycles_even_through_function_level_imports() -> None:
 def test_stream_and_engines_never_import_training() -> None:
     graph = import_graph()
     offenders = {
-        module: sorted(t for t in targets if t.split(".")[0] == "training")
+        module: sorted(t for t in targets if package_of(t) == TRAINING)
         for module, targets in graph.items()
-        if module.split(".")[0] in ("stream", "engines")
+        if package_of(module) in ("crowdstream.stream", "crowdstream.engines")
     }
     assert {m: t for m, t in offenders.items() if t} == {}
 
 
-@pytest.mark.parametrize("entry", ["stream.service", "stream.cli", "stream.web.app", "crowdstream.cli"])
+@pytest.mark.parametrize(
+    "entry",
+    ["crowdstream.stream.service", "crowdstream.stream.cli", "crowdstream.stream.web.app", "crowdstream.cli"],
+)
 def test_the_service_loads_nothing_only_training_needs(entry: str) -> None:
     """Everything the service imports when its modules load (function-level imports are backends or
     commands chosen at run time)."""
     loaded = reachable(import_graph(top_level_only=True), [entry])
-    assert not {m for m in loaded if m.split(".")[0] == "training"}
+    assert not {m for m in loaded if package_of(m) == TRAINING}
     externals = external_imports(top_level_only=True)
     pulled = {name for module in loaded for name in externals[module]}
     assert not pulled & set(TRAINING_ONLY), sorted(pulled & set(TRAINING_ONLY))

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio
 
-from stream.leases import CameraLeases, LeaseConfigError
+from crowdstream.stream.leases import CameraLeases, LeaseConfigError
 
 pytestmark = pytest.mark.timeout(60)  # a hung round must fail the test, not stall the suite
 

@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from training.losses import PointLossConfig, point_loss  # noqa: E402
+from crowdstream.training.losses import PointLossConfig, point_loss  # noqa: E402
 
 SIZE = 56
 

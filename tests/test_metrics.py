@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import (
+from crowdstream.training.metrics import (
     bias,
     bias_percent,
     errors_by_bucket,

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from engines.frames import shanghaitech_part
-from tests.data_paths import DATA_ROOT, needs_data
-from training.annotations import load_shanghaitech
-from training.people_free import (
+from crowdstream.engines.frames import shanghaitech_part
+from crowdstream.training.annotations import load_shanghaitech
+from crowdstream.training.people_free import (
     CheckResult,
     head_free_windows,
     holdout_crops,
@@ -14,7 +13,8 @@ from training.people_free import (
     portrait_set,
     summarise_people_free,
 )
-from training.textures import TEXTURES, synthetic_textures
+from crowdstream.training.textures import TEXTURES, synthetic_textures
+from tests.data_paths import DATA_ROOT, needs_data
 
 
 def test_head_free_windows_by_hand():

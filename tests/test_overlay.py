@@ -7,8 +7,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stream.labels import Rect, draw_text, label_box, place_labels, text_size
-from stream.overlay import (
+from crowdstream.stream.labels import Rect, draw_text, label_box, place_labels, text_size
+from crowdstream.stream.overlay import (
     ALERT_COLOR,
     OK_COLOR,
     HeatmapAnnotator,
@@ -18,8 +18,8 @@ from stream.overlay import (
     render_overlay,
     zone_label,
 )
-from stream.readings import CameraReading
-from stream.zones import Zone, ZoneReading
+from crowdstream.stream.readings import CameraReading
+from crowdstream.stream.zones import Zone, ZoneReading
 from tests.data_paths import PART_B, needs_data
 
 
@@ -127,7 +127,7 @@ def test_a_zone_at_the_origin_never_hides_the_count_nor_another_label() -> None:
     box = (slice(margin, margin + height), slice(margin, margin + width))
     assert np.array_equal(out[box], alone[box])
     # four boxes of the zone-label colour: two that overlapped would merge into one
-    from stream.overlay import OK_LABEL
+    from crowdstream.stream.overlay import OK_LABEL
 
     fill = np.all(out == OK_LABEL, axis=2).astype(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(fill)
@@ -137,8 +137,8 @@ def test_a_zone_at_the_origin_never_hides_the_count_nor_another_label() -> None:
 
 @needs_data
 def test_full_overlay_on_a_real_crowd_image() -> None:
-    from training.annotations import load_shanghaitech
-    from training.density import density_map
+    from crowdstream.training.annotations import load_shanghaitech
+    from crowdstream.training.density import density_map
 
     sample = load_shanghaitech(PART_B / "images" / "IMG_10.jpg")
     frame = cv2.imread(str(sample.image_path))
@@ -162,7 +162,7 @@ def test_full_overlay_on_a_real_crowd_image() -> None:
 
 
 def test_the_count_moves_down_when_the_densest_spot_is_in_its_corner() -> None:
-    from stream.overlay import COUNT_BACKGROUND
+    from crowdstream.stream.overlay import COUNT_BACKGROUND
 
     def count_rows(densest: tuple[int, int]) -> np.ndarray:
         reading = CameraReading("gate", 0.0, 9.0, 9.0, densest=densest, frame_size=(480, 360))

@@ -19,17 +19,17 @@ from crowdstream.cli import (
     TRAINING_MISSING,
     build_parser,
 )
-from stream.sources import DEMO_CLIP
+from crowdstream.stream.sources import DEMO_CLIP
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING_ONLY = (*TRAIN_EXTRA_MODULES, "training")
+TRAINING_ONLY = (*TRAIN_EXTRA_MODULES, "crowdstream.training")
 RECORD_IMPORTS = (
     "import sys\n"
     "IMPORTED = set()\n"
     "class Recorder:\n"
     "    def find_spec(self, name, path=None, target=None):\n"
-    "        IMPORTED.add(name.split('.')[0])\n"
+    "        IMPORTED.add('.'.join(name.split('.')[:2]) if name.startswith('crowdstream.') else name.split('.')[0])\n"
     "sys.meta_path.insert(0, Recorder())\n"
 )
 SERVE_UNTIL_COUNTED = (
@@ -98,11 +98,11 @@ def test_without_the_train_extra_training_commands_say_what_to_install(tmp_path:
 def test_without_the_training_package_its_commands_are_listed_and_explained(
     args: list[str], command: str
 ) -> None:
-    listing = run(without("training"), "--help")
+    listing = run(without("crowdstream.training"), "--help")
     assert listing.returncode == 0
     for name in TRAINING_COMMANDS:
         assert f"{name} (not installed: needs the training package)" in listing.stdout
-    result = run(without("training"), *args)
+    result = run(without("crowdstream.training"), *args)
     assert result.returncode == 2
     assert result.stderr == f"crowdstream: error: {TRAINING_MISSING.format(command)}\n"
 
@@ -116,7 +116,7 @@ def registered(parser: argparse.ArgumentParser, *path: str) -> set[str]:
 
 
 def test_the_stand_in_names_are_the_ones_training_registers() -> None:
-    from training import cli as training_cli
+    from crowdstream.training import cli as training_cli
 
     commands = argparse.ArgumentParser().add_subparsers()
     bench = argparse.ArgumentParser().add_subparsers()

@@ -9,12 +9,17 @@ import json
 import numpy as np
 import pytest
 
-from engines.frames import HOLDOUT_EVERY, shanghaitech_part
+from crowdstream.engines.frames import HOLDOUT_EVERY, shanghaitech_part
+from crowdstream.training.annotations import list_dataset, load_any
+from crowdstream.training.negatives import GENERATORS, MORE_GENERATORS
+from crowdstream.training.people_free_snapshots import (
+    SIDE,
+    link_training_images,
+    write_head_free_crops,
+    write_textures,
+)
+from crowdstream.training.snapshots import read_snapshots
 from tests.data_paths import DATA_ROOT, needs_data
-from training.annotations import list_dataset, load_any
-from training.negatives import GENERATORS, MORE_GENERATORS
-from training.people_free_snapshots import SIDE, link_training_images, write_head_free_crops, write_textures
-from training.snapshots import read_snapshots
 
 
 @pytest.mark.parametrize("family", MORE_GENERATORS, ids=lambda f: f.__name__)

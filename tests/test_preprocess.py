@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engines.preprocess import (
+from crowdstream.engines.preprocess import (
     as_bgr,
     cut_tiles,
     normalise,
@@ -16,7 +16,7 @@ from engines.preprocess import (
     split_density,
     stitch,
 )
-from engines.spec import INPUT_SIZE, OUTPUT_SIZE
+from crowdstream.engines.spec import INPUT_SIZE, OUTPUT_SIZE
 
 
 @settings(max_examples=60, deadline=None)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stream.soak.processes import stop_process_group
+from crowdstream.stream.soak.processes import stop_process_group
 from tests.conftest import free_port, wait_for_port
 from tests.test_service import Served, serve  # noqa: F401 - the `serve` fixture
 

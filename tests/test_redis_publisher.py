@@ -9,10 +9,10 @@ import time
 
 import redis.asyncio as aioredis
 
-from stream.metrics import StreamMetrics
-from stream.readings import CameraReading
-from stream.redis_publisher import RedisPublisher, counts_key, latest_key, updates_channel
-from stream.zones import ZoneReading
+from crowdstream.stream.metrics import StreamMetrics
+from crowdstream.stream.readings import CameraReading
+from crowdstream.stream.redis_publisher import RedisPublisher, counts_key, latest_key, updates_channel
+from crowdstream.stream.zones import ZoneReading
 
 PREFIX = "test:"
 

@@ -11,14 +11,14 @@ import onnx
 import pytest
 import torch
 
-from engines.models import DEFAULT_MODEL
-from engines.onnx_torch import load_onnx_module
-from training.annotations import Sample
-from training.datasets import Augment, LoadedImage, TileDataset
-from training.finetune import FinetuneConfig, step_loss
-from training.negatives import TextureBank
-from training.onnx_weights import expose_raw_density
-from training.snapshots import MixedTiles, SnapshotTiles
+from crowdstream.engines.models import DEFAULT_MODEL
+from crowdstream.engines.onnx_torch import load_onnx_module
+from crowdstream.training.annotations import Sample
+from crowdstream.training.datasets import Augment, LoadedImage, TileDataset
+from crowdstream.training.finetune import FinetuneConfig, step_loss
+from crowdstream.training.negatives import TextureBank
+from crowdstream.training.onnx_weights import expose_raw_density
+from crowdstream.training.snapshots import MixedTiles, SnapshotTiles
 
 
 def loaded(points: list[list[float]], part: str, seed: int) -> LoadedImage:
@@ -101,7 +101,7 @@ def test_the_option_is_validated_and_defaults_to_the_camera_pages_behaviour() ->
 
 @pytest.mark.parametrize(("option", "drawn"), [("anchor", True), ("zero", True), ("none", False)])
 def test_none_draws_no_people_free_replay_tiles(tmp_path, monkeypatch, option: str, drawn: bool) -> None:
-    import training.finetune as finetune
+    import crowdstream.training.finetune as finetune
 
     camera = loaded([], "camera", 1)
     cv2.imwrite(str(tmp_path / "camera.png"), camera.image)

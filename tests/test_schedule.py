@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.schedule import Schedule, spread_phase
+from crowdstream.stream.schedule import Schedule, spread_phase
 
 
 def test_cameras_are_spread_over_the_period() -> None:

@@ -22,8 +22,8 @@ import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.redis_publisher import counts_key
-from stream.soak.processes import stop_process_group
+from crowdstream.stream.redis_publisher import counts_key
+from crowdstream.stream.soak.processes import stop_process_group
 from tests.conftest import RedisServer, free_port
 
 PREFIX = "svc:"

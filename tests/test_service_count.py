@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.counting import DENSITY_SCALE, count_frames
-from engines.engine import load_engine
-from engines.spec import DEFAULT_TILES
-from stream.count import MAX_PIXELS
-from stream.sources import DEMO_CLIP
+from crowdstream.engines.counting import DENSITY_SCALE, count_frames
+from crowdstream.engines.engine import load_engine
+from crowdstream.engines.spec import DEFAULT_TILES
+from crowdstream.stream.count import MAX_PIXELS
+from crowdstream.stream.sources import DEMO_CLIP
 from tests.data_paths import PART_B, needs_data
 
 

@@ -9,7 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.snapshots import CameraSnapshots, SnapshotError, SnapshotExists, SnapshotNotFound, parse_marks
+from crowdstream.stream.snapshots import (
+    CameraSnapshots,
+    SnapshotError,
+    SnapshotExists,
+    SnapshotNotFound,
+    parse_marks,
+)
 
 
 @pytest.fixture

@@ -20,13 +20,13 @@ import av
 import pytest
 import redis.asyncio as aioredis
 
-from stream.redis_publisher import counts_key
-from stream.soak.clip import loop_clip
-from stream.soak.faults import Fault, fault_schedule
-from stream.soak.records import check_records, check_sequence
-from stream.soak.rtsp_server import RtspServer
-from stream.soak.watch import ExceptionWatch
-from stream.sources import DEMO_CLIP
+from crowdstream.stream.redis_publisher import counts_key
+from crowdstream.stream.soak.clip import loop_clip
+from crowdstream.stream.soak.faults import Fault, fault_schedule
+from crowdstream.stream.soak.records import check_records, check_sequence
+from crowdstream.stream.soak.rtsp_server import RtspServer
+from crowdstream.stream.soak.watch import ExceptionWatch
+from crowdstream.stream.sources import DEMO_CLIP
 
 PREFIX = "soak:"
 

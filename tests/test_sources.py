@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from stream.sources import DEMO_CLIP, Frame, Source, SourceError, SourceFault, open_source
-from stream.sources.capture import AvReader
-from stream.sources.folder import FolderReader, decode_image
-from stream.sources.source import redact_text
+from crowdstream.stream.sources import DEMO_CLIP, Frame, Source, SourceError, SourceFault, open_source
+from crowdstream.stream.sources.capture import AvReader
+from crowdstream.stream.sources.folder import FolderReader, decode_image
+from crowdstream.stream.sources.source import redact_text
 from tests.conftest import free_port
 from tests.data_paths import PART_B
 
@@ -583,7 +583,7 @@ def test_camera_passwords_stay_out_of_logs(started, caplog: pytest.LogCaptureFix
     source = started("secret", f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/stream", **FAST)
     wait_until(lambda: source.status == "down", 10, "the refused camera is reported")
     assert source.safe_url.startswith("rtsp://admin:***@127.0.0.1:") and "hunter2" not in repr(source)
-    logged = [record for record in caplog.records if record.name.startswith("stream.sources")]
+    logged = [record for record in caplog.records if record.name.startswith("crowdstream.stream.sources")]
     assert logged and all("hunter2" not in str(record.__dict__) for record in logged)
 
 

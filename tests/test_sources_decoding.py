@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from av.video.frame import PictureType
 
-from stream.cameras import Cameras
-from stream.config import ServiceConfig
-from stream.hub import Hub
-from stream.metrics import StreamMetrics
-from stream.sources import DEMO_CLIP, DecodeConfig, open_source
-from stream.sources.capture import AvReader
-from stream.sources.decoding import skip_frames
-from stream.worker import Worker, load_worker_engine
+from crowdstream.stream.cameras import Cameras
+from crowdstream.stream.config import ServiceConfig
+from crowdstream.stream.hub import Hub
+from crowdstream.stream.metrics import StreamMetrics
+from crowdstream.stream.sources import DEMO_CLIP, DecodeConfig, open_source
+from crowdstream.stream.sources.capture import AvReader
+from crowdstream.stream.sources.decoding import skip_frames
+from crowdstream.stream.worker import Worker, load_worker_engine
 from tests.test_sources import frame_index, marked_frame, wait_until
 from tests.test_sources_rtsp import rtsp_server  # noqa: F401 - the fixture
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.sources.lag import CatchUp, LiveLag
+from crowdstream.stream.sources.lag import CatchUp, LiveLag
 
 FPS = 30
 GOP = 30  # a key frame every second

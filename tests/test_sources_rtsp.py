@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from stream.soak.rtsp_server import RtspServer
-from stream.sources import open_source
-from stream.sources.capture import AvReader
+from crowdstream.stream.soak.rtsp_server import RtspServer
+from crowdstream.stream.sources import open_source
+from crowdstream.stream.sources.capture import AvReader
 from tests.conftest import free_port
 from tests.test_sources import wait_until
 

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import yaml
 
-from engines.models import DEFAULT_MODEL
-from stream.config import load_config
-from stream.service import Service
+from crowdstream.engines.models import DEFAULT_MODEL
+from crowdstream.stream.config import load_config
+from crowdstream.stream.service import Service
 from tests.test_browser import eventually
 
 TOKEN = "a-token-of-twenty-chars"

@@ -7,9 +7,9 @@ import threading
 import time
 from pathlib import Path
 
-from stream.config import EngineConfig
-from stream.sources import DecodeConfig, open_source
-from stream.threads import (
+from crowdstream.stream.config import EngineConfig
+from crowdstream.stream.sources import DecodeConfig, open_source
+from crowdstream.stream.threads import (
     cores_by_group,
     os_thread_name,
     os_thread_named,
@@ -17,7 +17,7 @@ from stream.threads import (
     thread_cpu_seconds,
     thread_group,
 )
-from stream.worker import load_worker_engine
+from crowdstream.stream.worker import load_worker_engine
 from tests.test_sources import wait_until
 
 

@@ -43,7 +43,7 @@ def test_train_small_run_end_to_end(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert (out / "crowd-lite0.onnx").is_file() and "epoch=" not in again.stdout  # no training epoch ran
 
-    from engines.engine import load_engine
+    from crowdstream.engines.engine import load_engine
 
     engine = load_engine(out / "crowd-lite0.onnx")
     density, count = engine.infer(np.zeros((2, 3, 224, 224), np.float32))
@@ -105,7 +105,7 @@ def test_finalising_without_a_checkpoint_is_one_line(tmp_path):
 
 
 def test_a_collapsed_map_is_told_apart_from_a_sparse_one():
-    from training.trainer import collapsed
+    from crowdstream.training.trainer import collapsed
 
     def report(truth, predicted):
         return {"mean_count": truth, "bias": predicted - truth, "mae": abs(predicted - truth)}
@@ -151,12 +151,12 @@ def test_bad_training_config_is_one_line(tmp_path):
 
 @pytest.mark.parametrize(
     "config",
-    sorted((Path(__file__).parents[1] / "training" / "configs").glob("*.yaml")),
+    sorted((Path(__file__).parents[1] / "crowdstream" / "training" / "configs").glob("*.yaml")),
     ids=lambda p: p.name,
 )
 def test_every_documented_training_config_validates(config: Path) -> None:
     """The model card names these files as the commands behind its figures: they must keep loading."""
-    from training.config import load_train_config
+    from crowdstream.training.config import load_train_config
 
     settings = load_train_config(config, {})
     assert settings.out.name == config.stem  # each run writes to its own folder
@@ -167,8 +167,8 @@ def test_the_point_loss_takes_over_after_its_density_loss_warm_up(tmp_path):
     """From ImageNet weights with a frozen trunk the point loss alone drove every density to ~0 within ten
     steps (1e-3 people per tile, and softplus leaves no gradient back): `loss_warmup` trains the first share
     of the schedule with the density loss, then the point loss; the log says which epoch had which."""
-    from training.config import TrainConfig
-    from training.trainer import Trainer
+    from crowdstream.training.config import TrainConfig
+    from crowdstream.training.trainer import Trainer
 
     config = TrainConfig(
         loss="points", loss_warmup=0.5, limit=2, samples_per_part=8, batch_size=8, epochs=2,

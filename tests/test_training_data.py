@@ -11,12 +11,20 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from crowdstream.training.annotations import Sample  # noqa: E402
+from crowdstream.training.datasets import (  # noqa: E402
+    Augment,
+    LoadedImage,
+    TileDataset,
+    collate_tiles,
+    crop_plan,
+    flip,
+    normalise_rgb,
+)
+from crowdstream.training.loader import epoch_order, iterate_batches  # noqa: E402
+from crowdstream.training.negatives import TextureBank, head_free_box  # noqa: E402
+from crowdstream.training.tile_render import TilePlan, TileRenderer  # noqa: E402
 from tests.data_paths import PART_B, needs_data  # noqa: E402
-from training.annotations import Sample  # noqa: E402
-from training.datasets import Augment, LoadedImage, TileDataset, collate_tiles, crop_plan, flip, normalise_rgb  # noqa: E402
-from training.loader import epoch_order, iterate_batches  # noqa: E402
-from training.negatives import TextureBank, head_free_box  # noqa: E402
-from training.tile_render import TilePlan, TileRenderer  # noqa: E402
 
 
 def loaded(points: list[tuple[float, float]], height: int = 400, width: int = 600) -> LoadedImage:
@@ -50,7 +58,7 @@ def test_a_flip_mirrors_the_heads_with_the_pixels():
 def test_rendered_tiles_match_the_engines_opencv_resize(box):
     """Training tiles must look like the tiles engines.preprocess cuts from frames (area averaging when
     shrinking, bilinear when growing, RGB order): equal up to OpenCV's rounding to uint8."""
-    from engines.preprocess import resize_tile
+    from crowdstream.engines.preprocess import resize_tile
 
     image = cv2.imread(str(PART_B / "images" / "IMG_1.jpg"))
     y0, x0, h, w = box
@@ -123,7 +131,7 @@ def test_synthetic_textures_are_reproducible_model_sized_tiles():
 
 
 def test_collate_pads_heads_and_normalisation_matches_the_engines_contract():
-    from engines.preprocess import normalise
+    from crowdstream.engines.preprocess import normalise
 
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for _ in range(2)]

@@ -17,14 +17,14 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 from yarl import URL
 
-from stream.overlay import render_overlay
-from stream.readings import CameraReading
-from stream.redis_publisher import RedisPublisher
-from stream.web.app import EVENTS
-from stream.web.config import HttpConfig
+from crowdstream.stream.overlay import render_overlay
+from crowdstream.stream.readings import CameraReading
+from crowdstream.stream.redis_publisher import RedisPublisher
+from crowdstream.stream.web.app import EVENTS
+from crowdstream.stream.web.config import HttpConfig
 from tests.test_web_support import get_json, serve
 
-OPENAPI = json.loads(resources.files("stream.web").joinpath("openapi.json").read_text())
+OPENAPI = json.loads(resources.files("crowdstream.stream.web").joinpath("openapi.json").read_text())
 
 
 def check_schema(instance: object, name: str) -> None:

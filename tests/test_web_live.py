@@ -19,13 +19,13 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-import stream.hub
-import stream.pictures
-from stream.overlay import render_overlay
-from stream.web.app import LIVE_VIEW, VIEWER_SLOTS
-from stream.web.config import HttpConfig
-from stream.web.frames import LiveCursor
-from stream.web.webrtc import AnnotatedTrack
+import crowdstream.stream.hub
+import crowdstream.stream.pictures
+from crowdstream.stream.overlay import render_overlay
+from crowdstream.stream.web.app import LIVE_VIEW, VIEWER_SLOTS
+from crowdstream.stream.web.config import HttpConfig
+from crowdstream.stream.web.frames import LiveCursor
+from crowdstream.stream.web.webrtc import AnnotatedTrack
 from tests.test_web_support import Served, serve
 
 
@@ -142,9 +142,15 @@ async def test_viewers_of_a_camera_share_one_rendered_picture(monkeypatch) -> No
     each picture's JPEG encoded once, whatever the number of viewers."""
     renders: list[tuple[int, int, int]] = []
     encodes: list[np.ndarray] = []  # the encoded images themselves, kept alive so their ids stay unique
-    monkeypatch.setattr(stream.hub, "render_live", recorded(stream.hub.render_live, renders, lambda a: a[3]))
     monkeypatch.setattr(
-        stream.pictures, "encode_jpeg", recorded(stream.pictures.encode_jpeg, encodes, lambda a: a[0])
+        crowdstream.stream.hub,
+        "render_live",
+        recorded(crowdstream.stream.hub.render_live, renders, lambda a: a[3]),
+    )
+    monkeypatch.setattr(
+        crowdstream.stream.pictures,
+        "encode_jpeg",
+        recorded(crowdstream.stream.pictures.encode_jpeg, encodes, lambda a: a[0]),
     )
     async with serve(HttpConfig(live_fps=30)) as served:
         pc, track = await watch(served.url, "gate")

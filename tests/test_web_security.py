@@ -16,10 +16,10 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engines.errors import CrowdstreamError
-from stream.web.app import LIVE_VIEW, VIEWER_SLOTS
-from stream.web.auth import check_bind
-from stream.web.config import HttpConfig
+from crowdstream.engines.errors import CrowdstreamError
+from crowdstream.stream.web.app import LIVE_VIEW, VIEWER_SLOTS
+from crowdstream.stream.web.auth import check_bind
+from crowdstream.stream.web.config import HttpConfig
 from tests.test_web_support import TOKEN, get_json, serve
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -24,23 +24,23 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
 
-from engines.counting import count_frames
-from engines.engine import Engine, load_engine
-from stream.alert_store import AlertStore
-from stream.alerts import AlertTracker
-from stream.camera_models import CameraModels
-from stream.config import CameraConfig, ServiceConfig, load_config
-from stream.finetune_config import FinetuneConfig
-from stream.finetune_jobs import FinetuneJobs
-from stream.hub import Hub
-from stream.metrics import StreamMetrics
-from stream.redis_publisher import DEFAULT_PREFIX
-from stream.sources import DEMO_CLIP, Frame, Status
-from stream.web.app import create_app
-from stream.web.config import HttpConfig
-from stream.web.teach import Teach
-from stream.worker import Worker
-from stream.zone_editor import ZoneEditor
+from crowdstream.engines.counting import count_frames
+from crowdstream.engines.engine import Engine, load_engine
+from crowdstream.stream.alert_store import AlertStore
+from crowdstream.stream.alerts import AlertTracker
+from crowdstream.stream.camera_models import CameraModels
+from crowdstream.stream.config import CameraConfig, ServiceConfig, load_config
+from crowdstream.stream.finetune_config import FinetuneConfig
+from crowdstream.stream.finetune_jobs import FinetuneJobs
+from crowdstream.stream.hub import Hub
+from crowdstream.stream.metrics import StreamMetrics
+from crowdstream.stream.redis_publisher import DEFAULT_PREFIX
+from crowdstream.stream.sources import DEMO_CLIP, Frame, Status
+from crowdstream.stream.web.app import create_app
+from crowdstream.stream.web.config import HttpConfig
+from crowdstream.stream.web.teach import Teach
+from crowdstream.stream.worker import Worker
+from crowdstream.stream.zone_editor import ZoneEditor
 from tests.conftest import free_port
 
 CLIP_FRAMES = 12

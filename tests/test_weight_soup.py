@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.calibrate import COEFFICIENTS
+from crowdstream.training.calibrate import COEFFICIENTS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "weight_soup.py"
 spec = importlib.util.spec_from_file_location("weight_soup", SCRIPT)

@@ -13,15 +13,15 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-import stream.hub
-from engines.counting import DENSITY_SCALE, count_frames
-from engines.engine import Engine, load_engine
-from stream.config import CameraConfig, ServiceConfig
-from stream.hub import Hub
-from stream.metrics import WHOLE_FRAME, StreamMetrics
-from stream.readings import CameraReading
-from stream.sources import Frame, Source, open_source
-from stream.worker import Worker
+import crowdstream.stream.hub
+from crowdstream.engines.counting import DENSITY_SCALE, count_frames
+from crowdstream.engines.engine import Engine, load_engine
+from crowdstream.stream.config import CameraConfig, ServiceConfig
+from crowdstream.stream.hub import Hub
+from crowdstream.stream.metrics import WHOLE_FRAME, StreamMetrics
+from crowdstream.stream.readings import CameraReading
+from crowdstream.stream.sources import Frame, Source, open_source
+from crowdstream.stream.worker import Worker
 from tests.conftest import free_port
 from tests.data_paths import PART_A, needs_data
 
@@ -181,7 +181,7 @@ async def test_resolution_change_keeps_zones_right_and_reports_zones_outside(
     worker = Worker(engine, Hub(), StreamMetrics(), publishers=[recorder])
     zone = {"name": "top", "polygon": [[0, 0], [1024, 0], [1024, 400], [0, 400]]}
     add(worker, sources, CameraConfig(id="a", url=str(folder), max_fps=None, zones=[zone]), fps=8.0)
-    with caplog.at_level(logging.ERROR, logger="stream.worker"):
+    with caplog.at_level(logging.ERROR, logger="crowdstream.stream.worker"):
         await run_until(
             worker, lambda: {r.frame_size for r in recorder.readings} >= {(1024, 768), (400, 400)}
         )
@@ -201,8 +201,8 @@ async def test_nothing_is_rendered_until_somebody_looks(engine, sources, monkeyp
         renders.append(counted.seq)
         return render(counted, zones)
 
-    render = stream.hub.render_snapshot
-    monkeypatch.setattr(stream.hub, "render_snapshot", counting)
+    render = crowdstream.stream.hub.render_snapshot
+    monkeypatch.setattr(crowdstream.stream.hub, "render_snapshot", counting)
     recorder, hub = Recorder(), Hub()
     worker = Worker(engine, hub, StreamMetrics(), publishers=[recorder])
     add(worker, sources, CameraConfig(id="a", url="demo", max_fps=None))
@@ -233,7 +233,7 @@ async def test_a_frame_that_cannot_be_counted_costs_only_its_camera(engine, sour
     worker = Worker(engine, Hub(), StreamMetrics(), publishers=[recorder])
     add(worker, sources, CameraConfig(id="good", url="demo", max_fps=None))
     worker.add_camera(CameraConfig(id="bad", url="demo"), OneFrame(np.zeros((720, 1280, 3), np.float32)), [])
-    with caplog.at_level(logging.ERROR, logger="stream.worker"):
+    with caplog.at_level(logging.ERROR, logger="crowdstream.stream.worker"):
         await run_until(worker, lambda: len(recorder.of("good")) >= 2)
     worker.close()
     assert recorder.of("bad") == []

@@ -14,12 +14,12 @@ import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from stream.config import CameraConfig, ConfigError, load_config
-from stream.hub import Hub
-from stream.web.app import create_app
-from stream.web.config import HttpConfig
-from stream.zone_editor import ZoneEditError, ZoneEditor
-from stream.zone_file import CameraNotInFile, write_zones
+from crowdstream.stream.config import CameraConfig, ConfigError, load_config
+from crowdstream.stream.hub import Hub
+from crowdstream.stream.web.app import create_app
+from crowdstream.stream.web.config import HttpConfig
+from crowdstream.stream.zone_editor import ZoneEditError, ZoneEditor
+from crowdstream.stream.zone_file import CameraNotInFile, write_zones
 from tests.conftest import free_port
 from tests.test_web_support import TOKEN
 

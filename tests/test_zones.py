@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.preprocess import resize_density
-from stream.zones import Zone, check_polygon, polygon_area, scanline_fill
+from crowdstream.engines.preprocess import resize_density
+from crowdstream.stream.zones import Zone, check_polygon, polygon_area, scanline_fill
 from tests.data_paths import PART_B, needs_data
 
 SQUARE = [[0, 0], [10, 0], [10, 10], [0, 10]]
@@ -76,8 +76,8 @@ def test_area_turns_count_into_density_and_threshold_triggers() -> None:
 @needs_data
 @pytest.mark.parametrize("image", ["IMG_1.jpg", "IMG_10.jpg", "IMG_100.jpg"])
 def test_zone_counts_follow_real_head_annotations_at_quarter_scale(image: str) -> None:
-    from training.annotations import load_shanghaitech
-    from training.density import density_map
+    from crowdstream.training.annotations import load_shanghaitech
+    from crowdstream.training.density import density_map
 
     sample = load_shanghaitech(PART_B / "images" / image)
     full = density_map(sample.points, sample.height, sample.width)

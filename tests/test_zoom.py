@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.evaluate import Scene, evaluate_variants, unchanged
-from training.zoom import check_zoom, zoom_rows, zoom_scene, zoom_variants, zoom_window
+from crowdstream.training.evaluate import Scene, evaluate_variants, unchanged
+from crowdstream.training.zoom import check_zoom, zoom_rows, zoom_scene, zoom_variants, zoom_window
 
 
 class ConstantEngine:

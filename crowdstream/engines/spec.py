@@ -1,0 +1,59 @@
+"""The model's input/output contract: one place that training, export and every runtime agree on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from crowdstream.engines.errors import EngineError
+
+INPUT_SIZE = 224
+"""Side of the square RGB tile the network sees (fixed by the product design)."""
+
+OUTPUT_STRIDE = 4
+"""The density map is INPUT_SIZE / OUTPUT_STRIDE pixels on a side; its integral is the count."""
+
+OUTPUT_SIZE = INPUT_SIZE // OUTPUT_STRIDE
+
+INPUT_NAME = "image"
+DENSITY_NAME = "density"
+COUNT_NAME = "count"
+
+# ImageNet statistics in 0..255 RGB units: the EfficientNet-Lite weights were trained with them.
+PIXEL_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
+PIXEL_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
+
+DEFAULT_TILES = "adaptive"
+"""The product's tiling: the `auto` grid plus a closer look at the densest regions (engines.adaptive);
+`auto` or a grid such as `2x3` keep one pass."""
+
+TILE_TARGET_SIDE = 448
+"""`auto` tiling picks the grid whose tiles are closest to this many frame pixels on a side."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Shapes and names of the exported graph: input `image` (N, 3, 224, 224) float32 RGB normalised,
+    outputs `density` (N, 1, 56, 56) people per output pixel and `count` (N,) people per tile."""
+
+    input_name: str = INPUT_NAME
+    density_name: str = DENSITY_NAME
+    count_name: str = COUNT_NAME
+    input_size: int = INPUT_SIZE
+    output_size: int = OUTPUT_SIZE
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, self.input_size, self.input_size)
+
+
+SPEC = ModelSpec()
+
+
+def check_batch(batch: np.ndarray, input_size: int) -> np.ndarray:
+    """Validate an input batch early, with a message a user can act on."""
+    batch = np.asarray(batch)
+    if batch.ndim != 4 or batch.shape[1:] != (3, input_size, input_size) or batch.shape[0] == 0:
+        raise EngineError(f"input batch must be (N>=1, 3, {input_size}, {input_size}), got {batch.shape}")
+    return np.ascontiguousarray(batch, dtype=np.float32)

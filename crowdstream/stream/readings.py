@@ -1,0 +1,79 @@
+"""What one counted frame says: the camera's count, its smoothed count, each zone's people and density,
+and where it is densest. `read_frame` computes it from a frame's density map, pure and testable alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from crowdstream.engines.counting import densest_point
+from crowdstream.stream.zones import Zone, ZoneReading
+
+
+@dataclass(frozen=True)
+class CameraReading:
+    """One counted frame of one camera."""
+
+    EVENT: ClassVar[str] = "reading"
+
+    camera: str
+    timestamp: float  # wall-clock seconds of capture
+    count: float
+    smoothed: float
+    zones: tuple[ZoneReading, ...] = ()
+    frame_age: float = 0.0  # seconds from capture to publish
+    densest: tuple[int, int] | None = None  # (x, y) in frame pixels
+    frame_size: tuple[int, int] = (0, 0)  # (width, height)
+
+    def as_dict(self) -> dict:
+        return {
+            "camera": self.camera,
+            "timestamp": self.timestamp,
+            "count": round(self.count, 2),
+            "smoothed": round(self.smoothed, 2),
+            "frame_age": round(self.frame_age, 4),
+            "densest": list(self.densest) if self.densest else None,
+            "frame_size": list(self.frame_size),
+            "zones": [
+                {
+                    "name": z.name,
+                    "count": round(z.count, 2),
+                    "density": None if z.density is None else round(z.density, 4),
+                    "threshold": z.threshold,
+                    "over_threshold": z.over_threshold,
+                }
+                for z in self.zones
+            ],
+        }
+
+
+def smooth(count: float, previous: CameraReading | None, alpha: float) -> float:
+    """Exponential moving average of a camera's counts: `alpha` weighs the newest (1: no smoothing)."""
+    return count if previous is None else alpha * count + (1 - alpha) * previous.smoothed
+
+
+def read_frame(
+    camera: str,
+    timestamp: float,
+    frame_size: tuple[int, int],
+    count: float,
+    density: np.ndarray,
+    zones: Sequence[Zone],
+    previous: CameraReading | None,
+    alpha: float,
+) -> CameraReading:
+    """The reading of one counted frame of `frame_size` (width, height) with its density map; the camera's
+    previous reading carries the smoothing state."""
+    return CameraReading(
+        camera=camera,
+        timestamp=timestamp,
+        count=count,
+        smoothed=smooth(count, previous, alpha),
+        zones=tuple(zone.reading(density, frame_size) for zone in zones),
+        densest=densest_point(density, frame_size),
+        frame_size=frame_size,
+    )
