@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import crowdstream.stream.worker
-from crowdstream.engines.engine import Engine, load_engine
+from crowdstream.engines.engine import load_engine
 from crowdstream.engines.models import CPU_DEFAULT_MODEL
+from crowdstream.engines.spec import Engine
 from crowdstream.stream.camera_models import CameraModels
 from crowdstream.stream.config import ServiceConfig
 from crowdstream.stream.hub import Hub

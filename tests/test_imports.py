@@ -1,6 +1,7 @@
 """The import structure the layout promises, read from the source (every `import`, also those inside
-functions, where a cycle hides best): no import cycle among the project's modules, `stream` never
-imports `training`, and nothing the service imports pulls torch, scipy, tqdm or `training` in."""
+functions and under `if TYPE_CHECKING:`, where a cycle hides best): no import cycle among the project's
+modules, `stream` never imports `training`, and nothing the service imports pulls torch, scipy, tqdm or
+`training` in."""
 
 from __future__ import annotations
 
@@ -45,13 +46,16 @@ def _absolute(name: str, level: int, module: str, path: Path) -> str:
 
 
 def imported_names(path: Path, module: str) -> list[tuple[str, bool]]:
-    """(imported module, at module level?) for every import statement that can run; `from a import b`
-    names `a.b` (which may be a module or a name in `a`). Imports under `if TYPE_CHECKING:` never run."""
+    """(imported module, runs when the module loads?) for every import statement; `from a import b`
+    names `a.b` (which may be a module or a name in `a`). Imports inside functions run later, those
+    under `if TYPE_CHECKING:` never: both count for cycles (a type checker follows them, and a loop
+    through one is still a loop in the design), neither for what loading a module pulls in."""
     found: list[tuple[str, bool]] = []
 
     def visit(node: ast.AST, top: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if _type_checking_only(child):
+                visit(child, False)
                 continue
             if isinstance(child, ast.Import):
                 found.extend((alias.name, top) for alias in child.names)
@@ -143,16 +147,20 @@ def reachable(graph: dict[str, set[str]], roots: list[str]) -> set[str]:
 
 
 def test_the_walker_sees_function_level_imports_and_cycles(tmp_path: Path) -> None:
-    """The checks below are only as good as the walker: it must find imports inside functions and a
-    cycle through one, and skip TYPE_CHECKING blocks."""
+    """The checks below are only as good as the walker: it must find imports inside functions and
+    under TYPE_CHECKING (neither runs at load), and a cycle through one."""
     probe = tmp_path / "probe.py"
     probe.write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import hidden\n"
+        "import typing\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import hidden\n"
+        "if typing.TYPE_CHECKING:\n    from .engine import Engine\n"
         "def load():\n    from crowdstream.engines.engine import load_engine\n"
         "class Lazy:\n    def open(self):\n        from . import sibling\n"
     )
     assert imported_names(probe, "crowdstream.stream.probe") == [
+        ("typing", True),
         ("typing.TYPE_CHECKING", True),
+        ("hidden", False),
+        ("crowdstream.stream.engine.Engine", False),
         ("crowdstream.engines.engine.load_engine", False),
         ("crowdstream.stream.sibling", False),
     ]

@@ -25,7 +25,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
 
 from crowdstream.engines.counting import count_frames
-from crowdstream.engines.engine import Engine, load_engine
+from crowdstream.engines.engine import load_engine
+from crowdstream.engines.spec import Engine
 from crowdstream.stream.alert_store import AlertStore
 from crowdstream.stream.alerts import AlertTracker
 from crowdstream.stream.camera_models import CameraModels

@@ -15,7 +15,8 @@ import pytest
 
 import crowdstream.stream.hub
 from crowdstream.engines.counting import DENSITY_SCALE, count_frames
-from crowdstream.engines.engine import Engine, load_engine
+from crowdstream.engines.engine import load_engine
+from crowdstream.engines.spec import Engine
 from crowdstream.stream.config import CameraConfig, ServiceConfig
 from crowdstream.stream.hub import Hub
 from crowdstream.stream.metrics import WHOLE_FRAME, StreamMetrics

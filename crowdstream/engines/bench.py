@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 
 from crowdstream.engines.counting import count_frames
-from crowdstream.engines.engine import Engine, load_engine
+from crowdstream.engines.engine import load_engine
 from crowdstream.engines.frames import DEFAULT_DATA_ROOT, frame_paths, read_frame, shanghaitech_images, spread
 from crowdstream.engines.preprocess import prepare_frame
-from crowdstream.engines.spec import DEFAULT_TILES
+from crowdstream.engines.spec import DEFAULT_TILES, Engine
 
 FRAME_SIZE = (1024, 768)
 """(width, height) of the whole-frame measurement: a typical camera frame size."""

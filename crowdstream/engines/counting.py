@@ -14,7 +14,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -30,10 +29,7 @@ from crowdstream.engines.preprocess import (
     resize_tile,
     stitch,
 )
-from crowdstream.engines.spec import DEFAULT_TILES
-
-if TYPE_CHECKING:  # engines.engine loads the backends, and the torch backend counts through this module
-    from crowdstream.engines.engine import Engine
+from crowdstream.engines.spec import DEFAULT_TILES, Engine
 
 DENSITY_SCALE = 0.25
 """Density maps are kept at a quarter of the frame size: enough for zones and heatmaps, 16× less work."""

@@ -1,6 +1,6 @@
-"""The runtime interface every backend implements, and `load_engine`, which picks one.
+"""`load_engine`, which picks a backend for a model and opens it.
 
-An engine maps a (N, 3, 224, 224) float32 batch (see engines.spec) to `density` (N, 1, 56, 56) and
+An engine (engines.spec.Engine) maps a (N, 3, 224, 224) float32 batch to `density` (N, 1, 56, 56) and
 `count` (N,) NumPy arrays, whatever runs underneath. Backends import their runtime lazily, so the
 service (ONNX Runtime only) never pays for torch or TensorRT.
 """
@@ -8,23 +8,10 @@ service (ONNX Runtime only) never pays for torch or TensorRT.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
-
-import numpy as np
 
 from crowdstream.engines.errors import EngineError
 from crowdstream.engines.models import resolve_model
-
-
-@runtime_checkable
-class Engine(Protocol):
-    backend: str
-    model_path: Path
-
-    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 3, 224, 224) float32 → (density (N, 1, 56, 56), count (N,))."""
-        ...
-
+from crowdstream.engines.spec import Engine
 
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
 TENSORRT_SUFFIXES = (".engine", ".plan")

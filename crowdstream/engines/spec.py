@@ -1,8 +1,13 @@
-"""The model's input/output contract: one place that training, export and every runtime agree on."""
+"""The model's input/output contract: one place that training, export and every runtime agree on,
+and `Engine`, the interface every runtime implements. It lives here, beside the shapes it promises,
+rather than with `load_engine` (engines.engine), which imports the backends: engines.counting needs the
+type, and the torch backend counts through engines.counting."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -49,6 +54,18 @@ class ModelSpec:
 
 
 SPEC = ModelSpec()
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A runtime holding one model: whatever runs underneath, `infer` keeps the SPEC signature."""
+
+    backend: str
+    model_path: Path
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3, 224, 224) float32 → (density (N, 1, 56, 56), count (N,))."""
+        ...
 
 
 def check_batch(batch: np.ndarray, input_size: int) -> np.ndarray:

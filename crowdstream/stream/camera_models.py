@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from crowdstream.engines.engine import Engine, runtime_model
+from crowdstream.engines.engine import runtime_model
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.models import NAMED_MODELS
+from crowdstream.engines.spec import Engine
 from crowdstream.stream.config import CameraConfig, ServiceConfig
 from crowdstream.stream.worker import Worker
 from crowdstream.stream.zone_file import CameraNotInFile, write_model

@@ -16,10 +16,11 @@ import cv2
 import numpy as np
 
 from crowdstream.engines.counting import DENSITY_SCALE, count_frames
-from crowdstream.engines.engine import Engine, load_engine
+from crowdstream.engines.engine import load_engine
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.frames import IMAGE_SUFFIXES
 from crowdstream.engines.preprocess import parse_tiles
+from crowdstream.engines.spec import Engine
 from crowdstream.stream.overlay import render_overlay
 from crowdstream.stream.readings import read_frame
 from crowdstream.stream.sources.capture import AvReader

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from crowdstream.engines.engine import Engine
 from crowdstream.engines.errors import CrowdstreamError
+from crowdstream.engines.spec import Engine
 from crowdstream.stream.alert_store import AlertStore
 from crowdstream.stream.alerts import AlertTracker
 from crowdstream.stream.camera_models import CameraModels

@@ -24,7 +24,8 @@ from typing import Protocol
 import numpy as np
 
 from crowdstream.engines.counting import DENSITY_SCALE, FrameCount, count_frames
-from crowdstream.engines.engine import Engine, load_engine
+from crowdstream.engines.engine import load_engine
+from crowdstream.engines.spec import Engine
 from crowdstream.stream.config import CameraConfig, EngineConfig
 from crowdstream.stream.hub import Hub, LiveSource
 from crowdstream.stream.metrics import WHOLE_FRAME, StreamMetrics

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from crowdstream.engines.counting import count_frames
-from crowdstream.engines.engine import Engine
+from crowdstream.engines.spec import Engine
 from crowdstream.training.annotations import Sample, iter_dataset, load_any, split_items
 from crowdstream.training.metrics import (
     bias,

@@ -22,8 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from crowdstream.engines.counting import count_frames
-from crowdstream.engines.engine import Engine
+from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.frames import HOLDOUT_EVERY, PARTS, shanghaitech_part
+from crowdstream.engines.spec import Engine
 from crowdstream.training.annotations import load_any, split_items
 from crowdstream.training.textures import synthetic_textures
 from crowdstream.training.zoom import Window
@@ -133,12 +134,12 @@ def head_free_windows(
 
 def holdout_crops(data_root: Path, every: int = CROP_EVERY, seed: int = 0) -> Iterator[CheckImage]:
     """From each hold-out image, one head-free square of the largest side in CROP_SIDES that fits,
-    picked with a seed fixed per image name."""
-    for part in PARTS:
-        root = shanghaitech_part(part, data_root)
-        if not root.is_dir():
-            log.warning("%s: not found, its head-free crops are left out", root)
-            continue
+    picked with a seed fixed per image name. Both parts must be there: a check must not quietly shrink."""
+    roots = [shanghaitech_part(part, data_root) for part in PARTS]
+    missing = [str(root) for root in roots if not root.is_dir()]
+    if missing:
+        raise CrowdstreamError(f"{', '.join(missing)}: not found under the data root {data_root}")
+    for part, root in zip(PARTS, roots, strict=True):
         for path in split_items(root, every)[1]:
             sample = load_any(path)
             for side in CROP_SIDES:
@@ -151,12 +152,13 @@ def holdout_crops(data_root: Path, every: int = CROP_EVERY, seed: int = 0) -> It
                     break
 
 
-def people_free_set(data_root: Path, every: int = CROP_EVERY) -> Iterator[CheckImage]:
-    """The whole people-free check set, in a fixed order."""
+def people_free_set(data_root: Path | None, every: int = CROP_EVERY) -> Iterator[CheckImage]:
+    """The people-free check set, in a fixed order; the hold-out crops only with a data root."""
     yield from package_images(SKIMAGE_NEGATIVES, 0, "package")
     for name, image in synthetic_textures().items():
         yield CheckImage(f"synthetic:{name}", "synthetic", image)
-    yield from holdout_crops(data_root, every)
+    if data_root is not None:
+        yield from holdout_crops(data_root, every)
 
 
 def portrait_set() -> Iterator[CheckImage]:
