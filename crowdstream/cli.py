@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from crowdstream import __version__
+from crowdstream.commands import Subcommands
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.logs import configure_logging
 
@@ -89,7 +90,7 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _register_training(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+def _register_training(commands: Subcommands, bench: Subcommands) -> None:
     try:
         from crowdstream.training import cli as training_cli
     except ImportError:
@@ -101,25 +102,24 @@ def _register_training(commands: argparse._SubParsersAction, bench: argparse._Su
     training_cli.register(commands, bench)
 
 
-def _missing_training(
-    commands: argparse._SubParsersAction, command: str, help_text: str, name: str | None = None
-) -> None:
-    """A stand-in for a training command that explains what to install, whatever its arguments."""
+def _missing_training(commands: Subcommands, command: str, help_text: str, name: str | None = None) -> None:
+    """A stand-in for a training command that explains what to install, whatever its arguments: it
+    declares none, and `main` lets it take the words it does not know (`takes_any_arguments`)."""
     message = TRAINING_MISSING.format(command)
-    # no option prefix: every word after the command, options included, is taken as is
-    parser = commands.add_parser(name or command, help=help_text, prefix_chars="+", add_help=False)
-    parser.add_argument("arguments", nargs="*")
+    parser = commands.add_parser(name or command, help=help_text, add_help=False)
 
     def explain(_args: argparse.Namespace) -> int:
         raise CrowdstreamError(message)
 
-    parser.set_defaults(handler=explain)
+    parser.set_defaults(handler=explain, takes_any_arguments=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "takes_any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # what parse_args says
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from crowdstream.commands import Subcommands
 from crowdstream.engines.frames import HOLDOUT_EVERY
 from crowdstream.engines.spec import DEFAULT_TILES
 
@@ -114,7 +115,7 @@ def bench_engine(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_engine_commands(commands: argparse._SubParsersAction) -> None:
+def add_engine_commands(commands: Subcommands) -> None:
     engine = commands.add_parser(
         "engine",
         help="inference engines: backends available here, TensorRT builds, INT8 quantisation",
@@ -190,7 +191,7 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
     quantize.set_defaults(handler=engine_quantize)
 
 
-def add_bench_command(bench: argparse._SubParsersAction) -> None:
+def add_bench_command(bench: Subcommands) -> None:
     parser = bench.add_parser(
         "engine",
         help="inputs/s and latency p50/p99 per backend and batch size, on real frames",
@@ -261,7 +262,7 @@ def add_bench_command(bench: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=bench_engine)
 
 
-def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+def register(commands: Subcommands, bench: Subcommands) -> None:
     """Add `engine ...` and `bench engine`."""
     add_engine_commands(commands)
     add_bench_command(bench)

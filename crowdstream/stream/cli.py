@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crowdstream.commands import Subcommands
 from crowdstream.engines.spec import DEFAULT_TILES
 
 SERVE_EPILOG = """examples:
@@ -56,7 +57,7 @@ def _formatter(prog: str) -> argparse.RawDescriptionHelpFormatter:
 
 
 def _subcommand(
-    commands: argparse._SubParsersAction, name: str, summary: str, description: str, epilog: str
+    commands: Subcommands, name: str, summary: str, description: str, epilog: str
 ) -> argparse.ArgumentParser:
     """A subcommand with its one-line help, its description and its examples."""
     return commands.add_parser(
@@ -64,7 +65,7 @@ def _subcommand(
     )
 
 
-def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+def register(commands: Subcommands, bench: Subcommands) -> None:
     """Add `serve`, `count`, `zones`, `bench stream` and `bench soak`."""
     _add_serve(commands)
     _add_count(commands)
@@ -73,7 +74,7 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     _add_bench_soak(bench)
 
 
-def _add_serve(commands: argparse._SubParsersAction) -> None:
+def _add_serve(commands: Subcommands) -> None:
     parser = _subcommand(
         commands,
         "serve",
@@ -126,7 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
     return asyncio.run(serve(load(args.config), args.config, load))
 
 
-def _add_count(commands: argparse._SubParsersAction) -> None:
+def _add_count(commands: Subcommands) -> None:
     parser = _subcommand(
         commands,
         "count",
@@ -165,7 +166,7 @@ def _count(args: argparse.Namespace) -> int:
     )
 
 
-def _add_zones(commands: argparse._SubParsersAction) -> None:
+def _add_zones(commands: Subcommands) -> None:
     parser = _subcommand(
         commands,
         "zones",
@@ -190,7 +191,7 @@ def _zones(args: argparse.Namespace) -> int:
     return run_zones(args.camera, args.url or DEFAULT_URL, token, args.config)
 
 
-def _add_bench_stream(bench: argparse._SubParsersAction) -> None:
+def _add_bench_stream(bench: Subcommands) -> None:
     parser = _subcommand(
         bench,
         "stream",
@@ -212,7 +213,7 @@ def _add_bench_stream(bench: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_bench_stream)
 
 
-def _add_bench_soak(bench: argparse._SubParsersAction) -> None:
+def _add_bench_soak(bench: Subcommands) -> None:
     parser = _subcommand(
         bench,
         "soak",

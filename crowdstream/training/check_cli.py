@@ -10,12 +10,13 @@ import argparse
 import json
 from pathlib import Path
 
+from crowdstream.commands import Subcommands
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.frames import DEFAULT_DATA_ROOT, shanghaitech_part
 from crowdstream.training.eval_cli import RAW, add_engine_options, check_every, open_engine, show_progress
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Subcommands) -> None:
     check = commands.add_parser(
         "check",
         formatter_class=RAW,

@@ -9,13 +9,14 @@ import argparse
 import json
 from pathlib import Path
 
+from crowdstream.commands import Subcommands
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.frames import HOLDOUT_EVERY
 
 RAW = argparse.RawDescriptionHelpFormatter
 
 
-def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+def register(commands: Subcommands, bench: Subcommands) -> None:
     from crowdstream.training import check_cli, eval_cli, finetune_cli
 
     _add_train(commands)
@@ -69,7 +70,7 @@ def _require_torch() -> None:
         raise CrowdstreamError("this command needs PyTorch: pip install 'crowdstream[train]'") from exc
 
 
-def _add_train(commands: argparse._SubParsersAction) -> None:
+def _add_train(commands: Subcommands) -> None:
     p = commands.add_parser(
         "train",
         formatter_class=RAW,
@@ -173,7 +174,7 @@ def _data_roots(items: list[str] | None) -> dict[str, str] | None:
     return roots
 
 
-def _add_density(commands: argparse._SubParsersAction) -> None:
+def _add_density(commands: Subcommands) -> None:
     p = commands.add_parser(
         "density",
         formatter_class=RAW,
@@ -216,7 +217,7 @@ def _density(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_export(commands: argparse._SubParsersAction) -> None:
+def _add_export(commands: Subcommands) -> None:
     p = commands.add_parser(
         "export",
         formatter_class=RAW,

@@ -10,6 +10,7 @@ import math
 import sys
 from pathlib import Path
 
+from crowdstream.commands import Subcommands
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.frames import HOLDOUT_EVERY
 from crowdstream.engines.spec import DEFAULT_TILES
@@ -52,7 +53,7 @@ def check_every(every: int) -> int:
     return every
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Subcommands) -> None:
     p = commands.add_parser(
         "eval",
         formatter_class=RAW,

@@ -13,12 +13,13 @@ import os
 import sys
 from pathlib import Path
 
+from crowdstream.commands import Subcommands
 from crowdstream.engines.errors import CrowdstreamError
 
 RAW = argparse.RawDescriptionHelpFormatter
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Subcommands) -> None:
     p = commands.add_parser(
         "finetune",
         formatter_class=RAW,
