@@ -11,13 +11,15 @@ import gc
 import json
 import re
 import socket
+import subprocess
+import sys
 import time
 
 import aiohttp
 import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
 
 import crowdstream.stream.hub
 import crowdstream.stream.pictures
@@ -25,7 +27,7 @@ from crowdstream.stream.overlay import render_overlay
 from crowdstream.stream.web.app import LIVE_VIEW, VIEWER_SLOTS
 from crowdstream.stream.web.config import HttpConfig
 from crowdstream.stream.web.frames import LiveCursor
-from crowdstream.stream.web.webrtc import AnnotatedTrack
+from crowdstream.stream.web.webrtc import AnnotatedTrack, _negotiate
 from tests.test_web_support import Served, serve
 
 
@@ -191,6 +193,25 @@ async def test_loopback_viewer_connects_through_a_127_0_0_1_candidate() -> None:
         pc, track = await watch(served.url, "hall", loopback_only)
         assert len(await receive(track, 5)) == 5
         await pc.close()
+
+
+async def test_only_an_answer_to_a_loopback_viewer_gets_a_127_0_0_1_candidate() -> None:
+    """The loopback candidate replaces aioice's host-address lookup (it has no public option for it):
+    importing the live view leaves aioice alone, and once a loopback viewer was answered, an answer to a
+    viewer on another machine still holds only aioice's own addresses."""
+    probe = "import aioice.ice as a; f = a.get_host_addresses; import crowdstream.stream.web.webrtc; print(a.get_host_addresses is f)"
+    assert (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+        == "True\n"
+    )
+    for loopback in (True, False):
+        viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        viewer.addTransceiver("video", direction="recvonly")
+        await viewer.setLocalDescription(await viewer.createOffer())
+        server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        await _negotiate(server, VideoStreamTrack(), viewer.localDescription.sdp, loopback)
+        assert (" 127.0.0.1 " in server.localDescription.sdp) == loopback
+        await asyncio.gather(viewer.close(), server.close())
 
 
 async def test_a_peer_that_never_connects_is_closed() -> None:

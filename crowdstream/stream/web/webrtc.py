@@ -4,9 +4,8 @@ tracks of a camera share its live pictures (rendered once); each track only wrap
 aiortc answers with every ICE candidate it gathers (no trickle), from host addresses that exclude
 127.0.0.1, as RFC 8445 asks. A browser on the same machine as a server whose only interface is
 loopback could then never connect, so a viewer whose HTTP request came over loopback also gets a
-127.0.0.1 host candidate: `aioice.ice.get_host_addresses`, which aioice calls when it gathers, is
-wrapped to add it while `_include_loopback` is set for the answer being made. Other networks use the
-configured STUN/TURN servers.
+127.0.0.1 host candidate (`_offer_loopback_candidates`). Other networks use the configured STUN/TURN
+servers.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from crowdstream.stream.web.limits import RateLimiter, ViewerSlots
 log = logging.getLogger(__name__)
 
 _include_loopback: ContextVar[bool] = ContextVar("include_loopback", default=False)
-_host_addresses = aioice.ice.get_host_addresses
+_host_addresses = aioice.ice.get_host_addresses  # aioice's own, kept before any viewer is answered
 
 
 def _host_addresses_and_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
@@ -45,7 +44,16 @@ def _host_addresses_and_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return addresses
 
 
-aioice.ice.get_host_addresses = _host_addresses_and_loopback
+def _offer_loopback_candidates() -> None:
+    """Route aioice's host-address lookup through `_host_addresses_and_loopback`, from the first viewer
+    on this machine on (importing this module changes nothing).
+
+    There is no public way to add a host candidate: aiortc's RTCConfiguration holds ICE servers and the
+    transport and bundle policies only, and aioice's public Connection takes use_ipv4/use_ipv6 only (and
+    aiortc builds it). So this replaces `aioice.ice.get_host_addresses`, a module function outside
+    aioice's public names (aiortc 1.16, aioice 0.13): process-wide, but it adds 127.0.0.1 only to the
+    answer being made for a loopback viewer (`_include_loopback`); every other answer gets aioice's list."""
+    aioice.ice.get_host_addresses = _host_addresses_and_loopback
 
 
 class OfferError(ValueError):
@@ -212,6 +220,8 @@ async def _negotiate(pc: RTCPeerConnection, track: AnnotatedTrack, sdp: str, loo
         answer = await pc.createAnswer()
     except Exception as exc:  # aiortc reports bad SDP with assorted exception types
         raise OfferError(f"cannot answer this SDP offer: {exc or type(exc).__name__}") from exc
+    if loopback:
+        _offer_loopback_candidates()
     token = _include_loopback.set(loopback)
     try:
         await pc.setLocalDescription(answer)
