@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from crowdstream.engines.counting import FrameCount, count_frames
+from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root
 from crowdstream.engines.engine import Engine, load_engine
 from crowdstream.engines.errors import EngineError
 from crowdstream.engines.frames import holdout_split, image_files, read_frame, shanghaitech_part
@@ -119,7 +120,9 @@ def main() -> None:
     parser.add_argument(
         "--bands", action="store_true", help="counted / annotated by image quarter, far to near"
     )
+    parser.add_argument("--data-root", type=Path, help=DATA_ROOT_HELP)
     args = parser.parse_args()
+    data_root = resolve_data_root(args.data_root)
     if args.zoom != 1:
         try:
             check_zoom(args.zoom)
@@ -130,7 +133,7 @@ def main() -> None:
     except EngineError as error:
         parser.error(str(error))
     for part in "AB":
-        training, holdout = holdout_split(image_files(shanghaitech_part(part) / "images"))
+        training, holdout = holdout_split(image_files(shanghaitech_part(part, data_root) / "images"))
         items = scenes(holdout if args.split == "holdout" else training[1::4], args.zoom)
         truth = [scene.count for scene in items]
         print(f"part {part}, {args.split}, zoom {args.zoom:g}, {len(items)} images, model {args.model}")

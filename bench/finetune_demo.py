@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root  # noqa: E402
 from crowdstream.training.camera_demo import build_camera  # noqa: E402
 
 
@@ -32,9 +33,10 @@ def main() -> int:
     parser.add_argument("--holdout", type=int, default=2, help="snapshots held out (default 2 of 5)")
     parser.add_argument("--standard-limit", type=int, help="standard hold-out images per part (default all)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data-root", type=Path, help=DATA_ROOT_HELP)
     args, extra = parser.parse_known_args()  # anything else goes to crowdstream finetune as it is
     dataset = args.out / "camera"
-    build_camera(dataset)
+    build_camera(dataset, resolve_data_root(args.data_root))
     command = [
         sys.executable, "-m", "crowdstream.cli", "finetune", str(dataset), "--from", "default",
         "-o", str(args.out / "bund-zoom.onnx"), "--minutes", str(args.minutes), "--holdout", str(args.holdout),

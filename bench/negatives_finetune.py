@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crowdstream.engines.frames import DEFAULT_DATA_ROOT  # noqa: E402
+from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root  # noqa: E402
 from crowdstream.training.calibrate import refit_onnx_count_head  # noqa: E402
 from crowdstream.training.finetune import FinetuneConfig, run_finetune, training_split_images  # noqa: E402
 from crowdstream.training.people_free_snapshots import (  # noqa: E402
@@ -74,14 +74,16 @@ def main() -> int:
         help="also train on every ShanghaiTech training-split image with its heads (point loss on the sharp "
         "originals), not only on people-free images",
     )
+    parser.add_argument("--data-root", type=Path, help=DATA_ROOT_HELP)
     args = parser.parse_args()
+    data_root = resolve_data_root(args.data_root)
     data = args.out / "data"
     if not data.is_dir():
         written = write_textures(data, args.variants, tuple(args.zooms)) + write_head_free_crops(
-            data, args.crops
+            data, args.crops, data_root
         )
         if args.annotated:
-            written += link_training_images(data)
+            written += link_training_images(data, data_root)
         print(f"wrote {len(written)} snapshots to {data}", file=sys.stderr)
     config = FinetuneConfig(
         dataset=data,
@@ -111,15 +113,15 @@ def main() -> int:
             "standard_images", "minutes", "tiles", "steps", "final_loss")  # fmt: skip
     print(json.dumps({key: report[key] for key in keys}, indent=2))
     if args.annotated:
-        refit_head(config.out)
+        refit_head(config.out, data_root)
     return 0
 
 
-def refit_head(model: Path) -> Path:
+def refit_head(model: Path, data_root: Path) -> Path:
     """With annotated images the point loss moved the raw density the count head was fitted to: refit the
     head on every training-split image (training.calibrate) and write `<model stem>-refit.onnx`."""
     out = model.with_name(model.stem + "-refit.onnx")
-    coefficients = refit_onnx_count_head(model, out, training_split_images(DEFAULT_DATA_ROOT))
+    coefficients = refit_onnx_count_head(model, out, training_split_images(data_root))
     print(f"count head refitted ({', '.join(f'{c:.4g}' for c in coefficients)}): {out}", file=sys.stderr)
     return out
 

@@ -28,7 +28,7 @@ import yaml
 
 from crowdstream.stream.config import load_config
 from crowdstream.stream.service import Service
-from tests.data_paths import needs_data
+from tests.data_paths import DATA_ROOT, needs_data
 from tests.test_browser import ARTIFACTS, browser, eventually  # noqa: F401 - the browser fixture
 from tests.test_web_support import get_json
 
@@ -65,7 +65,7 @@ def camera_folder(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
     (folder / "camera").mkdir()
     scene = {}
-    for annotation in build_camera(folder / "truth"):
+    for annotation in build_camera(folder / "truth", DATA_ROOT):
         shutil.copy(annotation.with_suffix(".jpg"), folder / "camera")
         image = cv2.imread(str(annotation.with_suffix(".jpg")))
         scene[annotation.stem] = (

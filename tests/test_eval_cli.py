@@ -1,13 +1,17 @@
 """`crowdstream eval` (hold-out choice, buckets, NAE, interval, zoom) and `crowdstream check` as a user runs them."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from scipy.io import loadmat
 
+from crowdstream.engines.data_root import DATA_ROOT_ENV
 from crowdstream.training.demo_clip import IMAGES
-from tests.data_paths import PART_B, needs_data
+from tests.data_paths import DATA_ROOT, PART_B, needs_data
 from tests.test_cli import run_cli
 
 
@@ -114,14 +118,18 @@ def test_mistakes_about_the_data_give_one_line_errors():
     )
     annotation = PART_B / "ground-truth" / "GT_IMG_1.mat"
     test_mistakes_give_one_line_errors(("check", "negatives", "--save", str(annotation)), "is a file")
+    test_mistakes_give_one_line_errors(
+        ("check", "negatives", "--data-root", str(PART_B)), f"not found under the data root {PART_B}"
+    )
 
 
 @needs_data
 def test_check_negatives_reports_every_image_and_the_portraits():
     pytest.importorskip("skimage")
-    result = run_cli("check", "negatives", "--json")
+    result = run_cli("check", "negatives", "--json", "--data-root", str(DATA_ROOT))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    assert report["left_out"] == []
     names = {row["name"]: row for row in report["images"]}
     assert names["skimage:grass"]["width"] == 512 and names["skimage:grass"]["people"] == 0
     sources = report["people_free"]["by_source"]
@@ -134,7 +142,7 @@ def test_check_negatives_reports_every_image_and_the_portraits():
 
 @needs_data
 def test_check_demo_scores_each_shot_against_its_window():
-    result = run_cli("check", "demo", "--per-shot", "1", "--json")
+    result = run_cli("check", "demo", "--per-shot", "1", "--json", "--data-root", str(DATA_ROOT))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [s["image"] for s in report["shots"]] == list(IMAGES)
@@ -143,3 +151,36 @@ def test_check_demo_scores_each_shot_against_its_window():
     heads = annotated("IMG_6")
     assert report["shots"][0]["truth_mean"] == ((heads[:, 1] >= 115.2) & (heads[:, 1] < 691.2)).sum()
     assert report["all"]["images"] == 8
+
+
+def without_data_root(*args: str) -> subprocess.CompletedProcess:
+    """A command run as on a machine where no data root is named."""
+    environment = {k: v for k, v in os.environ.items() if k != DATA_ROOT_ENV}
+    command = [sys.executable, "-m", "crowdstream", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+
+
+def test_check_negatives_without_a_data_root_says_what_it_left_out():
+    pytest.importorskip("skimage")
+    result = without_data_root("check", "negatives", "--tiles", "1x1")
+    assert result.returncode == 0, result.stderr
+    assert "target (mean < 1 per 512², none above 3) over package, synthetic:" in result.stdout
+    assert "left out: holdout-crop: no data root" in result.stdout
+    assert "holdout-crop  " not in result.stdout  # no crop was counted
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("check", "demo"),
+        ("bench", "engine", "--batch", "1"),
+        ("engine", "quantize"),
+        ("train", "--limit", "1"),
+    ],
+)
+def test_commands_that_need_data_name_the_three_ways_to_give_it(command):
+    result = without_data_root(*command)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--data-root DIR" in lines[0] and DATA_ROOT_ENV in lines[0], result.stderr
+    assert "data_root in the config" in lines[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.data_paths import needs_data
+from tests.data_paths import DATA_ROOT, PART_A, PART_B, needs_data
 
 pytest.importorskip("torch")
 
@@ -90,6 +90,8 @@ def train_command(out, epochs):
         str(out),
         "--threads",
         "2",
+        "--data-root",
+        str(DATA_ROOT),
     ]
 
 
@@ -173,6 +175,7 @@ def test_the_point_loss_takes_over_after_its_density_loss_warm_up(tmp_path):
     config = TrainConfig(
         loss="points", loss_warmup=0.5, limit=2, samples_per_part=8, batch_size=8, epochs=2,
         frozen_blocks=13, threads=2, device="cpu", select="last", out=tmp_path / "run",
+        data_roots={"A": PART_A, "B": PART_B},
     )  # fmt: skip
     trainer = Trainer(config)
     assert trainer.current_loss == "density"

@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 
 from crowdstream.engines.counting import count_frames
+from crowdstream.engines.data_root import resolve_data_root
 from crowdstream.engines.engine import load_engine
-from crowdstream.engines.frames import DEFAULT_DATA_ROOT, frame_paths, read_frame, shanghaitech_images, spread
+from crowdstream.engines.frames import frame_paths, read_frame, shanghaitech_images, spread
 from crowdstream.engines.preprocess import prepare_frame
 from crowdstream.engines.spec import DEFAULT_TILES, Engine
 
@@ -48,11 +49,10 @@ class BenchRow:
         return asdict(self)
 
 
-def load_frames(
-    source: Path | None = None, data_root: Path = DEFAULT_DATA_ROOT, count: int = 16
-) -> list[np.ndarray]:
-    """`count` real frames: from `source` (file or folder) if given, else ShanghaiTech images."""
-    paths = frame_paths(source) if source else shanghaitech_images(data_root, "all")
+def load_frames(source: Path | None, data_root: Path | None, count: int = 16) -> list[np.ndarray]:
+    """`count` real frames: from `source` (file or folder) if given, else the ShanghaiTech images under
+    the data root (named by `--data-root`, `$CROWDSTREAM_DATA` or a one-line error, see engines.data_root)."""
+    paths = frame_paths(source) if source else shanghaitech_images(resolve_data_root(data_root), "all")
     return [read_frame(p) for p in spread(paths, count)]
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from crowdstream.commands import Subcommands
+from crowdstream.engines.data_root import DATA_ROOT_HELP
 from crowdstream.engines.frames import HOLDOUT_EVERY
 from crowdstream.engines.spec import DEFAULT_TILES
 
@@ -67,14 +68,13 @@ def default_quantized_path(source: Path) -> Path:
 
 
 def engine_quantize(args: argparse.Namespace) -> int:
+    from crowdstream.engines.data_root import resolve_data_root
     from crowdstream.engines.models import resolve_model
     from crowdstream.engines.quantize import calibration_tiles, quantize_model
 
     source = resolve_model(args.model)
     out = args.output or default_quantized_path(source)
-    from crowdstream.engines.frames import DEFAULT_DATA_ROOT
-
-    data_root = args.data_root or DEFAULT_DATA_ROOT
+    data_root = resolve_data_root(args.data_root)
     progress(f"cutting calibration tiles from {args.images} training images under {data_root}")
     tiles = calibration_tiles(data_root, args.images)
     quantize_model(source, out, tiles, progress)
@@ -85,7 +85,6 @@ def engine_quantize(args: argparse.Namespace) -> int:
 def bench_engine(args: argparse.Namespace) -> int:
     from crowdstream.engines.bench import format_table, load_frames, run_bench
     from crowdstream.engines.errors import CrowdstreamError
-    from crowdstream.engines.frames import DEFAULT_DATA_ROOT
     from crowdstream.engines.preprocess import parse_tiles
 
     try:
@@ -93,7 +92,7 @@ def bench_engine(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CrowdstreamError(f"--tiles: {exc}") from exc
 
-    frames = load_frames(args.frames, args.data_root or DEFAULT_DATA_ROOT, args.frame_count)
+    frames = load_frames(args.frames, args.data_root, args.frame_count)
     rows = run_bench(
         args.model,
         args.backend,
@@ -185,7 +184,7 @@ def add_engine_commands(commands: Subcommands) -> None:
         "--data-root",
         type=Path,
         default=None,
-        help="folder holding shanghaitech/ (default: <repo>/../shared/data)",
+        help=DATA_ROOT_HELP,
     )
     quantize.add_argument("--images", type=positive_int, default=64, help="training images to calibrate on")
     quantize.set_defaults(handler=engine_quantize)
@@ -249,14 +248,17 @@ def add_bench_command(bench: Subcommands) -> None:
         "--warmup", type=non_negative_int, default=3, help="untimed calls before each measurement"
     )
     parser.add_argument(
-        "--frames", type=Path, default=None, help="image file or folder (default: ShanghaiTech)"
+        "--frames",
+        type=Path,
+        default=None,
+        help="image file or folder (default: ShanghaiTech under the data root)",
     )
     parser.add_argument("--frame-count", type=positive_int, default=16, help="real frames to cut tiles from")
     parser.add_argument(
         "--data-root",
         type=Path,
         default=None,
-        help="folder holding shanghaitech/ (default: <repo>/../shared/data)",
+        help=DATA_ROOT_HELP,
     )
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     parser.set_defaults(handler=bench_engine)

@@ -1,5 +1,6 @@
 """Real frames for calibration and benchmarks, and the facts every package shares about image data:
-where the data sets live, which files are images, and which images are held out.
+how the data sets lie under a data root (named by engines.data_root), which files are images, and which
+images are held out.
 
 Images are listed in natural order (IMG_2 before IMG_10) and split by `holdout_split`, which training,
 evaluation, calibration and the benchmarks all use: every HOLDOUT_EVERY-th image is held out for
@@ -19,8 +20,8 @@ import numpy as np
 from crowdstream.engines.errors import EngineError
 
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data"
-"""`<repo>/../shared/data`, where the project machines mount the data sets (ShanghaiTech in
-`shanghaitech/part_A|part_B/train_data`)."""
+"""`<repo>/../shared/data`, the old guess from the package's path; wrong in a wheel install. Being replaced
+by engines.data_root.resolve_data_root (`--data-root`, `$CROWDSTREAM_DATA`, the config's `data_root`)."""
 HOLDOUT_EVERY = 5
 """Every HOLDOUT_EVERY-th image of a part, in natural order, is held out for validation."""
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
@@ -30,7 +31,7 @@ PARTS = ("part_A", "part_B")
 T = TypeVar("T")
 
 
-def shanghaitech_part(part: str, data_root: Path = DEFAULT_DATA_ROOT) -> Path:
+def shanghaitech_part(part: str, data_root: Path) -> Path:
     """The `train_data` folder of a ShanghaiTech part ('A' or 'part_A', 'B' or 'part_B') under a data root."""
     folder = part if part.startswith("part_") else f"part_{part}"
     return Path(data_root) / "shanghaitech" / folder / "train_data"
@@ -54,7 +55,7 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(images, key=natural_key)
 
 
-def shanghaitech_images(data_root: Path = DEFAULT_DATA_ROOT, split: str = "train") -> list[Path]:
+def shanghaitech_images(data_root: Path, split: str = "train") -> list[Path]:
     """ShanghaiTech train_data images of both parts: `train`, `validation` (see `holdout_split`) or `all`."""
     if split not in ("train", "validation", "all"):
         raise EngineError(f"split must be train, validation or all, got {split!r}")

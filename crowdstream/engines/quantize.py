@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from crowdstream.engines.errors import EngineError
-from crowdstream.engines.frames import DEFAULT_DATA_ROOT, read_frame, shanghaitech_images, spread
+from crowdstream.engines.frames import read_frame, shanghaitech_images, spread
 from crowdstream.engines.preprocess import prepare_frame
 from crowdstream.engines.spec import SPEC
 
@@ -38,7 +38,7 @@ def quiet_root_logger():
         logging.disable(logging.NOTSET)
 
 
-def calibration_tiles(data_root: Path = DEFAULT_DATA_ROOT, images: int = 64) -> np.ndarray:
+def calibration_tiles(data_root: Path, images: int = 64) -> np.ndarray:
     """Model-input tiles of `images` training images spread over both parts: (N, 3, 224, 224)."""
     if images < 1:
         raise EngineError(f"need at least 1 calibration image, got {images}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from crowdstream.engines.frames import DEFAULT_DATA_ROOT, shanghaitech_part
+from crowdstream.engines.frames import shanghaitech_part
 from crowdstream.training.annotations import load_shanghaitech
 
 SCENE = ("IMG_183", "IMG_349", "IMG_107", "IMG_263", "IMG_206")
@@ -57,10 +57,8 @@ def write_snapshot(folder: Path, stem: str, image: np.ndarray, points: np.ndarra
     return path
 
 
-def build_camera(
-    folder: Path, view: View = View(), scene=SCENE, data_root: Path = DEFAULT_DATA_ROOT
-) -> list[Path]:
-    """Write one snapshot per scene image; returns the annotation files."""
+def build_camera(folder: Path, data_root: Path, view: View = View(), scene=SCENE) -> list[Path]:
+    """Write one snapshot per scene image of part B under `data_root`; returns the annotation files."""
     images = shanghaitech_part("B", data_root) / "images"
     written = []
     for index, name in enumerate(scene):

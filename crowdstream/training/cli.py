@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from crowdstream.commands import Subcommands
+from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.frames import HOLDOUT_EVERY
 
@@ -113,6 +114,9 @@ def _add_train(commands: Subcommands) -> None:
         metavar="PART=FOLDER",
         help="a part's ShanghaiTech- or NWPU-layout folder (repeat per part; replaces the config's data_roots)",
     )
+    p.add_argument(
+        "--data-root", type=Path, help=DATA_ROOT_HELP + "; --data or the config's data_roots name parts"
+    )
     p.add_argument("--out", type=Path, help="run folder for checkpoints, log.csv, curves.png, the ONNX file")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     finish = p.add_mutually_exclusive_group()
@@ -147,7 +151,7 @@ def _train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "device": args.device,
         "workers": args.workers,
-        "data_roots": _data_roots(args.data),
+        "data_roots": _data_roots(args.data) or _parts_under(args.data_root),
         "out": args.out,
     }
     config = load_train_config(args.config, overrides)
@@ -172,6 +176,15 @@ def _data_roots(items: list[str] | None) -> dict[str, str] | None:
             raise CrowdstreamError(f"--data: expected PART=FOLDER such as A=data/part_A, got {item!r}")
         roots[part] = folder
     return roots
+
+
+def _parts_under(data_root: Path | None) -> dict[str, Path] | None:
+    """ShanghaiTech parts A and B under `--data-root`; None when it is not given."""
+    if data_root is None:
+        return None
+    from crowdstream.training.config import shanghaitech_parts
+
+    return shanghaitech_parts(resolve_data_root(data_root))
 
 
 def _add_density(commands: Subcommands) -> None:

@@ -8,6 +8,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from crowdstream.engines.data_root import resolve_data_root
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.frames import HOLDOUT_EVERY, shanghaitech_part
 from crowdstream.engines.preprocess import parse_tiles
@@ -17,14 +18,20 @@ class ConfigError(CrowdstreamError):
     """A configuration mistake, reported as one line naming the file and key."""
 
 
+def shanghaitech_parts(data_root: Path) -> dict[str, Path]:
+    """`data_roots` for ShanghaiTech parts A and B under a data root."""
+    return {part: shanghaitech_part(part, data_root) for part in ("A", "B")}
+
+
 class TrainConfig(BaseModel):
     """Everything a training run depends on; saved next to its checkpoints."""
 
     model_config = ConfigDict(extra="forbid")
 
     data_roots: dict[str, Path] = Field(
-        default_factory=lambda: {part: shanghaitech_part(part) for part in ("A", "B")},
-        description="part name → ShanghaiTech- or NWPU-layout folder; every part is sampled equally",
+        default_factory=dict,
+        description="part name → ShanghaiTech- or NWPU-layout folder; every part is sampled equally. Empty: "
+        "ShanghaiTech parts A and B under the data root (--data-root or $CROWDSTREAM_DATA)",
     )
     validation_every: int = Field(
         HOLDOUT_EVERY, ge=2, description="every n-th image of each part is held out"
@@ -96,6 +103,13 @@ class TrainConfig(BaseModel):
         None, description="start from this checkpoint's weights (fine-tuning; fresh optimiser and schedule)"
     )
     out: Path = Path("runs/latest")
+
+    def with_data(self) -> TrainConfig:
+        """This config with its parts named: `data_roots` as set, else ShanghaiTech parts A and B under
+        the data root ($CROWDSTREAM_DATA; a one-line error naming the ways to give one when none is)."""
+        if self.data_roots:
+            return self
+        return self.model_copy(update={"data_roots": shanghaitech_parts(resolve_data_root())})
 
     @field_validator("scale_jitter", "aspect_jitter")
     @classmethod

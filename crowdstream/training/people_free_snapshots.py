@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from crowdstream.engines.frames import DEFAULT_DATA_ROOT, holdout_split, spread
+from crowdstream.engines.frames import holdout_split, spread
 from crowdstream.training.annotations import list_dataset, load_any
 from crowdstream.training.camera_demo import write_snapshot
 from crowdstream.training.finetune_eval import standard_parts
@@ -82,9 +82,7 @@ def write_textures(
     return written
 
 
-def write_head_free_crops(
-    folder: Path, per_part: int, seed: int = SEED, data_root: Path = DEFAULT_DATA_ROOT
-) -> list[Path]:
+def write_head_free_crops(folder: Path, per_part: int, data_root: Path, seed: int = SEED) -> list[Path]:
     """Up to `per_part` head-free square crops of each part's training images (one per image, spread over
     the part; images with no head-free square of the smallest side give none)."""
     written = []
@@ -104,7 +102,7 @@ def write_head_free_crops(
     return written
 
 
-def link_training_images(folder: Path, data_root: Path = DEFAULT_DATA_ROOT) -> list[Path]:
+def link_training_images(folder: Path, data_root: Path) -> list[Path]:
     """Every ShanghaiTech training-split image (never the hold-out) as an annotated snapshot beside the
     people-free ones: the image linked, not re-encoded, and its heads as the snapshot's points."""
     written = []

@@ -116,6 +116,7 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         self.device = resolve_device(config.device)
+        self.config = config = config.with_data()  # the parts it trains on, recorded with its checkpoints
         cuda = self.device.type == "cuda"
         self.autocast = config.precision == "bf16" or (config.precision == "auto" and cuda)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -155,7 +156,7 @@ class Trainer:
         needs_maps = config.loss == "density" or config.loss_warmup > 0
         density = DensityConfig(method=config.density_method) if needs_maps else None
         train, validation = [], []
-        for part, root in sorted(config.data_roots.items()):
+        for part, root in sorted(config.with_data().data_roots.items()):
             if not Path(root).is_dir():
                 raise ConfigError(f"data_roots.{part}: {root} is not a folder")
             train_items, val_items = split_items(root, config.validation_every)
