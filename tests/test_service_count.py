@@ -42,10 +42,12 @@ def test_image_count_matches_the_engine_and_writes_the_overlay(tmp_path) -> None
 
 
 def test_video_count_samples_frames_and_writes_an_overlay_video(tmp_path) -> None:
+    """`demo` names the bundled clip, as it does for `serve`."""
     output = tmp_path / "overlay.mp4"
-    result = crowdstream("count", str(DEMO_CLIP), "--fps", "0.25", "-o", str(output), "--json")
+    result = crowdstream("count", "demo", "--fps", "0.25", "-o", str(output), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    assert report["path"] == str(DEMO_CLIP)
     times = [frame["time"] for frame in report["counts"]]
     assert report["frames"] == len(times) >= 6 and times[:3] == [0.0, 4.0, 8.0]
     assert report["max"] >= report["mean"] > 0

@@ -20,6 +20,7 @@ SERVE_EPILOG = """examples:
   CROWDSTREAM_HTTP__PORT=9000 crowdstream serve -c cameras.yaml   # any key from the environment"""
 
 COUNT_EPILOG = """examples:
+  crowdstream count demo                              # the bundled demo clip, two frames a second
   crowdstream count crowd.jpg -o overlay.png          # prints the count, writes the heatmap overlay
   crowdstream count clip.mp4 --fps 1 -o overlay.mp4 --json"""
 
@@ -136,7 +137,9 @@ def _add_count(commands: Subcommands) -> None:
         "optionally writes the overlay (an image, or a video for video input).",
         COUNT_EPILOG,
     )
-    parser.add_argument("path", type=Path, metavar="IMAGE_OR_VIDEO")
+    parser.add_argument(
+        "path", metavar="IMAGE_OR_VIDEO", help="an image or video file, or 'demo' (the bundled clip)"
+    )
     parser.add_argument(
         "-o", "--output", type=Path, help="overlay file to write (.png/.jpg, or .mp4 for video)"
     )
@@ -154,9 +157,10 @@ def _add_count(commands: Subcommands) -> None:
 
 def _count(args: argparse.Namespace) -> int:
     from crowdstream.stream.count import run_count
+    from crowdstream.stream.sources import local_path
 
     return run_count(
-        args.path,
+        local_path(args.path),
         args.output,
         as_json=args.json,
         fps=args.fps,

@@ -31,6 +31,7 @@ __all__ = [
     "SourceError",
     "SourceFault",
     "Status",
+    "local_path",
     "open_source",
 ]
 
@@ -42,6 +43,11 @@ _STREAM_SCHEMES = {
     "http": {},
     "https": {},
 }
+
+
+def local_path(url: str) -> Path:
+    """The file or folder a local source names: `demo` is the bundled clip; `file://` and `~` are understood."""
+    return DEMO_CLIP if url == "demo" else Path(url.removeprefix("file://")).expanduser()
 
 
 class SourceError(CrowdstreamError):
@@ -114,7 +120,7 @@ def _reader(camera_id: str, url: str, *, fps: float | None, max_pixels: int, **v
             f"camera {camera_id!r}: unsupported source {url!r}; expected rtsp://, http(s)://, "
             "/dev/videoN or a webcam index, a video file, an image folder or 'demo'"
         )
-    path = DEMO_CLIP if url == "demo" else Path(url.removeprefix("file://")).expanduser()
+    path = local_path(url)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
         return FolderReader(path, camera_id=camera_id, fps=fps or 1.0, max_pixels=max_pixels)
     if path.is_file():
