@@ -22,7 +22,7 @@ from crowdstream.engines.frames import IMAGE_SUFFIXES
 from crowdstream.engines.preprocess import parse_tiles
 from crowdstream.engines.spec import Engine
 from crowdstream.stream.overlay import render_overlay
-from crowdstream.stream.readings import read_frame
+from crowdstream.stream.readings import frame_reading
 from crowdstream.stream.sources.capture import AvReader
 from crowdstream.stream.sources.folder import decode_image
 
@@ -38,7 +38,9 @@ class CountError(CrowdstreamError):
 
 
 @dataclass(frozen=True)
-class Counted:
+class FileCount:
+    """One image's or video frame's count from `crowdstream count`, with its overlay when one is written."""
+
     time: float | None  # media time of a video frame, None for an image
     count: float
     overlay: np.ndarray | None
@@ -46,11 +48,11 @@ class Counted:
 
 def _overlay(frame: np.ndarray, density: np.ndarray, count: float) -> np.ndarray:
     height, width = frame.shape[:2]
-    reading = read_frame("count", 0.0, (width, height), count, density, (), None, alpha=1.0)
+    reading = frame_reading("count", 0.0, (width, height), count, density, (), None, alpha=1.0)
     return render_overlay(frame, density, reading)
 
 
-def count_image(engine: Engine, path: Path, tiles: str, render: bool) -> Counted:
+def count_image(engine: Engine, path: Path, tiles: str, render: bool) -> FileCount:
     try:
         frame = decode_image(path.read_bytes(), MAX_PIXELS)
     except OSError as exc:
@@ -58,7 +60,7 @@ def count_image(engine: Engine, path: Path, tiles: str, render: bool) -> Counted
     except Exception as exc:  # SourceFault: what is wrong with the bytes
         raise CountError(f"{path}: {exc}") from None
     result = count_frames(engine, [frame], tiles, DENSITY_SCALE)[0]
-    return Counted(None, result.count, _overlay(frame, result.density, result.count) if render else None)
+    return FileCount(None, result.count, _overlay(frame, result.density, result.count) if render else None)
 
 
 def sampled_frames(path: Path, fps: float) -> Iterator[tuple[float, np.ndarray]]:
@@ -75,7 +77,7 @@ def sampled_frames(path: Path, fps: float) -> Iterator[tuple[float, np.ndarray]]
         raise CountError(f"{path}: not a readable image or video ({exc})") from None
 
 
-def count_video(engine: Engine, path: Path, fps: float, tiles: str, render: bool) -> Iterator[Counted]:
+def count_video(engine: Engine, path: Path, fps: float, tiles: str, render: bool) -> Iterator[FileCount]:
     batch: list[tuple[float, np.ndarray]] = []
     for item in sampled_frames(path, fps):
         batch.append(item)
@@ -87,10 +89,10 @@ def count_video(engine: Engine, path: Path, fps: float, tiles: str, render: bool
 
 def _count_batch(
     engine: Engine, batch: list[tuple[float, np.ndarray]], tiles: str, render: bool
-) -> list[Counted]:
+) -> list[FileCount]:
     results = count_frames(engine, [frame for _, frame in batch], tiles, DENSITY_SCALE)
     return [
-        Counted(at, r.count, _overlay(frame, r.density, r.count) if render else None)
+        FileCount(at, r.count, _overlay(frame, r.density, r.count) if render else None)
         for (at, frame), r in zip(batch, results, strict=True)
     ]
 

@@ -1,5 +1,5 @@
 """What one counted frame says: the camera's count, its smoothed count, each zone's people and density,
-and where it is densest. `read_frame` computes it from a frame's density map, pure and testable alone.
+and where it is densest. `frame_reading` computes it from a frame's density map, pure and testable alone.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def smooth(count: float, previous: CameraReading | None, alpha: float) -> float:
     return count if previous is None else alpha * count + (1 - alpha) * previous.smoothed
 
 
-def read_frame(
+def frame_reading(
     camera: str,
     timestamp: float,
     frame_size: tuple[int, int],
