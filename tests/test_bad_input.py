@@ -123,4 +123,8 @@ def test_serve_on_an_unknown_host_name_names_the_option() -> None:
 
 def test_serve_with_a_missing_video_file_fails_before_starting_anything(tmp_path: Path) -> None:
     missing = tmp_path / "nope.mp4"
-    assert_one_line(run_cli("serve", "--source", str(missing)), "camera 'cam1'", str(missing))
+    assert_one_line(run_cli("serve", "--source", str(missing)), "camera 'nope'", str(missing))
+
+
+def test_a_name_without_a_source_is_one_line() -> None:
+    assert_one_line(run_cli("serve", "--name", "Main gate"), "--name: 1 names for 0 --source URLs")

@@ -68,6 +68,8 @@ async def test_cameras_list_the_hub_state(served, session) -> None:
     assert not by_id["hall"]["over_threshold"]
     status, one = await get_json(session, f"{served.url}/api/cameras/hall")
     assert status == 200 and one["id"] == "hall" and one["name"] == "Hall"
+    assert one["url"] == "rtsp://admin:***@10.0.0.7:554/stream1" and by_id["gate"]["url"] == "demo"
+    assert "s3cret" not in json.dumps(body)  # the password is never shown
     check_schema(one, "Camera")
 
 

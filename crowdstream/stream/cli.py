@@ -15,6 +15,7 @@ from crowdstream.engines.spec import DEFAULT_TILES
 SERVE_EPILOG = """examples:
   crowdstream serve                                   # the demo clip on http://127.0.0.1:8080
   crowdstream serve -c examples/cameras.yaml          # cameras, zones and Redis from a file
+  crowdstream serve --source rtsp://user:pass@10.0.0.7/stream1 --name "Main gate"   # your camera
   crowdstream serve --source rtsp://cam1/stream --source video.mp4 --redis-url redis://localhost:6379/0
   crowdstream serve --redis-data ~/.crowdstream/redis    # the embedded Redis (port 6380) keeps its data
   CROWDSTREAM_HTTP__PORT=9000 crowdstream serve -c cameras.yaml   # any key from the environment"""
@@ -92,6 +93,12 @@ def _add_serve(commands: Subcommands) -> None:
         metavar="URL",
         help="a camera URL (repeatable); replaces the config's cameras",
     )
+    parser.add_argument(
+        "--name",
+        action="append",
+        metavar="NAME",
+        help="the name of the --source in the same position (repeatable; default: the URL's host or file name)",
+    )
     parser.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free one)")
     parser.add_argument(
@@ -117,8 +124,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     values = {key: getattr(args, name) for key, (name, _flag) in SERVE_FLAGS.items()}
     overrides = {key: value for key, value in values.items() if value is not None}
-    if args.source:
-        overrides["cameras"] = cameras_from_urls(args.source)
+    if args.source or args.name:
+        overrides["cameras"] = cameras_from_urls(args.source or [], args.name)
     flags = {key: flag for key, (_name, flag) in SERVE_FLAGS.items()}
     flags["cameras"] = "--source"
 

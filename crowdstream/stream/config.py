@@ -12,8 +12,9 @@ import copy
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -226,6 +227,11 @@ class ServiceConfig(Strict):
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    data_root: Path | None = Field(
+        None,
+        description="folder holding shanghaitech/part_A|part_B/train_data, the standard hold-out a fine-tune "
+        "is judged on ($CROWDSTREAM_DATA wins over it; null: none named)",
+    )
 
     @field_validator("cameras")
     @classmethod
@@ -407,6 +413,40 @@ def load_config(
     return build_config(_read_yaml(path), str(path), environ, overrides, flags)
 
 
-def cameras_from_urls(urls: list[str]) -> list[dict[str, Any]]:
-    """`--source URL` flags → camera entries cam1, cam2, … (their URLs are checked when opened)."""
-    return [{"id": f"cam{index}", "url": url} for index, url in enumerate(urls, start=1)]
+def cameras_from_urls(urls: list[str], names: list[str] | None = None) -> list[dict[str, Any]]:
+    """`--source URL` flags → camera entries (their URLs are checked when opened). The n-th `--name` names
+    the n-th source; the others are named from their URL (`name_from_url`, made unique). Ids are the
+    names in the id alphabet, made unique: they key Redis, the metrics and the API."""
+    names = list(names or [])
+    if len(names) > len(urls):
+        raise ConfigError(f"--name: {len(names)} names for {len(urls)} --source URLs (one name per source)")
+    cameras: list[dict[str, Any]] = []
+    for index, url in enumerate(urls):
+        taken = [camera["name"] for camera in cameras]
+        name = names[index] if index < len(names) else _unique(name_from_url(url), taken)
+        camera_id = _unique(_as_id(name), [camera["id"] for camera in cameras])
+        cameras.append({"id": camera_id, "name": name, "url": url})
+    return cameras
+
+
+def name_from_url(url: str) -> str:
+    """A camera's name from its URL: a stream's host (never its credentials), else the file or folder
+    name without its suffix (/dev/video0 → video0, clip.mp4 → clip, demo → demo)."""
+    host = urlsplit(url).hostname if "://" in url else None
+    if host:
+        return host
+    return PurePath(url.removeprefix("file://").rstrip("/")).stem or url
+
+
+def _as_id(name: str) -> str:
+    """`name` in the camera id alphabet: other characters become '-', at most 64 characters."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-_.")[:60] or "camera"
+
+
+def _unique(text: str, taken: list[str]) -> str:
+    """`text`, or `text-2`, `text-3`, … if it is taken."""
+    number, candidate = 1, text
+    while candidate in taken:
+        number += 1
+        candidate = f"{text}-{number}"
+    return candidate

@@ -61,8 +61,11 @@ class CameraFeed:
     """One camera as readers see it. `version` changes whenever there may be something new to show
     (a counted frame, a live frame while watched, a health change); `changed()` waits for that."""
 
-    def __init__(self, camera_id: str, name: str, zones: Sequence[Zone], source: LiveSource | None) -> None:
+    def __init__(
+        self, camera_id: str, name: str, zones: Sequence[Zone], source: LiveSource | None, url: str = ""
+    ) -> None:
         self.id, self.name, self.zones = camera_id, name, list(zones)
+        self.url = url  # where the camera is read from, its password redacted (so a down camera says which)
         self.fps = 0.0
         self.model = "default"  # the model that counts it, as named in the config
         self.counted: Counted | None = None
@@ -200,9 +203,15 @@ class Hub:
         self.ready = False
 
     def add_camera(
-        self, camera_id: str, name: str, zones: Sequence[Zone], source: LiveSource | None = None
+        self,
+        camera_id: str,
+        name: str,
+        zones: Sequence[Zone],
+        source: LiveSource | None = None,
+        url: str = "",
     ) -> CameraFeed:
-        feed = CameraFeed(camera_id, name, zones, source)
+        """Show a camera; `url` is its source as the API may show it (any password already redacted)."""
+        feed = CameraFeed(camera_id, name, zones, source, url)
         self.cameras[camera_id] = feed
         return feed
 

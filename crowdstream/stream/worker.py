@@ -32,6 +32,7 @@ from crowdstream.stream.metrics import WHOLE_FRAME, StreamMetrics
 from crowdstream.stream.readings import CameraReading, read_frame
 from crowdstream.stream.schedule import Schedule, spread_phase
 from crowdstream.stream.sources import Frame, Status
+from crowdstream.stream.sources.source import redact
 from crowdstream.stream.threads import os_thread_named, set_os_thread_name
 from crowdstream.stream.zones import Zone
 
@@ -138,7 +139,7 @@ class Worker:
         schedule = Schedule.at_most(camera.max_fps, spread_phase(len(self.tasks)))
         task = CameraTask(camera, source, zones, schedule)
         self.tasks[camera.id] = task
-        self.hub.add_camera(camera.id, camera.display_name, zones, source)
+        self.hub.add_camera(camera.id, camera.display_name, zones, source, redact(camera.url))
         self.set_model(camera.id, camera.model if camera.model in self.engines else None)
         self._sync_health(task)
         return task

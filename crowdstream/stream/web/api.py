@@ -66,6 +66,7 @@ def camera_summary(camera: CameraFeed, viewers: int) -> dict:
     return {
         "id": camera.id,
         "name": camera.name,
+        "url": camera.url,
         "status": health.status,
         "status_since": round(health.since, 3),
         "last_error": health.last_error,

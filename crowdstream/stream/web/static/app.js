@@ -47,6 +47,8 @@ function createCard(camera) {
     unit: card.querySelector(".count .unit"), smoothed: card.querySelector(".count .smoothed"),
   };
   els.name.textContent = camera.name || camera.id;
+  els.source = Object.assign(document.createElement("p"), { className: "source", textContent: camera.url });
+  els.name.after(els.source); // where it is read from (password redacted): a dead camera says which URL
   card.querySelector(".edit-zones").addEventListener("click", (event) => {
     event.stopPropagation(); // not a click on the card (which enlarges it)
     openZoneEditor(camera.id, els.name.textContent).catch((error) => console.warn(error.message));
