@@ -21,7 +21,7 @@ from pathlib import Path
 from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root
 from crowdstream.training.calibrate import refit_onnx_count_head
 from crowdstream.training.camera_sets import degraded_images, elevated_views, family_textures, write_set
-from crowdstream.training.finetune import FinetuneConfig, run_finetune, training_split_images
+from crowdstream.training.finetune import FinetuneRunConfig, run_finetune, training_split_images
 from crowdstream.training.people_free_snapshots import write_head_free_crops, write_textures
 
 
@@ -56,7 +56,7 @@ def main() -> int:
     data = args.out / "data"
     if not data.is_dir():
         print(f"wrote {write_training_set(data, data_root, args)} snapshots to {data}", file=sys.stderr)
-    config = FinetuneConfig(
+    config = FinetuneRunConfig(
         dataset=data,
         out=args.out / "crowd-lite0-camera.onnx",
         minutes=args.minutes,

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root  # noqa: E402
 from crowdstream.training.calibrate import refit_onnx_count_head  # noqa: E402
-from crowdstream.training.finetune import FinetuneConfig, run_finetune, training_split_images  # noqa: E402
+from crowdstream.training.finetune import FinetuneRunConfig, run_finetune, training_split_images  # noqa: E402
 from crowdstream.training.people_free_snapshots import (  # noqa: E402
     ZOOMS,
     link_training_images,
@@ -85,7 +85,7 @@ def main() -> int:
         if args.annotated:
             written += link_training_images(data, data_root)
         print(f"wrote {len(written)} snapshots to {data}", file=sys.stderr)
-    config = FinetuneConfig(
+    config = FinetuneRunConfig(
         dataset=data,
         out=args.out / "crowd-lite0-negatives.onnx",
         minutes=args.minutes,

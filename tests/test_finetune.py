@@ -233,7 +233,7 @@ def test_replayed_tiles_cost_only_how_far_the_model_moved_from_the_base():
     import torch
 
     from crowdstream.engines.onnx_torch import load_onnx_module
-    from crowdstream.training.finetune import FinetuneConfig, step_loss
+    from crowdstream.training.finetune import FinetuneRunConfig, step_loss
     from crowdstream.training.onnx_weights import expose_raw_density
 
     student, teacher = load_onnx_module(DEFAULT_MODEL), load_onnx_module(DEFAULT_MODEL)
@@ -247,7 +247,7 @@ def test_replayed_tiles_cost_only_how_far_the_model_moved_from_the_base():
         "empty": torch.zeros(2, 1, 56, 56),
         "replay": torch.tensor([True, True]),
     }
-    config = FinetuneConfig(dataset=Path("unused"), out=Path("unused.onnx"))
+    config = FinetuneRunConfig(dataset=Path("unused"), out=Path("unused.onnx"))
     with torch.no_grad():
         assert step_loss(student, teacher, batch, config).item() == 0.0
         getattr(student, student.buffer_names["model.head.2.weight"]).mul_(
@@ -263,9 +263,9 @@ def test_head_loss_prefers_the_right_map_and_is_zero_on_an_empty_tile(loss):
     import torch
 
     from crowdstream.training.density import density_map
-    from crowdstream.training.finetune import TARGET_DENSITY, FinetuneConfig, head_loss
+    from crowdstream.training.finetune import TARGET_DENSITY, FinetuneRunConfig, head_loss
 
-    config = FinetuneConfig(dataset=Path("unused"), out=Path("unused.onnx"), loss=loss)
+    config = FinetuneRunConfig(dataset=Path("unused"), out=Path("unused.onnx"), loss=loss)
     heads = np.array([[20.5, 20.5], [40.5, 12.5]])
     points, valid = torch.tensor(heads[None], dtype=torch.float32), torch.tensor([[True, True]])
     right = torch.from_numpy(density_map(heads, 56, 56, TARGET_DENSITY))[None, None]

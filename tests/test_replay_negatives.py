@@ -15,7 +15,7 @@ from crowdstream.engines.models import DEFAULT_MODEL
 from crowdstream.engines.onnx_torch import load_onnx_module
 from crowdstream.training.annotations import Sample
 from crowdstream.training.datasets import Augment, LoadedImage, TileDataset
-from crowdstream.training.finetune import FinetuneConfig, step_loss
+from crowdstream.training.finetune import FinetuneRunConfig, step_loss
 from crowdstream.training.negatives import TextureBank
 from crowdstream.training.onnx_weights import expose_raw_density
 from crowdstream.training.snapshots import MixedTiles, SnapshotTiles
@@ -78,7 +78,7 @@ def test_a_zeroed_replayed_texture_costs_its_density_where_an_anchored_one_costs
     student, teacher = load_onnx_module(DEFAULT_MODEL), load_onnx_module(DEFAULT_MODEL)
     for module in (student, teacher):
         expose_raw_density(module, onnx.load(str(DEFAULT_MODEL)))
-    config = FinetuneConfig(dataset=Path("unused"), out=Path("unused.onnx"))
+    config = FinetuneRunConfig(dataset=Path("unused"), out=Path("unused.onnx"))
     anchored = mixed(textures, zero=False, negatives=1.0, share=1.0).batch(0, 6)
     zeroed = mixed(textures, zero=True, negatives=1.0, share=1.0).batch(0, 6)
     assert torch.equal(anchored["images"], zeroed["images"])  # the same tiles, only the targets differ
@@ -89,14 +89,14 @@ def test_a_zeroed_replayed_texture_costs_its_density_where_an_anchored_one_costs
 
 
 def test_the_option_is_validated_and_defaults_to_the_camera_pages_behaviour() -> None:
-    config = FinetuneConfig(dataset=Path("d"), out=Path("o.onnx"))
+    config = FinetuneRunConfig(dataset=Path("d"), out=Path("o.onnx"))
     assert config.replay_negatives == "anchor"
     assert (
-        FinetuneConfig(dataset=Path("d"), out=Path("o.onnx"), replay_negatives="zero").replay_negatives
+        FinetuneRunConfig(dataset=Path("d"), out=Path("o.onnx"), replay_negatives="zero").replay_negatives
         == "zero"
     )
     with pytest.raises(ValueError, match="replay_negatives"):
-        FinetuneConfig(dataset=Path("d"), out=Path("o.onnx"), replay_negatives="drop")
+        FinetuneRunConfig(dataset=Path("d"), out=Path("o.onnx"), replay_negatives="drop")
 
 
 @pytest.mark.parametrize(("option", "drawn"), [("anchor", True), ("zero", True), ("none", False)])
@@ -107,7 +107,7 @@ def test_none_draws_no_people_free_replay_tiles(tmp_path, monkeypatch, option: s
     cv2.imwrite(str(tmp_path / "camera.png"), camera.image)
     heads = [[x, y] for x in range(20, 200, 30) for y in range(20, 430, 30)]
     monkeypatch.setattr(finetune, "replay_images", lambda _config: [loaded(heads, "A", 2)])
-    config = FinetuneConfig(dataset=Path("d"), out=Path("o.onnx"), replay_negatives=option)
+    config = FinetuneRunConfig(dataset=Path("d"), out=Path("o.onnx"), replay_negatives=option)
     snapshot = Sample(tmp_path / "camera.png", camera.sample.points, 448, 448)
     tiles, replayed = finetune.tile_source(config, [snapshot])
     assert replayed == 1 and tiles.zero_replayed_negatives == (option == "zero")

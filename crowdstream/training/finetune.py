@@ -66,7 +66,7 @@ TEXTURES = 5
 busy CPU; every tile drawn from one is a random crop, rotation and colour of it)."""
 
 
-class FinetuneConfig(BaseModel):
+class FinetuneRunConfig(BaseModel):
     """Every setting of a fine-tune; recorded in the report."""
 
     model_config = ConfigDict(extra="forbid")
@@ -117,7 +117,7 @@ class FinetuneConfig(BaseModel):
         return self.out.with_name(self.out.stem + ".report.json")
 
 
-def replay_images(config: FinetuneConfig) -> list[LoadedImage]:
+def replay_images(config: FinetuneRunConfig) -> list[LoadedImage]:
     """`replay_images` training-split images of each ShanghaiTech part, spread over the part."""
     return training_split_images(config.data_root, config.replay_images)
 
@@ -136,7 +136,7 @@ def loaded(samples: list[Sample]) -> list[LoadedImage]:
     return [LoadedImage(sample, sample.load_image(), None, "camera") for sample in samples]
 
 
-def tile_source(config: FinetuneConfig, train: list[Sample]) -> tuple[MixedTiles, int]:
+def tile_source(config: FinetuneRunConfig, train: list[Sample]) -> tuple[MixedTiles, int]:
     """The training tile stream and how many replay images it draws from."""
     camera = SnapshotTiles(
         loaded(train), "auto", 1, CAMERA_AUGMENT, config.seed, TextureBank(config.seed, TEXTURES)
@@ -155,7 +155,7 @@ def tile_source(config: FinetuneConfig, train: list[Sample]) -> tuple[MixedTiles
 
 
 def step_loss(
-    module: torch.nn.Module, teacher: torch.nn.Module, batch: dict, config: FinetuneConfig
+    module: torch.nn.Module, teacher: torch.nn.Module, batch: dict, config: FinetuneRunConfig
 ) -> torch.Tensor:
     """Mean over the batch's tiles of: on camera tiles, the point loss on the density before the count head
     (the modules' last output while training, see training.onnx_weights.raw_density_name) plus the density
@@ -184,7 +184,7 @@ nearest heads in the tile, 0.5-8 px (2-32 input px), 1 px for a head alone."""
 
 
 def head_loss(
-    density: torch.Tensor, points: torch.Tensor, valid: torch.Tensor, config: FinetuneConfig
+    density: torch.Tensor, points: torch.Tensor, valid: torch.Tensor, config: FinetuneRunConfig
 ) -> torch.Tensor:
     """The configured loss of camera tiles against their heads (points in output pixels, padded)."""
     if config.loss == "points":
@@ -205,7 +205,7 @@ def cell_counts(density: torch.Tensor, cell: int = 4) -> torch.Tensor:
 
 
 def train(
-    config: FinetuneConfig,
+    config: FinetuneRunConfig,
     module: torch.nn.Module,
     teacher: torch.nn.Module,
     parameters: list,
@@ -276,7 +276,7 @@ class Progress:
         )
 
 
-def evaluate_model(model: Path, held: list[Sample], config: FinetuneConfig, cached: bool, tick) -> dict:
+def evaluate_model(model: Path, held: list[Sample], config: FinetuneRunConfig, cached: bool, tick) -> dict:
     """Held-out snapshot MAE and standard hold-out MAE of one model file."""
     held_mae, predicted = snapshot_mae(model, held, config.tiles, config.threads)
     tick(0.2)
@@ -307,7 +307,7 @@ def is_better(before: dict, after: dict) -> bool:
     )
 
 
-def run_finetune(config: FinetuneConfig, emit: Emit = lambda _event: None) -> dict:
+def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) -> dict:
     """The whole job: read and split the snapshots, score the base model, train, write the model (and
     its INT8 copy), score it, write the report; returns the report."""
     torch.manual_seed(config.seed)
@@ -374,7 +374,7 @@ def run_finetune(config: FinetuneConfig, emit: Emit = lambda _event: None) -> di
     return report
 
 
-def quantize_copy(config: FinetuneConfig, train_set: list[Sample]) -> Path:
+def quantize_copy(config: FinetuneRunConfig, train_set: list[Sample]) -> Path:
     """`<out>-int8.onnx`, calibrated like the shipped INT8 model on training tiles, the camera's own
     training snapshots among them (never a held-out one)."""
     from crowdstream.engines.preprocess import prepare_frame

@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace, emit) -> dict:
         import torch  # noqa: F401
     except ImportError as exc:
         raise CrowdstreamError("finetune needs PyTorch: pip install 'crowdstream[train]'") from exc
-    from crowdstream.training.finetune import FinetuneConfig, run_finetune
+    from crowdstream.training.finetune import FinetuneRunConfig, run_finetune
 
     settings = {
         "dataset": args.dataset,
@@ -144,7 +144,7 @@ def _run(args: argparse.Namespace, emit) -> dict:
         "int8": args.int8,
     }
     try:
-        config = FinetuneConfig(**settings)
+        config = FinetuneRunConfig(**settings)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise CrowdstreamError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from exc
