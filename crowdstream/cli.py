@@ -26,7 +26,7 @@ inference engines, and serve cameras with live heatmaps, counts in Redis and met
 EPILOG = """examples:
   crowdstream serve                                  # demo clip, shipped model, http://127.0.0.1:8080
   crowdstream count crowd.jpg -o overlay.png         # one-off count with a heatmap overlay
-  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --limit 20 --json
+  crowdstream eval B --limit 20 --data-root DIR      # score on ShanghaiTech part B under DIR
   crowdstream COMMAND --help                         # details and an example for each command"""
 
 

@@ -13,9 +13,10 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from crowdstream.stream.cli import EXAMPLE_CONFIG
 from crowdstream.stream.config import ConfigError, ServiceConfig, build_config, load_config
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "cameras.yaml"
+EXAMPLE = Path(str(EXAMPLE_CONFIG))
 CAMERA = "{id: gate, url: demo}"
 
 
@@ -33,6 +34,15 @@ def test_documented_example_loads() -> None:
     assert config.zone_threshold(demo.zones[0]) == 1.5
     assert config.zone_threshold(demo.zones[1]) is None  # no area: the people default (null) applies
     assert config.redis.prefix == "crowd:" and config.http.port == 8080
+
+
+def test_config_example_prints_the_shipped_example_and_its_data_root_is_a_key(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "crowdstream", "config", "example"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == EXAMPLE.read_text(encoding="utf-8")
+    assert load_config(EXAMPLE, environ={}).data_root is None  # commented out: no data root named
+    text = result.stdout.replace("# data_root: /srv/data", f"data_root: {tmp_path}")
+    assert load_config(write(tmp_path, text), environ={}).data_root == tmp_path
 
 
 def test_no_file_means_the_demo_clip_on_loopback() -> None:

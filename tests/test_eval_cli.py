@@ -176,6 +176,7 @@ def test_check_negatives_without_a_data_root_says_what_it_left_out():
         ("bench", "engine", "--batch", "1"),
         ("engine", "quantize"),
         ("train", "--limit", "1"),
+        ("eval", "B"),
     ],
 )
 def test_commands_that_need_data_name_the_three_ways_to_give_it(command):
@@ -184,3 +185,11 @@ def test_commands_that_need_data_name_the_three_ways_to_give_it(command):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--data-root DIR" in lines[0] and DATA_ROOT_ENV in lines[0], result.stderr
     assert "data_root in the config" in lines[0]
+
+
+@needs_data
+def test_eval_names_a_shanghaitech_part_under_the_data_root():
+    result = run_cli("eval", "B", "--limit", "1", "--tiles", "1x1", "--json", "--data-root", str(DATA_ROOT))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["dataset"] == str(PART_B) and [row["name"] for row in report["per_image"]] == ["IMG_1.jpg"]

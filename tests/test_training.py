@@ -164,6 +164,18 @@ def test_every_documented_training_config_validates(config: Path) -> None:
     assert settings.out.name == config.stem  # each run writes to its own folder
 
 
+def test_train_finds_a_shipped_recipe_by_name(tmp_path, monkeypatch) -> None:
+    """`train -c crowd-lite0` reads the recipe shipped in the package, from any folder; a file wins."""
+    from crowdstream.training.cli import RECIPES, recipe_or_file, recipes
+
+    monkeypatch.chdir(tmp_path)
+    assert {"crowd-lite0", "crowd-lite0-gpu"} <= set(recipes())
+    assert recipe_or_file("crowd-lite0") == Path(str(RECIPES / "crowd-lite0.yaml"))
+    (tmp_path / "crowd-lite0").write_text("epochs: 1\n")
+    assert recipe_or_file("crowd-lite0") == Path("crowd-lite0")
+    assert recipe_or_file("mine.yaml") == Path("mine.yaml")
+
+
 @needs_data
 def test_the_point_loss_takes_over_after_its_density_loss_warm_up(tmp_path):
     """From ImageNet weights with a frozen trunk the point loss alone drove every density to ~0 within ten

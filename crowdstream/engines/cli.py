@@ -120,7 +120,7 @@ def add_engine_commands(commands: Subcommands) -> None:
         help="inference engines: backends available here, TensorRT builds, INT8 quantisation",
         description="Inspect and prepare inference engines for the density model.",
         formatter_class=RAW,
-        epilog="examples:\n  crowdstream engine info\n  crowdstream engine build crowdstream/engines/models/crowd-lite0.onnx\n"
+        epilog="examples:\n  crowdstream engine info\n  crowdstream engine build crowd-lite0\n"
         "  crowdstream engine quantize crowd-lite0",
     )
     engine.set_defaults(handler=lambda _args: engine.print_help() or 2)
@@ -143,7 +143,7 @@ def add_engine_commands(commands: Subcommands) -> None:
         "model's SHA-256, the GPU name and the TensorRT version; prints the engine path. Needs an "
         "NVIDIA GPU with tensorrt and cuda-python (pip install 'crowdstream[gpu]').",
         formatter_class=RAW,
-        epilog="example:\n  crowdstream engine build crowdstream/engines/models/crowd-lite0.onnx --precision fp16 --max-batch 64",
+        epilog="example:\n  crowdstream engine build crowd-lite0 --precision fp16 --max-batch 64",
     )
     build.add_argument(
         "model", nargs="?", default="default", help="ONNX file or shipped model name (default: default)"
@@ -174,7 +174,7 @@ def add_engine_commands(commands: Subcommands) -> None:
         f"of ShanghaiTech training images (the held-out every-{HOLDOUT_EVERY}th images are never used).",
         formatter_class=RAW,
         epilog="example:\n  crowdstream engine quantize crowd-lite0 --images 64 "
-        "-o crowdstream/engines/models/crowd-lite0-int8.onnx",
+        "-o crowd-lite0-int8.onnx --data-root /srv/data",
     )
     quantize.add_argument("model", nargs="?", default="default", help="ONNX file or shipped model name")
     quantize.add_argument(

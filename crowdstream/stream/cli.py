@@ -7,14 +7,19 @@ the CLI starts instantly and never loads the service's dependencies.
 from __future__ import annotations
 
 import argparse
+import sys
+from importlib import resources
 from pathlib import Path
 
 from crowdstream.commands import Subcommands
 from crowdstream.engines.spec import DEFAULT_TILES
 
+EXAMPLE_CONFIG = resources.files("crowdstream.stream") / "examples" / "cameras.yaml"
+"""The commented example configuration `crowdstream config example` prints (shipped in the package)."""
+
 SERVE_EPILOG = """examples:
   crowdstream serve                                   # the demo clip on http://127.0.0.1:8080
-  crowdstream serve -c examples/cameras.yaml          # cameras, zones and Redis from a file
+  crowdstream config example > cameras.yaml && crowdstream serve -c cameras.yaml   # from a file
   crowdstream serve --source rtsp://user:pass@10.0.0.7/stream1 --name "Main gate"   # your camera
   crowdstream serve --source rtsp://cam1/stream --source video.mp4 --redis-url redis://localhost:6379/0
   crowdstream serve --redis-data ~/.crowdstream/redis    # the embedded Redis (port 6380) keeps its data
@@ -29,6 +34,10 @@ ZONES_EPILOG = """examples:
   crowdstream zones demo                              # from the service on http://127.0.0.1:8080
   crowdstream zones gate --url http://10.0.0.5:8080 --token $TOKEN
   crowdstream zones gate -c cameras.yaml              # from a config file"""
+
+CONFIG_EPILOG = """example:
+  crowdstream config example > cameras.yaml           # then edit the cameras and start
+  crowdstream serve -c cameras.yaml"""
 
 BENCH_STREAM_EPILOG = """examples:
   crowdstream bench stream --cameras 8 --seconds 60 --json
@@ -68,10 +77,11 @@ def _subcommand(
 
 
 def register(commands: Subcommands, bench: Subcommands) -> None:
-    """Add `serve`, `count`, `zones`, `bench stream` and `bench soak`."""
+    """Add `serve`, `count`, `zones`, `config`, `bench stream` and `bench soak`."""
     _add_serve(commands)
     _add_count(commands)
     _add_zones(commands)
+    _add_config(commands)
     _add_bench_stream(bench)
     _add_bench_soak(bench)
 
@@ -86,7 +96,9 @@ def _add_serve(commands: Subcommands) -> None:
         "override the file; the options below override both.",
         SERVE_EPILOG,
     )
-    parser.add_argument("-c", "--config", type=Path, help="YAML config file (see examples/cameras.yaml)")
+    parser.add_argument(
+        "-c", "--config", type=Path, help="YAML config file (`crowdstream config example` prints one)"
+    )
     parser.add_argument(
         "--source",
         action="append",
@@ -200,6 +212,32 @@ def _zones(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get("CROWDSTREAM_HTTP__TOKEN")
     return run_zones(args.camera, args.url or DEFAULT_URL, token, args.config)
+
+
+def _add_config(commands: Subcommands) -> None:
+    parser = _subcommand(
+        commands,
+        "config",
+        "the service configuration: print a commented example to start from",
+        "The service reads one YAML file (serve -c FILE). `config example` prints a commented one with every "
+        "section, which serve accepts as it is: the demo clip with two zones, and the keys to change.",
+        CONFIG_EPILOG,
+    )
+    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+    actions = parser.add_subparsers(dest="config_command", metavar="ACTION", title="actions")
+    example = actions.add_parser(
+        "example",
+        help="print the commented example configuration",
+        description="Print the commented example configuration (every section, the demo clip as its camera).",
+        epilog=CONFIG_EPILOG,
+        formatter_class=_formatter,
+    )
+    example.set_defaults(handler=_config_example)
+
+
+def _config_example(_args: argparse.Namespace) -> int:
+    sys.stdout.write(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    return 0
 
 
 def _add_bench_stream(bench: Subcommands) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from importlib import resources
 from pathlib import Path
 
 from crowdstream.commands import Subcommands
@@ -15,6 +16,8 @@ from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.frames import HOLDOUT_EVERY
 
 RAW = argparse.RawDescriptionHelpFormatter
+RECIPES = resources.files("crowdstream.training") / "configs"
+"""The shipped recipes: the YAML files behind the model card's figures (package data)."""
 
 
 def register(commands: Subcommands, bench: Subcommands) -> None:
@@ -64,6 +67,19 @@ def register(commands: Subcommands, bench: Subcommands) -> None:
     density.set_defaults(handler=_bench_density)
 
 
+def recipes() -> list[str]:
+    """The training recipes shipped in the package (crowdstream/training/configs), by name."""
+    return sorted(p.name.removesuffix(".yaml") for p in RECIPES.iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_or_file(value: str) -> Path:
+    """`-c`: a shipped recipe by name (crowd-lite0), else a file path as given."""
+    recipe = RECIPES / f"{value}.yaml"
+    if not Path(value).exists() and recipe.is_file():
+        return Path(str(recipe))
+    return Path(value)
+
+
 def _require_torch() -> None:
     try:
         import torch  # noqa: F401
@@ -79,12 +95,19 @@ def _add_train(commands: Subcommands) -> None:
         description="Train CrowdLite0 on ShanghaiTech parts A and B together (balanced), validate every epoch on\n"
         f"a fixed hold-out (every {HOLDOUT_EVERY}th image) with the stream's own tiling, keep the best checkpoint, fit the\n"
         "count head, and export <out>/crowd-lite0.onnx. Safe to interrupt: rerun with --resume.",
-        epilog="examples:\n  crowdstream train -c crowdstream/training/configs/crowd-lite0.yaml\n"
+        epilog="examples:\n  crowdstream train -c crowd-lite0 --data-root /srv/data   # the CPU recipe, shipped\n"
         "  crowdstream train --epochs 1 --limit 8 --out runs/smoke\n"
-        "  crowdstream train -c crowdstream/training/configs/crowd-lite0-gpu.yaml --device cuda   # minutes on a GPU\n"
-        "  crowdstream train -c crowdstream/training/configs/crowd-lite0.yaml --resume",
+        "  crowdstream train -c crowd-lite0-gpu --device cuda   # minutes on a GPU\n"
+        "  crowdstream train -c crowd-lite0 --resume",
     )
-    p.add_argument("-c", "--config", type=Path, help="YAML file of TrainConfig settings (flags override it)")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=recipe_or_file,
+        metavar="RECIPE|FILE",
+        help=f"a YAML file of TrainConfig settings, or a shipped recipe: {', '.join(recipes())} "
+        "(flags override it)",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--limit", type=int, help="at most this many images per part (quick runs)")
     p.add_argument(

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from crowdstream.commands import Subcommands
+from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root
 from crowdstream.engines.errors import CrowdstreamError
-from crowdstream.engines.frames import HOLDOUT_EVERY
+from crowdstream.engines.frames import HOLDOUT_EVERY, shanghaitech_part
 from crowdstream.engines.spec import DEFAULT_TILES
 
 RAW = argparse.RawDescriptionHelpFormatter
@@ -64,12 +65,17 @@ def register(commands: Subcommands) -> None:
         "201-500, 501+) the images, MAE, bias and bias % (total error over total people).\n\n"
         "--zoom Z cuts from every image a window of 1/Z of its size (at the centre, and centred on an\n"
         "annotated head), resizes it up by Z and scores it against the heads inside the window.",
-        epilog="examples:\n  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --limit 20 --json\n"
-        "  crowdstream eval ../shared/data/shanghaitech/part_A/train_data --holdout   # the validation images\n"
-        "  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --holdout --every 5 --zoom 1.5 2 3\n"
-        "  crowdstream eval ../shared/data/shanghaitech/part_B/train_data --holdout --model new.onnx --baseline default",
+        epilog="examples:\n  crowdstream eval B --limit 20 --json   # ShanghaiTech part B under the data root\n"
+        "  crowdstream eval A --holdout --data-root /srv/data   # the validation images\n"
+        "  crowdstream eval B --holdout --every 5 --zoom 1.5 2 3\n"
+        "  crowdstream eval my-camera/ --model new.onnx --baseline default   # any annotated folder",
     )
-    p.add_argument("dataset", type=Path, help="data set folder")
+    p.add_argument(
+        "dataset",
+        metavar="DATASET",
+        help="an annotated folder, or A / B: that ShanghaiTech part under the data root",
+    )
+    p.add_argument("--data-root", type=Path, help=DATA_ROOT_HELP)
     add_engine_options(p)
     p.add_argument("--limit", type=int, help="only the first N images (of the hold-out with --holdout)")
     p.add_argument(
@@ -94,6 +100,13 @@ def register(commands: Subcommands) -> None:
     p.set_defaults(handler=_eval)
 
 
+def dataset_folder(name: str, data_root: Path | None) -> Path:
+    """The folder `eval` scores: as given, or for A / B that ShanghaiTech part under the data root."""
+    if name in ("A", "B") and not Path(name).is_dir():
+        return shanghaitech_part(name, resolve_data_root(data_root))
+    return Path(name)
+
+
 def _eval(args: argparse.Namespace) -> int:
     from crowdstream.engines.engine import load_engine
     from crowdstream.training.evaluate import (
@@ -113,19 +126,20 @@ def _eval(args: argparse.Namespace) -> int:
         raise CrowdstreamError(f"--zoom: {exc}") from exc
     if args.limit is not None and args.limit < 1:
         raise CrowdstreamError(f"--limit must be at least 1, got {args.limit}")
-    if not args.dataset.is_dir():
-        raise CrowdstreamError(f"{args.dataset}: no such data set folder")
+    dataset = dataset_folder(args.dataset, args.data_root)
+    if not dataset.is_dir():
+        raise CrowdstreamError(f"{dataset}: no such data set folder")
     engine = open_engine(args)
     baseline = load_engine(args.baseline, args.backend, threads=args.threads) if args.baseline else None
-    samples = dataset_samples(args.dataset, args.limit, every)
+    samples = dataset_samples(dataset, args.limit, every)
     if not samples:
-        raise CrowdstreamError(f"{args.dataset}: no annotated images to score (fewer than --every {every}?)")
+        raise CrowdstreamError(f"{dataset}: no annotated images to score (fewer than --every {every}?)")
     scenes = (Scene.from_sample(sample) for sample in samples)
     variants = {"whole": unchanged, **zoom_variants(zooms)}
     results = evaluate_variants(engine, scenes, variants, args.tiles, show_progress(args), len(samples))
     whole = results.pop("whole")
     summary = {
-        "dataset": str(args.dataset),
+        "dataset": str(dataset),
         "model": str(engine.model_path),
         "backend": engine.backend,
         "tiles": args.tiles,
