@@ -14,7 +14,8 @@ from crowdstream.engines.engine import load_engine
 from crowdstream.engines.models import CPU_DEFAULT_MODEL
 from crowdstream.engines.spec import Engine
 from crowdstream.stream.camera_models import CameraModels
-from crowdstream.stream.config import ServiceConfig
+from crowdstream.stream.camera_settings import CameraSettings
+from crowdstream.stream.config import ServiceConfig, load_config
 from crowdstream.stream.hub import Hub
 from crowdstream.stream.metrics import StreamMetrics
 from crowdstream.stream.sources import Frame
@@ -62,7 +63,7 @@ async def test_cameras_of_one_model_share_its_batch_and_each_file_loads_once(cop
     default = load_engine("default")
     hub = Hub()
     worker = Worker(default, hub, StreamMetrics(), model_name="default")
-    CameraModels(config, worker, load).load_configured()
+    CameraModels(CameraSettings(config, None, load_config), worker, load).load_configured()
     assert loaded == [copy_model]  # "crowd-lite0-int8" is the default engine's file: not loaded again
     image = demo_clip(frames=1).frames[0]
     for camera in config.cameras:

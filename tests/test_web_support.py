@@ -30,6 +30,7 @@ from crowdstream.engines.spec import Engine
 from crowdstream.stream.alert_store import AlertStore
 from crowdstream.stream.alerts import AlertTracker
 from crowdstream.stream.camera_models import CameraModels
+from crowdstream.stream.camera_settings import CameraSettings
 from crowdstream.stream.config import CameraConfig, ServiceConfig, load_config
 from crowdstream.stream.finetune_config import FinetuneConfig
 from crowdstream.stream.finetune_jobs import FinetuneJobs
@@ -197,18 +198,19 @@ async def serve(
         alerts.end_camera(camera.id)
 
     hub.ready = True
+    settings = CameraSettings(config, None, load_config)
     app = create_app(
         hub,
         http,
         registry=registry,
         redis_url=redis_url,
         alerts=alerts,
-        zone_editor=ZoneEditor(config, None, load_config, apply_zones),
+        zone_editor=ZoneEditor(settings, apply_zones),
         teach=Teach(
             hub,
             config,
             FinetuneJobs(config.finetune, hub.publish_event, program=NO_FINETUNE),
-            CameraModels(config, worker, load_engine),
+            CameraModels(settings, worker, load_engine),
         ),
     )
     runner = web.AppRunner(app, shutdown_timeout=5)

@@ -3,9 +3,10 @@
 A camera's `model:` (a shipped name or a model file) falls back to `engine.model`. Each distinct model
 file is loaded once and shared by every camera that names it, so the worker batches those cameras
 together; with one model for all (the usual case) nothing changes from a single-engine service.
-Switching loads the new model in a thread, writes `model:` into the config file (comments kept,
-atomic, previous version kept: stream.zone_file) and only then points the camera at it, from its
-next frame on. A fine-tuned model may be switched to only when its report says it is better.
+Switching loads the new model in a thread, then, through the settings owner (stream.camera_settings,
+one edit of any camera at a time), writes `model:` into the config file (comments kept, atomic,
+previous version kept: stream.zone_file) and only then points the camera at it, from its next frame
+on. A fine-tuned model may be switched to only when its report says it is better.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from crowdstream.engines.engine import runtime_model
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.models import NAMED_MODELS
 from crowdstream.engines.spec import Engine
+from crowdstream.stream.camera_settings import CameraSettings
 from crowdstream.stream.config import CameraConfig, ServiceConfig
 from crowdstream.stream.worker import Worker
-from crowdstream.stream.zone_file import CameraNotInFile, write_model
+from crowdstream.stream.zone_file import write_model
 
 
 class ModelChoiceError(CrowdstreamError):
@@ -68,17 +70,10 @@ def check_choice(config: ServiceConfig, camera_id: str, model: str | None) -> No
 class CameraModels:
     """Loads each camera's model once into the worker and switches cameras between models."""
 
-    def __init__(
-        self,
-        config: ServiceConfig,
-        worker: Worker,
-        load: Callable[[str], Engine],
-        path: Path | None = None,
-        check: Callable[[Path], object] | None = None,
-    ) -> None:
-        self.config, self.worker, self.load = config, worker, load
-        self.path, self.check = path, check
-        self._switching = asyncio.Lock()
+    def __init__(self, settings: CameraSettings, worker: Worker, load: Callable[[str], Engine]) -> None:
+        self.settings, self.worker, self.load = settings, worker, load
+        self.config = settings.config
+        self._loading = asyncio.Lock()  # one model file loaded at a time, never twice at once
 
     def load_configured(self) -> None:
         """Load the models cameras name in the config (before they are opened)."""
@@ -93,7 +88,7 @@ class CameraModels:
         path, _ = runtime_model(model, self.config.engine.backend)
         if path == self.worker.engine.model_path:
             return None
-        loaded = (engine for engine in self.worker.engines.values() if engine.model_path == path)
+        loaded = (engine for engine in list(self.worker.engines.values()) if engine.model_path == path)
         return next(loaded, None) or self.load(model)
 
     def _attach(self, model: str | None, engine: Engine | None) -> str | None:
@@ -106,20 +101,18 @@ class CameraModels:
     async def use(self, camera_id: str, model: str | None) -> SwitchedModel:
         """Switch a camera to `model` (checked by `check_choice` first), save it, count with it."""
         check_choice(self.config, camera_id, model)
-        async with self._switching:
-            camera = next(c for c in self.config.cameras if c.id == camera_id)
+        async with self._loading:
             engine = await asyncio.to_thread(self._engine_for, model)
-            saved_to = note = None
-            if self.path is None:
-                note = "not saved: the service was started without a config file (crowdstream serve -c FILE)"
-            else:
-                try:
-                    await asyncio.to_thread(write_model, self.path, camera_id, model, self.check)
-                    saved_to = str(self.path)
-                except CameraNotInFile as exc:
-                    note = f"not saved: {exc}"
-            updated = CameraConfig.model_validate({**camera.model_dump(), "model": model})
-            self.config.cameras[self.config.cameras.index(camera)] = updated
-            self.worker.set_model(camera_id, self._attach(model, engine))
+
+        def update(camera: CameraConfig) -> CameraConfig:
+            return camera.model_copy(update={"model": model})
+
+        def write(path: Path, camera: CameraConfig, check: Callable[[Path], object]) -> Path:
+            return write_model(path, camera.id, camera.model, check)
+
+        def apply(camera: CameraConfig) -> None:
+            self.worker.set_model(camera.id, self._attach(model, engine))
             self.worker.drop_unused_engines()
-        return SwitchedModel(camera_id, self.config.model_of(updated), saved_to, note)
+
+        saved = await self.settings.change(camera_id, update, write, apply)
+        return SwitchedModel(camera_id, self.config.model_of(saved.camera), saved.saved_to, saved.note)

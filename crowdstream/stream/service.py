@@ -26,6 +26,7 @@ from crowdstream.engines.spec import Engine
 from crowdstream.stream.alert_store import AlertStore
 from crowdstream.stream.alerts import AlertTracker
 from crowdstream.stream.camera_models import CameraModels
+from crowdstream.stream.camera_settings import CameraSettings
 from crowdstream.stream.cameras import Cameras, check_sources
 from crowdstream.stream.config import CameraConfig, ServiceConfig, load_config
 from crowdstream.stream.finetune_jobs import FinetuneJobs
@@ -64,6 +65,7 @@ class Service:
     redis_info: RedisInfo | None = None
     alerts: AlertStore | None = None
     leases: CameraLeases | None = None
+    settings: CameraSettings | None = None  # the one owner of the cameras' settings and the file
     models: CameraModels | None = None
     jobs: FinetuneJobs | None = None
     cameras: Cameras | None = None
@@ -110,7 +112,8 @@ class Service:
             record_extra=self._record_extra(),
             model_name=config.engine.model,
         )
-        self.models = CameraModels(config, self.worker, self._load_engine, self.config_path, self._checker())
+        self.settings = CameraSettings(config, self.config_path, self._checker())
+        self.models = CameraModels(self.settings, self.worker, self._load_engine)
         self.models.load_configured()
         self.jobs = FinetuneJobs(config.finetune, self.hub.publish_event)
         self.cameras = Cameras(self.worker, config)
@@ -235,7 +238,7 @@ class Service:
             key_prefix=self.config.redis.prefix,
             redis_info=self.redis_info,
             alerts=self.alerts,
-            zone_editor=ZoneEditor(self.config, self.config_path, self._checker(), self._apply_zones),
+            zone_editor=ZoneEditor(self.settings, self._apply_zones),
             teach=Teach(self.hub, self.config, self.jobs, self.models),
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)

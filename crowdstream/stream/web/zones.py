@@ -5,13 +5,12 @@ is on)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.stream.hub import Hub
-from crowdstream.stream.web.api import find_camera, json_body
+from crowdstream.stream.web.api import find_camera
+from crowdstream.stream.web.bodies import json_body
 from crowdstream.stream.web.errors import json_error
 from crowdstream.stream.zone_editor import ZoneEditor, zone_list
 
@@ -22,7 +21,6 @@ class Zones:
 
     def __init__(self, hub: Hub, editor: ZoneEditor | None) -> None:
         self.hub, self.editor = hub, editor
-        self._saving = asyncio.Lock()
 
     async def get(self, request: web.Request) -> web.Response:
         feed = find_camera(self.hub, request)
@@ -42,11 +40,10 @@ class Zones:
         body = await json_body(request)
         if not isinstance(body, dict) or set(body) != {"zones"}:
             raise json_error(web.HTTPBadRequest, 'send {"zones": [...]}, the complete list of the camera')
-        async with self._saving:  # one edit at a time writes the file
-            try:
-                saved = await editor.replace(feed.id, body["zones"], self._frame_size(feed.id))
-            except CrowdstreamError as exc:
-                raise json_error(web.HTTPBadRequest, str(exc)) from None
+        try:  # one edit of any camera at a time (stream.camera_settings)
+            saved = await editor.replace(feed.id, body["zones"], self._frame_size(feed.id))
+        except CrowdstreamError as exc:
+            raise json_error(web.HTTPBadRequest, str(exc)) from None
         return web.json_response(saved.as_dict())
 
     def _editor(self) -> ZoneEditor:
