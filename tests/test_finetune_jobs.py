@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from crowdstream.stream.finetune_config import FinetuneConfig
-from crowdstream.stream.finetune_jobs import FinetuneJobs, JobError, JobState
+from crowdstream.stream.finetune_jobs import FinetuneJobs, JobError, JobLimit, JobState
 
 STAND_IN = textwrap.dedent(
     """
@@ -29,6 +29,11 @@ STAND_IN = textwrap.dedent(
     say(event="start")
     print("a line that is not JSON", flush=True)
     if mode == "slow":
+        time.sleep(60)
+    if mode == "family":  # a child in the job's process group, as training's data loaders would be
+        import subprocess
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        open(out + ".child", "w").write(str(child.pid))
         time.sleep(60)
     for step in (1, 2):
         say(event="progress", fraction=step / 2, step=step, loss=1.0 / step, eta_s=2 - step, stage="training")
@@ -52,9 +57,10 @@ def setup(tmp_path: Path):
     script = tmp_path / "stand_in.py"
     script.write_text(STAND_IN)
     config = FinetuneConfig(data_dir=tmp_path / "data", threads=1, nice=7, memory_mb=4096, quick_steps=30)
-    dataset = config.dataset_dir("gate")
-    dataset.mkdir(parents=True)
-    (dataset / "20260101T000000-1.json").write_text('{"points": []}')
+    for camera in ("gate", "hall"):
+        dataset = config.dataset_dir(camera)
+        dataset.mkdir(parents=True)
+        (dataset / "20260101T000000-1.json").write_text('{"points": []}')
     events: list[JobState] = []
 
     def jobs(mode: str) -> FinetuneJobs:
@@ -131,11 +137,80 @@ async def test_one_job_per_camera_and_cancel_ends_it(setup) -> None:
             await asyncio.sleep(0.05)
     state = await jobs.cancel("gate", grace=5)
     assert state.state == "cancelled" and state.finished is not None
+    assert await jobs.cancel("gate") == state  # idempotent: an ended job is left as it is
     with pytest.raises(JobError, match="no fine-tuning running"):
-        await jobs.cancel("gate")
+        await jobs.cancel("hall")
 
 
 async def test_a_camera_without_snapshots_cannot_start(setup) -> None:
     _, make, _ = setup
-    with pytest.raises(JobError, match="camera hall has no snapshots yet"):
-        await make("ok").start("hall", "default", quick=True)
+    with pytest.raises(JobError, match="camera yard has no snapshots yet"):
+        await make("ok").start("yard", "default", quick=True)
+
+
+def gone(pid: int) -> bool:
+    """Whether no process (zombies included: they are reaped by now or never will be) has `pid`."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status
+
+
+async def until(condition, timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def test_of_eight_starts_sent_together_one_gets_the_job_and_cancel_ends_its_whole_group(setup) -> None:
+    _, make, events = setup
+    jobs = make("family")
+    results = await asyncio.gather(
+        *(jobs.start("gate", "default", quick=True) for _ in range(8)), return_exceptions=True
+    )
+    started = [r for r in results if isinstance(r, JobState)]
+    refused = [r for r in results if isinstance(r, JobError)]
+    assert len(started) == 1 and len(refused) == 7, results
+    assert all("camera gate is already being fine-tuned (started" in str(error) for error in refused)
+    child_file = Path(started[0].output + ".child")
+    await until(child_file.exists)
+    child = int(child_file.read_text())
+    assert not gone(child)
+    state = await jobs.cancel("gate", grace=5)
+    assert state.state == "cancelled" and jobs.running == []
+    await until(lambda: gone(child), timeout=10)  # the job's child went with it
+    assert await asyncio.gather(jobs.cancel("gate"), jobs.cancel("gate")) == [state, state]
+    assert {event.output for event in events} == {state.output}  # the refused starts announced nothing
+
+
+async def test_the_service_runs_at_most_max_running_jobs_and_says_which_runs(setup, tmp_path) -> None:
+    config, _, events = setup
+    script = tmp_path / "stand_in.py"
+    jobs = FinetuneJobs(config, events.append, program=[sys.executable, str(script), "slow"])
+    assert config.max_running == 1  # the default
+    await jobs.start("gate", "default", quick=True)
+    with pytest.raises(
+        JobLimit, match=r"at most 1 fine-tuning job\(s\) at once .* running now: camera gate \(started"
+    ):
+        await jobs.start("hall", "default", quick=True)
+    await jobs.cancel("gate", grace=5)
+    await jobs.start("hall", "default", quick=True)  # free again
+    assert jobs.running == ["hall"]
+    await jobs.close(grace=5)
+    assert jobs.running == [] and jobs.state("hall").state == "cancelled"
+
+
+async def test_each_job_has_its_own_output_and_an_ended_job_never_overwrites_a_newer_one(setup) -> None:
+    config, make, events = setup
+    slow = make("slow")
+    first = await slow.start("gate", "default", quick=True)
+    await slow.cancel("gate", grace=5)
+    slow.program[-1] = "ok"  # the same manager, the next job finishes
+    second = await slow.start("gate", "default", quick=True)
+    assert second.output != first.output  # started within the same second, still another name
+    done = await finished(slow)
+    assert done.output == second.output and done.state == "done"
+    assert slow.state("gate") == done
+    assert Path(first.output).with_suffix(".log").exists() and Path(done.output).is_file()
+    assert [e.state for e in events if e.output == first.output][-1] == "cancelled"

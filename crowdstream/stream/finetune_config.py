@@ -48,6 +48,13 @@ class FinetuneConfig(BaseModel):
     memory_mb: int | None = Field(
         8192, ge=256, description="address-space cap of the process in MiB (null: none)"
     )
+    max_running: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="fine-tuning jobs the whole service runs at once (each takes `threads` cores and up to"
+        " `memory_mb`); more starts are refused until one ends",
+    )
 
     @field_validator("data_dir")
     @classmethod

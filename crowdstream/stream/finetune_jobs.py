@@ -4,7 +4,15 @@
 capped (stream.finetune_config), so counting never waits for it and a crash of the training never
 takes the service down. The job reads the JSON lines the command prints (`start`, `progress`,
 `done`, `error`), keeps the newest state per camera (a reloaded page asks for it) and announces every
-change to the event stream. One job per camera at a time; cancelling ends the process group.
+change to the event stream.
+
+`FinetuneJobs` is the one manager of these jobs. A job is registered before anything is awaited, so
+of many starts sent together exactly one gets it: one job per camera, and at most `max_running` in
+the whole service (the refusal names the job that runs). Each job has its own output name, reserved
+by creating its log; its state is its own, so a job that ends late never overwrites a newer job's.
+Cancelling signals the job's whole process group (SIGTERM, then SIGKILL after a grace period) and
+returns once it is gone; cancelling a job that already ended just returns its state. When the
+command ends, whatever it left behind in its group is killed too.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -34,7 +43,11 @@ STDERR_KEPT = 20
 
 
 class JobError(CrowdstreamError):
-    """A job that cannot start (one already runs, no snapshots) or be cancelled."""
+    """A job that cannot start (one already runs for the camera, no snapshots) or be cancelled."""
+
+
+class JobLimit(JobError):
+    """The service already runs as many jobs as `finetune.max_running` allows (for other cameras)."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +115,10 @@ def apply_event(state: JobState, event: Any) -> JobState:
 
 
 def _number(value: Any, default: float | None) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+    """A finite number from the command's line (JSON answers and events cannot carry NaN or Infinity)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return default
 
 
 def _read_report(path: Any) -> dict | None:
@@ -146,12 +162,24 @@ def bounded(config: FinetuneConfig, program: Sequence[str]) -> tuple[list[str], 
     return [*prefix, *program], environment
 
 
-@dataclass
-class _Running:
-    process: asyncio.subprocess.Process
-    task: asyncio.Task | None = None
+@dataclass(eq=False)
+class _Job:
+    """One job from its registration to its end; `ended` is set once its process is reaped."""
+
+    state: JobState
+    process: asyncio.subprocess.Process | None = None
     stderr: list[str] = field(default_factory=list)
     cancelled: bool = False
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task | None = None
+
+    @property
+    def camera(self) -> str:
+        return self.state.camera
+
+    def since(self) -> str:
+        """When it started and where it is, for a refusal: "started 09:12:03, training"."""
+        return f"started {time.strftime('%H:%M:%S', time.localtime(self.state.started))}, {self.state.stage}"
 
 
 class FinetuneJobs:
@@ -164,29 +192,28 @@ class FinetuneJobs:
         program: Sequence[str] = FINETUNE,
     ) -> None:
         self.config, self.announce, self.program = config, announce, list(program)
-        self.states: dict[str, JobState] = {}
-        self._running: dict[str, _Running] = {}
+        self._newest: dict[str, _Job] = {}  # per camera, running or ended
+        self._running: dict[str, _Job] = {}  # per camera, registered and not yet ended
 
     def state(self, camera: str) -> JobState | None:
-        return self.states.get(camera)
+        job = self._newest.get(camera)
+        return None if job is None else job.state
+
+    @property
+    def running(self) -> list[str]:
+        """The cameras being fine-tuned now."""
+        return list(self._running)
 
     async def start(self, camera: str, base_model: str, quick: bool) -> JobState:
-        """Start fine-tuning `camera`'s snapshots from `base_model`; refused while one runs."""
-        if camera in self._running:
-            raise JobError(f"camera {camera} is already being fine-tuned: wait for it or cancel it")
+        """Start fine-tuning `camera`'s snapshots from `base_model`; refused (JobError) while the camera
+        has a job and (JobLimit) while the service runs `max_running` jobs."""
+        job = self._register(camera, base_model, quick)  # nothing awaited before: no two starts get in
+        output = Path(job.state.output)
         dataset = self.config.dataset_dir(camera)
-        if not dataset.is_dir() or not any(dataset.glob("*.json")):
-            raise JobError(f"camera {camera} has no snapshots yet: take and correct some first")
-        models = self.config.models_dir(camera)
-        try:
-            models.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise JobError(f"cannot write the model to {models}: {exc.strerror or exc}") from None
-        output = models / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.onnx"
         arguments = finetune_command(self.config, dataset, base_model, output, quick)
         command, environment = bounded(self.config, [*self.program, *arguments])
         try:
-            process = await asyncio.create_subprocess_exec(
+            job.process = await asyncio.create_subprocess_exec(
                 *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -194,77 +221,130 @@ class FinetuneJobs:
                 env=environment,
                 start_new_session=True,  # its own process group: cancel ends its children too
             )
-        except OSError as exc:  # nice or prlimit missing, the folder not writable
+        except OSError as exc:  # nice or prlimit missing
+            self._end(job, replace(job.state, state="failed", message=f"cannot start {command[0]}: {exc}"))
             raise JobError(f"cannot start {command[0]}: {exc.strerror or exc}") from None
-        state = JobState(camera, "running", time.time(), base_model, str(output), quick)
-        self._set(state)
-        running = self._running[camera] = _Running(process)
-        # the command's stderr goes to <model>.log, for a post-mortem
-        running.task = asyncio.create_task(self._follow(camera, running, output.with_suffix(".log")))
+        if job.cancelled:  # cancelled while it was being started
+            _signal_group(job.process, signal.SIGKILL)
+        job.task = asyncio.create_task(self._follow(job, output.with_suffix(".log")))
         log.info("fine-tuning started", extra={"camera": camera, "model": str(output), "quick": quick})
-        return state
+        return job.state
+
+    def _register(self, camera: str, base_model: str, quick: bool) -> _Job:
+        if camera in self._running:
+            raise JobError(
+                f"camera {camera} is already being fine-tuned ({self._running[camera].since()}): "
+                "wait for it or cancel it"
+            )
+        if len(self._running) >= self.config.max_running:
+            jobs = "; ".join(f"camera {job.camera} ({job.since()})" for job in self._running.values())
+            raise JobLimit(
+                f"the service runs at most {self.config.max_running} fine-tuning job(s) at once "
+                f"(finetune.max_running), running now: {jobs}; wait for it or cancel it"
+            )
+        dataset = self.config.dataset_dir(camera)
+        if not dataset.is_dir() or not any(dataset.glob("*.json")):
+            raise JobError(f"camera {camera} has no snapshots yet: take and correct some first")
+        output = self._reserve_output(camera)
+        job = _Job(JobState(camera, "running", time.time(), base_model, str(output), quick))
+        self._running[camera] = self._newest[camera] = job
+        self.announce(job.state)
+        return job
+
+    def _reserve_output(self, camera: str) -> Path:
+        """A model path no earlier job used: the UTC time, with -2, -3, … when taken; its log is
+        created at once, so the name stays taken."""
+        models = self.config.models_dir(camera)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        try:
+            models.mkdir(parents=True, exist_ok=True)
+            for attempt in range(1, 1000):
+                output = models / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+                with contextlib.suppress(FileExistsError):
+                    output.with_suffix(".log").touch(exist_ok=False)
+                    if not any(output.with_suffix(end).exists() for end in (".onnx", ".report.json")):
+                        return output.with_suffix(".onnx")
+        except OSError as exc:
+            raise JobError(f"cannot write the model to {models}: {exc.strerror or exc}") from None
+        raise JobError(f"cannot find a free model name in {models}")
 
     async def cancel(self, camera: str, grace: float = STOP_GRACE_S) -> JobState:
-        """SIGTERM the job's process group, SIGKILL it after `grace` seconds."""
-        running = self._running.get(camera)
-        if running is None:
+        """End the camera's job: SIGTERM its process group, SIGKILL after `grace` seconds; returns once
+        it has ended. A job that already ended is left as it is (its state is returned)."""
+        job = self._newest.get(camera)
+        if job is None:
             raise JobError(f"camera {camera} has no fine-tuning running")
-        running.cancelled = True
-        _signal_group(running.process, signal.SIGTERM)
+        if job.ended.is_set():
+            return job.state
+        job.cancelled = True
+        if job.process is not None:
+            _signal_group(job.process, signal.SIGTERM)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(running.task), grace)
-        if not running.task.done():
-            _signal_group(running.process, signal.SIGKILL)
-            await running.task
-        return self.states[camera]
+            await asyncio.wait_for(asyncio.shield(job.ended.wait()), grace)
+        if not job.ended.is_set():
+            if job.process is not None:
+                _signal_group(job.process, signal.SIGKILL)
+            await job.ended.wait()
+        return job.state
 
     async def close(self, grace: float = STOP_GRACE_S) -> None:
         """Cancel every running job (the service stops)."""
-        for camera in list(self._running):
-            with contextlib.suppress(JobError):
-                await self.cancel(camera, grace)
+        await asyncio.gather(*(self.cancel(camera, grace) for camera in list(self._running)))
 
-    async def _follow(self, camera: str, running: _Running, log_path: Path) -> None:
-        stderr = asyncio.create_task(self._keep_stderr(running, log_path))
+    async def _follow(self, job: _Job, log_path: Path) -> None:
+        process = job.process
+        code = None
         try:
-            async for line in running.process.stdout:
+            stderr = asyncio.create_task(self._keep_stderr(job, log_path))
+            async for line in process.stdout:
                 try:
                     event = json.loads(line)
                 except ValueError:
                     continue  # not a progress line
-                self._set(apply_event(self.states[camera], event))
-            code = await running.process.wait()
+                self._set(job, apply_event(job.state, event))
+            code = await process.wait()
             await stderr
         finally:
-            self._running.pop(camera, None)
-        self._set(self._finished(self.states[camera], code, running))
+            _signal_group(process, signal.SIGKILL)  # anything the command left running in its group
+            if code is None:  # this task was cancelled (the loop is closing): reap what it can
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+            self._end(job, self._finished(job.state, code, job))
 
     @staticmethod
-    async def _keep_stderr(running: _Running, log_path: Path) -> None:
+    async def _keep_stderr(job: _Job, log_path: Path) -> None:
         with open(log_path, "ab") as log_file:
-            async for line in running.process.stderr:
+            async for line in job.process.stderr:
                 log_file.write(line)
                 text = line.decode(errors="replace").strip()
                 if text:
-                    running.stderr = [*running.stderr[-STDERR_KEPT + 1 :], text]
+                    job.stderr = [*job.stderr[-STDERR_KEPT + 1 :], text]
 
     @staticmethod
-    def _finished(state: JobState, code: int, running: _Running) -> JobState:
+    def _finished(state: JobState, code: int | None, job: _Job) -> JobState:
         now = time.time()
-        if running.cancelled:
+        if job.cancelled:
             return replace(state, state="cancelled", message="cancelled", finished=now)
         if code == 0 and state.report is not None:
             return replace(state, state="done", finished=now)
-        message = state.message or (running.stderr[-1] if running.stderr else None)
+        message = state.message or (job.stderr[-1] if job.stderr else None)
         if code == 0:
             message = message or "the command ended without a report"
         return replace(state, state="failed", message=message or f"exit status {code}", finished=now)
 
-    def _set(self, state: JobState) -> None:
-        self.states[state.camera] = state
-        self.announce(state)
+    def _end(self, job: _Job, state: JobState) -> None:
+        if self._running.get(job.camera) is job:
+            del self._running[job.camera]
+        self._set(job, state)
+        job.ended.set()
+
+    def _set(self, job: _Job, state: JobState) -> None:
+        """A job's new state, announced while it is its camera's newest job."""
+        job.state = state
+        if self._newest.get(job.camera) is job:
+            self.announce(state)
 
 
 def _signal_group(process: asyncio.subprocess.Process, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
