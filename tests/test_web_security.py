@@ -155,6 +155,9 @@ async def test_logins_are_rate_limited(session) -> None:
         assert statuses[:10] == [303] * 10 and statuses[10:] == [429, 429]
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 async def test_offer_errors_are_json_4xx(session) -> None:
     offer = await real_offer()
     audio_only = offer.split("m=video")[0] + "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\n"
@@ -171,7 +174,9 @@ async def test_offer_errors_are_json_4xx(session) -> None:
     }
     async with serve(HttpConfig(offer_rate_per_minute=100)) as served:
         for body, expected in bodies.items():
-            async with session.post(f"{served.url}/api/cameras/gate/offer", data=body) as response:
+            async with session.post(
+                f"{served.url}/api/cameras/gate/offer", data=body, headers=JSON
+            ) as response:
                 assert response.status == expected, (body[:60], await response.text())
                 assert (await response.json())["status"] == expected
         async with session.post(
@@ -184,14 +189,16 @@ async def test_offer_errors_are_json_4xx(session) -> None:
 async def test_oversized_offers_are_413(session) -> None:
     async with serve(HttpConfig(max_sdp_bytes=4096)) as served:
         huge = json.dumps({"type": "offer", "sdp": "v=0\r\n" + "a=x\r\n" * 2000})
-        async with session.post(f"{served.url}/api/cameras/gate/offer", data=huge) as response:
+        async with session.post(f"{served.url}/api/cameras/gate/offer", data=huge, headers=JSON) as response:
             assert response.status == 413 and (await response.json())["status"] == 413
 
         async def chunks():
             for _ in range(10):
                 yield b"x" * 1000
 
-        async with session.post(f"{served.url}/api/cameras/gate/offer", data=chunks()) as response:
+        async with session.post(
+            f"{served.url}/api/cameras/gate/offer", data=chunks(), headers=JSON
+        ) as response:
             assert response.status == 413 and (await response.json())["status"] == 413
 
 

@@ -1,5 +1,6 @@
 """The JSON API: cameras and their newest counts from the hub, count history from the Redis Stream,
-health and readiness probes, Prometheus metrics and the OpenAPI document."""
+health and readiness probes, Prometheus metrics and the OpenAPI document. Answers that carry readings
+are written by web.bodies.dumps: never a bare NaN or Infinity, which would stop the page reading them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 import math
 import time
 from importlib import resources
-from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -18,6 +18,7 @@ from crowdstream.stream.alert_store import AlertStore
 from crowdstream.stream.hub import CameraFeed, Hub
 from crowdstream.stream.redis_publisher import counts_key
 from crowdstream.stream.redis_server import RedisInfo
+from crowdstream.stream.web.bodies import dumps
 from crowdstream.stream.web.config import HttpConfig
 from crowdstream.stream.web.errors import json_error
 
@@ -32,17 +33,6 @@ def find_camera(hub: Hub, request: web.Request) -> CameraFeed:
     if camera is None:
         raise json_error(web.HTTPNotFound, "no such camera")
     return camera
-
-
-async def json_body(request: web.Request) -> Any:
-    """A request's JSON body; 415 unless sent as application/json (so a form on another site cannot
-    send one), 400 when it does not parse."""
-    if request.content_type != "application/json":
-        raise json_error(web.HTTPUnsupportedMediaType, "send the body as application/json")
-    try:
-        return json.loads(await request.text())
-    except (ValueError, UnicodeDecodeError):
-        raise json_error(web.HTTPBadRequest, "the body is not valid JSON") from None
 
 
 def camera_summary(camera: CameraFeed, viewers: int) -> dict:
@@ -139,10 +129,12 @@ class Api:
         return camera_summary(camera, self.viewers.get(camera.id, 0))
 
     async def cameras(self, request: web.Request) -> web.Response:
-        return web.json_response({"cameras": [self.summary(c) for c in self.hub.cameras.values()]})
+        return web.json_response(
+            {"cameras": [self.summary(c) for c in self.hub.cameras.values()]}, dumps=dumps
+        )
 
     async def camera(self, request: web.Request) -> web.Response:
-        return web.json_response(self.summary(find_camera(self.hub, request)))
+        return web.json_response(self.summary(find_camera(self.hub, request)), dumps=dumps)
 
     async def config(self, request: web.Request) -> web.Response:
         """What the page needs to connect: ICE servers (with TURN credentials) and the frame rate; and
@@ -170,7 +162,7 @@ class Api:
         except RedisError as exc:
             raise json_error(web.HTTPServiceUnavailable, f"history is unavailable: Redis: {exc}") from None
         records = [history_record(stream_id, fields) for stream_id, fields in entries]
-        return web.json_response({"camera": camera.id, "since": since, "records": records})
+        return web.json_response({"camera": camera.id, "since": since, "records": records}, dumps=dumps)
 
     async def alerts(self, request: web.Request) -> web.Response:
         """The newest alerts first, of every camera or of `?camera=ID`, at most `limit` (default 100)."""

@@ -14,6 +14,7 @@ from crowdstream.stream.redis_publisher import DEFAULT_PREFIX
 from crowdstream.stream.redis_server import RedisInfo
 from crowdstream.stream.web.api import Api
 from crowdstream.stream.web.auth import Access, Login, access_middleware, check_bind
+from crowdstream.stream.web.bodies import MAX_BODY_BYTES
 from crowdstream.stream.web.config import HttpConfig
 from crowdstream.stream.web.errors import Handler, json_errors
 from crowdstream.stream.web.events import Events
@@ -68,7 +69,7 @@ def create_app(
     access = Access(http)
     app = web.Application(
         middlewares=[security_headers, json_errors, access_middleware(access)],
-        client_max_size=http.max_sdp_bytes,
+        client_max_size=max(http.max_sdp_bytes, MAX_BODY_BYTES),  # each endpoint checks its own
     )
     slots, streams = ViewerSlots(http.max_viewers_per_camera, http.max_viewers_total), OpenStreams()
     api = Api(hub, http, registry, redis_url, key_prefix, slots.open, redis_info, alerts)

@@ -9,11 +9,11 @@ slow, and a client that reads nothing for `stall_timeout_s` is dropped. A commen
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
 
 from crowdstream.stream.hub import Event, Hub
+from crowdstream.stream.web.bodies import dumps
 from crowdstream.stream.web.config import HttpConfig
 from crowdstream.stream.web.errors import json_error
 from crowdstream.stream.web.limits import OpenStreams, write_or_drop
@@ -25,7 +25,7 @@ QUEUE_SIZE = 64
 def sse_event(item: Event) -> bytes:
     """`event: reading` for a counted frame, `event: alert` for an alert that started, peaked or ended,
     `event: finetune` for a fine-tuning job's progress."""
-    return f"event: {item.EVENT}\ndata: {json.dumps(item.as_dict(), separators=(',', ':'))}\n\n".encode()
+    return f"event: {item.EVENT}\ndata: {dumps(item.as_dict())}\n\n".encode()
 
 
 class Events:

@@ -18,11 +18,12 @@ from aiohttp import web
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.stream.camera_models import CameraModels
 from crowdstream.stream.config import ServiceConfig
-from crowdstream.stream.finetune_jobs import FinetuneJobs
+from crowdstream.stream.finetune_jobs import FinetuneJobs, JobLimit
 from crowdstream.stream.head_peaks import head_positions
 from crowdstream.stream.hub import CameraFeed, Hub
 from crowdstream.stream.snapshots import CameraSnapshots, SnapshotError, SnapshotExists, SnapshotNotFound
-from crowdstream.stream.web.api import find_camera, json_body
+from crowdstream.stream.web.api import find_camera
+from crowdstream.stream.web.bodies import json_body
 from crowdstream.stream.web.errors import json_error
 
 
@@ -106,6 +107,8 @@ class Teach:
         camera = next(c for c in self.config.cameras if c.id == feed.id)
         try:
             await self.jobs.start(feed.id, self.config.model_of(camera), body.get("quick", False))
+        except JobLimit as exc:  # the service's limit: another camera's job runs
+            raise json_error(web.HTTPTooManyRequests, str(exc), headers={"Retry-After": "60"}) from None
         except CrowdstreamError as exc:
             raise json_error(web.HTTPConflict, str(exc)) from None
         return web.json_response(self._job_body(feed), status=202)
@@ -121,7 +124,7 @@ class Teach:
     async def switch(self, request: web.Request) -> web.Response:
         feed = find_camera(self.hub, request)
         body = await json_body(request)
-        if not isinstance(body, dict) or set(body) != {"model"} or not isinstance(body["model"], str | None):
+        if not isinstance(body, dict) or set(body) != {"model"} or not _model_name(body["model"]):
             raise json_error(web.HTTPBadRequest, 'send {"model": "<model>"} (or null for engine.model)')
         try:
             switched = await self.models.use(feed.id, body["model"])
@@ -141,6 +144,11 @@ class Teach:
         except SnapshotError as exc:
             kinds = {SnapshotNotFound: web.HTTPNotFound, SnapshotExists: web.HTTPConflict}
             raise json_error(kinds.get(type(exc), web.HTTPBadRequest), str(exc)) from None
+
+
+def _model_name(model: Any) -> bool:
+    """A model name or path as text the switch can look at (printable, at most 1024 characters), or None."""
+    return model is None or (isinstance(model, str) and 0 < len(model) <= 1024 and model.isprintable())
 
 
 async def _unavailable(request: web.Request) -> web.Response:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from av import VideoFrame
 
 from crowdstream.stream.hub import Hub
 from crowdstream.stream.web.api import find_camera
+from crowdstream.stream.web.bodies import json_body
 from crowdstream.stream.web.config import HttpConfig
 from crowdstream.stream.web.errors import json_error
 from crowdstream.stream.web.frames import CameraGone, LiveCursor
@@ -99,19 +99,8 @@ def _is_loopback(address: str | None) -> bool:
 
 
 async def _read_offer(request: web.Request, max_bytes: int) -> str:
-    """The SDP text of a JSON offer body; 413 beyond `max_bytes` (the app's `client_max_size` also
-    stops a chunked body without a length there)."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise json_error(
-            web.HTTPRequestEntityTooLarge,
-            f"the offer is larger than {max_bytes} bytes",
-            max_size=max_bytes,
-            actual_size=request.content_length,
-        )
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise json_error(web.HTTPBadRequest, 'the body must be JSON: {"type": "offer", "sdp": ...}') from None
+    """The SDP text of a JSON offer body (read by web.bodies like every body); 413 beyond `max_bytes`."""
+    body = await json_body(request, max_bytes)
     if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
         raise json_error(web.HTTPBadRequest, 'the body must be {"type": "offer", "sdp": "v=0..."}')
     return body["sdp"]
