@@ -31,6 +31,31 @@ def test_bad_polygons_are_refused_with_the_reason(points, message) -> None:
         check_polygon(points)
 
 
+def star(points: int) -> list[list[float]]:
+    """A simple star-shaped polygon of `points` points (alternating radii) around (500, 500)."""
+    angles = np.linspace(0, 2 * np.pi, points, endpoint=False)
+    radii = np.where(np.arange(points) % 2, 200.0, 400.0)
+    return np.stack([500 + radii * np.cos(angles), 500 + radii * np.sin(angles)], axis=1).tolist()
+
+
+@pytest.mark.parametrize(
+    ("points", "crossing"),
+    [
+        ([[0, 0], [10, 0], [10, 10], [5, 0], [0, 10]], "edge 0 crosses edge 2"),  # a vertex on an edge
+        ([[0, 0], [10, 0], [10, 10], [0, 10], [0, 5], [12, 5], [0, 5.5]], "edge 1 crosses edge 4"),
+        ([[0, 0], [10, 0], [10, 10], [0, 10], [0, 0], [5, 5]], "edge 0 crosses edge 3"),  # a repeated point
+        ([*star(254), [500, 500], [1000, 500]], "crosses"),  # the closing edges cut through the star
+    ],
+)
+def test_every_pair_of_edges_is_checked_and_the_first_crossing_named(points, crossing) -> None:
+    with pytest.raises(ValueError, match=crossing):
+        check_polygon(points)
+
+
+def test_the_largest_polygon_is_checked_and_accepted() -> None:
+    assert check_polygon(star(256)).shape == (256, 2)
+
+
 def test_concave_polygon_is_accepted_and_its_mask_matches_its_area() -> None:
     arrow = [[0, 0], [40, 20], [0, 40], [10, 20]]  # triangle of 40·40/2 = 800 minus one of 40·10/2 = 200
     assert check_polygon(arrow).shape == (4, 2)
