@@ -4,6 +4,7 @@ process never collide with the global registry). The whole-frame count uses the 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -69,7 +70,8 @@ class StreamMetrics:
         )
 
     def forget_camera(self, camera: str) -> None:
-        """Remove a camera's series (when another worker takes it over, its gauges must not linger here)."""
+        """Remove a camera's series (when another worker takes it over, or the camera goes), so no
+        gauge lingers at its last value."""
         for metric in (
             self.stream_up,
             self.frames_processed,
@@ -80,7 +82,25 @@ class StreamMetrics:
             with contextlib.suppress(KeyError):
                 metric.remove(camera)
         for metric in (self.people, self.density):
-            for labels in [
-                key for key in metric._metrics if key[0] == camera
-            ]:  # the client has no public listing
-                metric.remove(*labels)
+            for labels in _label_values(metric):
+                if labels[0] == camera:
+                    metric.remove(*labels)
+
+    def retain_zones(self, camera: str, zones: Collection[str]) -> None:
+        """Remove the series of a camera's zones that are not among `zones` (deleted or renamed in an
+        edit), so an alert on a zone that is gone clears instead of reading its last value forever."""
+        keep = {WHOLE_FRAME, *zones}
+        for metric in (self.people, self.density):
+            for labels in _label_values(metric):
+                if labels[0] == camera and labels[1] not in keep:
+                    with contextlib.suppress(KeyError):
+                        metric.remove(*labels)
+
+
+def _label_values(metric: Gauge) -> set[tuple[str, ...]]:
+    """The label values of a labelled gauge's series, from its public samples."""
+    return {
+        tuple(sample.labels[name] for name in ("camera", "zone"))
+        for family in metric.collect()
+        for sample in family.samples
+    }

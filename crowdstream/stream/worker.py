@@ -3,7 +3,7 @@
 1. take the newest frame of every camera that is due (stream.schedule decides, and counts dropped frames);
 2. count them all in batched inferences (engines.counting), in the worker thread: one per model and tile
    setting, so cameras that share a model share its batches (each model is loaded once);
-3. turn each density map into a reading: zones, smoothing, densest point (stream.readings.read_frame);
+3. turn each density map into a reading: zones, smoothing, densest point (stream.readings.frame_reading);
 4. publish: the hub (API, live view, events), the publishers (Redis) and the Prometheus metrics.
 
 The asyncio loop only schedules: inference and the per-frame arithmetic run in a single worker thread,
@@ -29,7 +29,7 @@ from crowdstream.engines.spec import Engine
 from crowdstream.stream.config import CameraConfig, EngineConfig
 from crowdstream.stream.hub import Hub, LiveSource
 from crowdstream.stream.metrics import WHOLE_FRAME, StreamMetrics
-from crowdstream.stream.readings import CameraReading, read_frame
+from crowdstream.stream.readings import CameraReading, frame_reading
 from crowdstream.stream.schedule import Schedule, spread_phase
 from crowdstream.stream.sources import Frame, Status
 from crowdstream.stream.sources.source import redact
@@ -93,7 +93,7 @@ class CameraTask:
 
 
 @dataclasses.dataclass(frozen=True)
-class Counted:
+class CycleResult:
     """One camera's result of a cycle, computed in the worker thread."""
 
     task: CameraTask
@@ -173,6 +173,7 @@ class Worker:
         task.zones = list(zones)
         task.checked_sizes.clear()
         self.hub.cameras[camera_id].set_zones(zones)
+        self.metrics.retain_zones(camera_id, [zone.name for zone in zones])  # a deleted zone's series go
 
     async def run(self, stop: asyncio.Event, idle_sleep: float = 0.01) -> None:
         """Cycle until `stop` is set; the current cycle always completes, so its records get published."""
@@ -222,7 +223,7 @@ class Worker:
 
     # 2. and 3. in the worker thread: one inference per model and tile setting, then each camera's reading
 
-    def _count(self, due: list[tuple[CameraTask, Frame, Engine]]) -> list[Counted]:
+    def _count(self, due: list[tuple[CameraTask, Frame, Engine]]) -> list[CycleResult]:
         groups: dict[tuple[int, str], tuple[Engine, list[tuple[CameraTask, Frame]]]] = {}
         for task, frame, engine in due:
             groups.setdefault((id(engine), task.config.tiles), (engine, []))[1].append((task, frame))
@@ -250,11 +251,11 @@ class Worker:
                 return []
         return [item for member in members for item in self._infer(engine, tiles, [member])]
 
-    def _read(self, task: CameraTask, frame: Frame, result: FrameCount) -> Counted:
+    def _read(self, task: CameraTask, frame: Frame, result: FrameCount) -> CycleResult:
         task.inputs = result.inputs
         height, width = frame.image.shape[:2]
         self._check_zones(task, (width, height))
-        reading = read_frame(
+        reading = frame_reading(
             task.id,
             frame.timestamp,
             (width, height),
@@ -265,7 +266,7 @@ class Worker:
             self.alpha,
         )
         task.previous = reading
-        return Counted(task, frame, result.density, reading)
+        return CycleResult(task, frame, result.density, reading)
 
     def _check_zones(self, task: CameraTask, frame_size: tuple[int, int]) -> None:
         """Say once per frame size which zones reach outside the frame (they are counted clipped)."""
@@ -281,7 +282,7 @@ class Worker:
 
     # 4. publish, in the event loop
 
-    def _publish(self, result: Counted) -> None:
+    def _publish(self, result: CycleResult) -> None:
         """Stamp the frame age, then update the hub, the publishers and the metrics."""
         camera = result.task.id
         extra = self.record_extra(camera) if self.record_extra else {}
@@ -300,7 +301,10 @@ class Worker:
         m.frames_processed.labels(camera).inc()
         m.frame_age.labels(camera).observe(reading.frame_age)
         m.people.labels(camera, WHOLE_FRAME).set(reading.count)
+        current = {zone.name for zone in self.tasks[camera].zones}
         for zone in reading.zones:
+            if zone.name not in current:
+                continue  # counted just before an edit removed the zone: its series stay removed
             m.people.labels(camera, zone.name).set(zone.count)
             if zone.density is not None:
                 m.density.labels(camera, zone.name).set(zone.density)
