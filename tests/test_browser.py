@@ -114,6 +114,8 @@ async def test_dashboard_plays_video_and_shows_the_api_counts(browser) -> None:
             == "alert"
         )
         assert await page.text_content("#feed") == "live"
+        source = await page.text_content("article[data-camera=hall] .source")
+        assert source == "rtsp://admin:***@10.0.0.7:554/stream1"  # where it is read from, password redacted
         await page.wait_for_function("window.crowdstream.cameras.get('gate').history.length > 3")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=ARTIFACTS / "dashboard.png")
