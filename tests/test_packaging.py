@@ -125,3 +125,10 @@ def test_the_stand_in_names_are_the_ones_training_registers() -> None:
     assert set(bench.choices) == set(TRAINING_BENCHMARKS)
     assert set(TRAINING_COMMANDS) <= registered(build_parser())
     assert "train" not in registered(build_parser(["serve", "--port", "0"]))  # serve never loads training
+
+
+def test_without_torch_train_says_how_to_get_the_cpu_build() -> None:
+    result = run(without("torch"), "train", "--epochs", "1")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "pip install 'crowdstream[train]'" in result.stderr
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in result.stderr

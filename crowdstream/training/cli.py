@@ -84,7 +84,10 @@ def _require_torch() -> None:
     try:
         import torch  # noqa: F401
     except ImportError as exc:
-        raise CrowdstreamError("this command needs PyTorch: pip install 'crowdstream[train]'") from exc
+        raise CrowdstreamError(
+            "this command needs PyTorch: pip install 'crowdstream[train]' (torch from PyPI is the CUDA build; "
+            "for the CPU build install it first: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+        ) from exc
 
 
 def _add_train(commands: Subcommands) -> None:
