@@ -68,6 +68,13 @@ def test_corrected_marks_replace_the_predicted_ones(tmp_path, frame) -> None:
         ({"points": [[1, 2, 3]]}, "points must be a list of 2-number lists"),
         ({"points": "many"}, "points must be a list of 2-number lists"),
         ({"points": [[1, float("nan")]]}, "points must be finite numbers"),
+        ({"points": [[True, 10]]}, "points must be a list of 2-number lists"),
+        ({"points": [["5", 10]]}, "points must be a list of 2-number lists"),
+        ({"points": [[10**400, 10]]}, "points must be a list of 2-number lists"),
+        (
+            {"points": [], "empty_regions": [[0, 0, 10, None]]},
+            "empty_regions must be a list of 4-number lists",
+        ),
         ({"points": [], "empty_regions": [[50, 10, 40, 20]]}, "must have x0 < x1"),
         ({"points": [], "empty_regions": [[0, 0, 200, 20]]}, "inside the 160x90 frame"),
         ({"points": [[45, 15]], "empty_regions": [[40, 10, 50, 20]]}, "lies in the empty region"),

@@ -77,10 +77,21 @@ class Snapshot:
         }
 
 
+def _rows_of_numbers(value: Any, width: int) -> bool:
+    """Whether `value` is a list of `width`-number lists, numbers being JSON numbers (numpy would also
+    take true as 1 and "5" as 5)."""
+    return isinstance(value, list) and all(
+        isinstance(row, list)
+        and len(row) == width
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in row)
+        for row in value
+    )
+
+
 def _numbers(value: Any, width: int, what: str) -> np.ndarray:
     try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+        array = np.asarray(value, dtype=np.float64) if _rows_of_numbers(value, width) else None
+    except OverflowError:  # an integer beyond any float
         array = None
     if array is None or (array.size and (array.ndim != 2 or array.shape[1] != width)):
         raise SnapshotError(f"{what} must be a list of {width}-number lists")
