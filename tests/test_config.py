@@ -13,8 +13,9 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from crowdstream.engines.errors import ConfigError
 from crowdstream.stream.cli import EXAMPLE_CONFIG
-from crowdstream.stream.config import ConfigError, ServiceConfig, build_config, load_config
+from crowdstream.stream.config import ServiceConfig, build_config, load_config
 
 EXAMPLE = Path(str(EXAMPLE_CONFIG))
 CAMERA = "{id: gate, url: demo}"

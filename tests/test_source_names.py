@@ -2,7 +2,8 @@
 
 import pytest
 
-from crowdstream.stream.config import ConfigError, cameras_from_urls, load_config
+from crowdstream.engines.errors import ConfigError
+from crowdstream.stream.config import cameras_from_urls, load_config
 
 
 def test_sources_are_named_from_their_urls_and_made_unique() -> None:

@@ -14,7 +14,8 @@ import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from crowdstream.stream.config import CameraConfig, ConfigError, load_config
+from crowdstream.engines.errors import ConfigError
+from crowdstream.stream.config import CameraConfig, load_config
 from crowdstream.stream.hub import Hub
 from crowdstream.stream.web.app import create_app
 from crowdstream.stream.web.config import HttpConfig

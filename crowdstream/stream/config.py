@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from crowdstream.engines.errors import CrowdstreamError
+from crowdstream.engines.errors import ConfigError
 from crowdstream.engines.preprocess import parse_tiles
 from crowdstream.engines.spec import DEFAULT_TILES
 from crowdstream.stream.alert_store import KEEP
@@ -43,10 +43,6 @@ DEMO_URL = "demo"
 MAX_ERRORS_SHOWN = 3
 
 _CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-class ConfigError(CrowdstreamError):
-    """A configuration file or override that cannot be used."""
 
 
 class Strict(BaseModel):

@@ -9,13 +9,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from crowdstream.engines.data_root import resolve_data_root
-from crowdstream.engines.errors import CrowdstreamError
+from crowdstream.engines.errors import ConfigError
 from crowdstream.engines.frames import HOLDOUT_EVERY, shanghaitech_part
 from crowdstream.engines.preprocess import parse_tiles
-
-
-class ConfigError(CrowdstreamError):
-    """A configuration mistake, reported as one line naming the file and key."""
 
 
 def shanghaitech_parts(data_root: Path) -> dict[str, Path]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from crowdstream.engines.errors import ConfigError
 from crowdstream.training.calibrate import calibrate_count_head
-from crowdstream.training.config import ConfigError, TrainConfig
+from crowdstream.training.config import TrainConfig
 from crowdstream.training.export import export_checkpoint
 from crowdstream.training.models import model_from_state, read_checkpoint
 from crowdstream.training.trainer import Trainer, _atomic_save, collapsed

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from crowdstream.engines.errors import ConfigError
 from crowdstream.engines.preprocess import prepare_frame
 from crowdstream.training.annotations import split_items
-from crowdstream.training.config import ConfigError, TrainConfig
+from crowdstream.training.config import TrainConfig
 from crowdstream.training.datasets import (
     Augment,
     LoadedImage,
