@@ -79,9 +79,15 @@ def test_no_file_means_the_demo_clip_on_loopback() -> None:
         (
             "cameras: [{id: gate, url: demo, zones: [{name: z, polygon: [[0, 0], [9, 0], [0, 9]], area_m2: 0}]}]",
             "cameras[0].zones[0].area_m2",
-            "greater than 0",
+            "greater than or equal to 0.01",
         ),
         ("redis: {url: localhost:6379}", "redis.url", "must start with redis://"),
+        (
+            "cameras: [{id: gate, url: demo, zones: [{name: z, polygon: [[0, 0], [9, 0], [0, 9]], threshold: .inf}]}]",
+            "cameras[0].zones[0].threshold",
+            "finite number",
+        ),
+        ("thresholds: {people: .nan}", "thresholds.people", "finite number"),
         ("redis: {url: 'redis://r:6379/0', data_dir: /tmp/r}", "redis", "data_dir keeps the embedded"),
         ("redis: {embedded_port: 70000}", "redis.embedded_port", "less than or equal to 65535"),
         ("smoothing: {alpha: 2}", "smoothing.alpha", "less than or equal to 1"),

@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from crowdstream.engines.errors import ConfigError
+from crowdstream.stream.camera_settings import CameraSettings
 from crowdstream.stream.config import CameraConfig, load_config
 from crowdstream.stream.hub import Hub
 from crowdstream.stream.web.app import create_app
@@ -96,7 +97,7 @@ def test_a_camera_that_is_not_in_the_file(config_file) -> None:
 
 def editor(config_file: Path | None, applied: list) -> ZoneEditor:
     config = load_config(config_file, environ={}) if config_file else load_config(None, environ={})
-    return ZoneEditor(config, config_file, check, applied.append)
+    return ZoneEditor(CameraSettings(config, config_file, check), applied.append)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +109,15 @@ def editor(config_file: Path | None, applied: list) -> ZoneEditor:
         ),
         ([SQUARE, SQUARE], "zone names must be unique per camera, repeated: square"),
         ([{**SQUARE, "colour": "red"}], "zones[0].colour: unknown key"),
-        ([{**SQUARE, "area_m2": -3}], "zones[0].area_m2: input should be greater than 0"),
+        ([{**SQUARE, "area_m2": -3}], "zones[0].area_m2: input should be greater than or equal to 0.01"),
+        ([{**SQUARE, "area_m2": float("inf")}], "zones[0].area_m2: input should be a finite number"),
+        (
+            [{**SQUARE, "threshold": 1e300}],
+            "zones[0].threshold: input should be less than or equal to 1000000",
+        ),
+        ([{**SQUARE, "name": "gate\u2028b"}], "zones[0].name: zone names are printable text"),
+        ([{**SQUARE, "name": "a\x00"}], "zones[0].name: zone names are printable text"),
+        ([{**SQUARE, "name": f"z{i}"} for i in range(33)], "zones: list should have at most 32 items"),
         (
             [{**SQUARE, "polygon": [[0, 0], [700, 0], [700, 50]]}],
             "zone 'square' lies outside the 640x360 frame",
@@ -128,7 +137,7 @@ async def test_zones_the_config_model_refuses_change_nothing(config_file, zones,
 async def test_an_edit_is_saved_then_applied(config_file) -> None:
     applied: list[CameraConfig] = []
     zones = editor(config_file, applied)
-    saved = await zones.replace("gate", [SQUARE], (640, 360))
+    saved = (await zones.replace("gate", [SQUARE], (640, 360))).saved
     assert (saved.saved_to, saved.previous, saved.note) == (str(config_file), f"{config_file}.bak", None)
     assert [z.name for z in applied[0].zones] == ["square"] and zones.camera("gate") is applied[0]
     assert applied[0].max_fps == 2  # the rest of the camera as it was
@@ -136,7 +145,7 @@ async def test_an_edit_is_saved_then_applied(config_file) -> None:
 
 async def test_without_a_config_file_an_edit_applies_and_says_it_was_not_saved() -> None:
     applied: list = []
-    saved = await editor(None, applied).replace("demo", [SQUARE], (640, 360))
+    saved = (await editor(None, applied).replace("demo", [SQUARE], (640, 360))).saved
     assert saved.saved_to is None and "started without a config file" in saved.note
     assert [z.name for z in applied[0].zones] == ["square"]
 

@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictFloat,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -46,16 +47,43 @@ _CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    """Unknown keys are mistakes, and so is an infinite or NaN number (YAML's .inf): no setting means it,
+    and JSON (the API, the event stream) cannot carry it."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+
+MAX_ZONES = 32
+"""Zones one camera may have (each is counted on every frame)."""
+MAX_AREA_M2 = 1_000_000.0  # a square kilometre
+MIN_AREA_M2 = 0.01  # smaller areas turn one person into 100 people per m² and more
+MAX_THRESHOLD = 1_000_000.0
 
 
 class ZoneConfig(Strict):
-    """A polygon in frame pixels; `area_m2` turns its count into people per m²."""
+    """A polygon in frame pixels; `area_m2` turns its count into people per m². Numbers are finite and
+    in range (numbers, not true or "5") and names printable: they end up in metric labels, YAML and the
+    page."""
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    polygon: list[tuple[float, float]] = Field(description="[[x, y], ...] in frame pixels, 3 or more points")
-    area_m2: float | None = Field(None, gt=0, description="ground area the zone covers, in square metres")
-    threshold: float | None = Field(None, ge=0, description="alert above this many people per m² (or people)")
+    polygon: list[tuple[StrictFloat, StrictFloat]] = Field(
+        description="[[x, y], ...] in frame pixels, 3 or more points"
+    )
+    area_m2: StrictFloat | None = Field(
+        None, ge=MIN_AREA_M2, le=MAX_AREA_M2, description="ground area the zone covers, in square metres"
+    )
+    threshold: StrictFloat | None = Field(
+        None, ge=0, le=MAX_THRESHOLD, description="alert above this many people per m² (or people)"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, name: str) -> str:
+        if not name.isprintable() or name.strip() != name:
+            raise ValueError(
+                "zone names are printable text without control characters, line breaks or surrounding spaces"
+            )
+        return name
 
     @field_validator("polygon")
     @classmethod
@@ -70,7 +98,7 @@ class CameraConfig(Strict):
     url: Annotated[str, StringConstraints(min_length=1)] = Field(
         description="rtsp://…, http(s)://… MJPEG, a video file, an image folder, /dev/videoN, an index, or 'demo'"
     )
-    zones: list[ZoneConfig] = Field(default_factory=list)
+    zones: list[ZoneConfig] = Field(default_factory=list, max_length=MAX_ZONES)
     tiles: str = Field(DEFAULT_TILES, description="'adaptive', 'auto' or a grid such as '2x3'")
     max_fps: float | None = Field(2.0, gt=0, le=120, description="most frames counted per second (null: all)")
     loop: bool = Field(True, description="restart video files when they end")
