@@ -310,7 +310,8 @@ def machine_line() -> str:
     return f"{gpu}, torch {torch.__version__} (CUDA {torch.version.cuda}), {os.cpu_count()} CPU cores"
 
 
-def format_table(rows: list[tuple[str, str, str]], header: str) -> str:
+def format_checks(rows: list[tuple[str, str, str]], header: str) -> str:
+    """What was measured against its target, one check a line (not a table: the cells vary in width)."""
     width = max(len(r[0]) for r in rows)
     lines = [header, "-" * len(header)]
     for what, measured, target in rows:
@@ -332,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     check = run_all(args)
     header = f"crowdstream GPU check: {machine_line()}; {time.monotonic() - started:.0f} s"
-    table = format_table(table_rows(check), header)
+    table = format_checks(table_rows(check), header)
     (args.out / "table.txt").write_text(table + "\n")
     (args.out / "summary.json").write_text(json.dumps({"machine": machine_line(), **check.results}, indent=2))
     print(table)

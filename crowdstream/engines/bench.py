@@ -24,6 +24,7 @@ from crowdstream.engines.engine import load_engine
 from crowdstream.engines.frames import frame_paths, read_frame, shanghaitech_images, spread
 from crowdstream.engines.preprocess import prepare_frame
 from crowdstream.engines.spec import DEFAULT_TILES, Engine
+from crowdstream.engines.table import Column
 
 FRAME_SIZE = (1024, 768)
 """(width, height) of the whole-frame measurement: a typical camera frame size."""
@@ -173,18 +174,15 @@ def run_bench(
     return rows
 
 
-def format_table(rows: list[BenchRow]) -> str:
-    """Batch rows count tiles per call in `batch`, frame rows whole frames (with frames/s)."""
-    header = (
-        f"{'backend':<12} {'model':<22} {'mode':<6} {'batch':>5} {'inputs/s':>9} {'frames/s':>9} "
-        f"{'p50 ms':>8} {'p99 ms':>8}"
-    )
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        model = r.model if len(r.model) <= 22 else "…" + r.model[-21:]
-        frames = "" if r.frames_per_second is None else f"{r.frames_per_second:.1f}"
-        lines.append(
-            f"{r.backend:<12} {model:<22} {r.mode:<6} {r.batch:>5} {r.inputs_per_second:>9.1f} {frames:>9} "
-            f"{r.latency_ms_p50:>8.2f} {r.latency_ms_p99:>8.2f}"
-        )
-    return "\n".join(lines)
+BENCH_COLUMNS = (
+    Column("backend", 12, lambda r: r.backend, left=True),
+    Column("model", 22, lambda r: r.model if len(r.model) <= 22 else "…" + r.model[-21:], left=True),
+    Column("mode", 6, lambda r: r.mode, left=True),
+    Column("batch", 5, lambda r: str(r.batch)),
+    Column("inputs/s", 9, lambda r: f"{r.inputs_per_second:.1f}"),
+    Column("frames/s", 9, lambda r: None if r.frames_per_second is None else f"{r.frames_per_second:.1f}"),
+    Column("p50 ms", 8, lambda r: f"{r.latency_ms_p50:.2f}"),
+    Column("p99 ms", 8, lambda r: f"{r.latency_ms_p99:.2f}"),
+)
+"""`bench engine`'s table of BenchRows: batch rows count tiles per call in `batch`, frame rows whole
+frames (with frames/s)."""

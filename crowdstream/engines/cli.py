@@ -83,9 +83,10 @@ def engine_quantize(args: argparse.Namespace) -> int:
 
 
 def bench_engine(args: argparse.Namespace) -> int:
-    from crowdstream.engines.bench import format_table, load_frames, run_bench
+    from crowdstream.engines.bench import BENCH_COLUMNS, load_frames, run_bench
     from crowdstream.engines.errors import CrowdstreamError
     from crowdstream.engines.preprocess import parse_tiles
+    from crowdstream.engines.table import format_table
 
     try:
         parse_tiles(args.tiles)
@@ -110,7 +111,7 @@ def bench_engine(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
-        print(format_table(rows))
+        print(format_table(rows, BENCH_COLUMNS, rule=True))
     return 0
 
 

@@ -319,23 +319,25 @@ def _export(args: argparse.Namespace) -> int:
 
 def _bench_models(args: argparse.Namespace) -> int:
     _require_torch()
-    from crowdstream.training.model_bench import bench_models, format_table
+    from crowdstream.engines.table import format_table
+    from crowdstream.training.model_bench import MODEL_COLUMNS, bench_models
 
     rows = bench_models(repeats=args.repeats)
-    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows, MODEL_COLUMNS))
     return 0
 
 
 def _bench_train(args: argparse.Namespace) -> int:
     _require_torch()
-    from crowdstream.training.step_bench import bench_train_steps, format_table
+    from crowdstream.engines.table import format_table
+    from crowdstream.training.step_bench import STEP_COLUMNS, bench_train_steps
     from crowdstream.training.trainer import resolve_device
 
     if args.batch < 1 or args.rounds < 1:
         raise CrowdstreamError("--batch and --rounds must be at least 1")
     resolve_device(args.device)
     rows = bench_train_steps(args.batch, args.rounds, args.frozen_blocks, args.device)
-    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows, STEP_COLUMNS))
     return 0
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
 from crowdstream.engines.models import MODELS_DIR
+from crowdstream.engines.table import Column
 from crowdstream.training.models import ARCHITECTURES, build_model, count_flops, count_parameters
 
 ACCURACY_FILE = MODELS_DIR / "crowd-lite0.metrics.json"
@@ -76,16 +78,20 @@ def bench_models(repeats: int = 10) -> list[dict]:
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    header = f"{'model':26} {'params':>8} {'GFLOPs':>7} {'torch ms':>9} {'ORT ms':>7} {'A MAE':>7} {'A RMSE':>7} {'B MAE':>7} {'B RMSE':>7}"
-    lines = [header]
-    for row in rows:
-        cells = [
-            row.get(k)
-            for k in ("onnxruntime_cpu_ms", "part_A_mae", "part_A_rmse", "part_B_mae", "part_B_rmse")
-        ]
-        rest = " ".join(f"{c:7.1f}" if c is not None else f"{'-':>7}" for c in cells)
-        lines.append(
-            f"{row['model']:26} {row['parameters'] / 1e6:7.2f}M {row['gflops']:7.2f} {row['torch_cpu_ms']:9.1f} {rest}"
-        )
-    return "\n".join(lines)
+def _optional(key: str) -> Callable[[dict], str | None]:
+    """A measurement only some rows have (the shipped model's ONNX Runtime time and accuracy)."""
+    return lambda row: None if row.get(key) is None else f"{row[key]:.1f}"
+
+
+MODEL_COLUMNS = (
+    Column("model", 26, lambda r: r["model"], left=True),
+    Column("params", 8, lambda r: f"{r['parameters'] / 1e6:.2f}M"),
+    Column("GFLOPs", 7, lambda r: f"{r['gflops']:.2f}"),
+    Column("torch ms", 9, lambda r: f"{r['torch_cpu_ms']:.1f}"),
+    Column("ORT ms", 7, _optional("onnxruntime_cpu_ms")),
+    Column("A MAE", 7, _optional("part_A_mae")),
+    Column("A RMSE", 7, _optional("part_A_rmse")),
+    Column("B MAE", 7, _optional("part_B_mae")),
+    Column("B RMSE", 7, _optional("part_B_rmse")),
+)
+"""`bench models`'s table of `bench_models` rows."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from crowdstream.engines.table import Column
 from crowdstream.training.losses import point_loss
 from crowdstream.training.models import CrowdLite0
 
@@ -85,7 +86,9 @@ def bench_train_steps(
     ]
 
 
-def format_table(rows: list[dict]) -> str:
-    lines = [f"{'variant':<22} {'tiles/s':>9} {'ms/step':>9}"]
-    lines += [f"{r['variant']:<22} {r['tiles_per_s']:>9.2f} {r['step_ms']:>9.1f}" for r in rows]
-    return "\n".join(lines)
+STEP_COLUMNS = (
+    Column("variant", 22, lambda r: r["variant"], left=True),
+    Column("tiles/s", 9, lambda r: f"{r['tiles_per_s']:.2f}"),
+    Column("ms/step", 9, lambda r: f"{r['step_ms']:.1f}"),
+)
+"""`bench train`'s table of `bench_train_steps` rows."""
