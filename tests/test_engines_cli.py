@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import crowdstream.engines.bench
+from crowdstream.engines import bench as engine_bench
 from crowdstream.engines.bench import bench_batches, bench_frames
 from crowdstream.engines.frames import shanghaitech_images
 from tests.data_paths import DATA_ROOT, needs_data
@@ -128,7 +128,7 @@ class KnownSpeed:
 
 def test_bench_reports_an_engine_of_known_speed(monkeypatch) -> None:
     engine = KnownSpeed()
-    monkeypatch.setattr(crowdstream.engines.bench, "time", SimpleNamespace(perf_counter=engine.clock))
+    monkeypatch.setattr(engine_bench, "time", SimpleNamespace(perf_counter=engine.clock))
     tiles = np.zeros((3, 3, 224, 224), np.float32)
     rows = bench_batches(engine, "fake", tiles, [1, 4], inputs=40, min_calls=5, warmup=2)
     # batch 1: 3 ms per call, 333.3 inputs/s; batch 4: 9 ms per call, 444.4 inputs/s; 40 inputs each
@@ -141,7 +141,7 @@ def test_bench_reports_an_engine_of_known_speed(monkeypatch) -> None:
 
 def test_frame_mode_reports_frames_of_known_speed(monkeypatch) -> None:
     engine = KnownSpeed()
-    monkeypatch.setattr(crowdstream.engines.bench, "time", SimpleNamespace(perf_counter=engine.clock))
+    monkeypatch.setattr(engine_bench, "time", SimpleNamespace(perf_counter=engine.clock))
     frame = np.zeros((600, 800, 3), np.uint8)  # resized to 1024x768: 2x2 tiles
     rows = bench_frames(
         engine, "fake", [frame], [1, 2], max_batch=32, inputs=24, min_calls=2, warmup=1, tiles="auto"
