@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from crowdstream.stream.labels import Rect, draw_text, label_box, place_labels, text_size
+from crowdstream.engines.labels import Rect, draw_text, label_box, place_labels, text_size
 from crowdstream.stream.overlay import (
     ALERT_COLOR,
     OK_COLOR,

@@ -1,5 +1,6 @@
 """Density maps as pictures: pure drawing primitives shared by `crowdstream density` (training side) and
-the stream's overlay annotators (crowdstream/stream/overlay.py), so ground truth and live heatmaps look the same."""
+the stream's overlay annotators (crowdstream/stream/overlay.py), so ground truth and live heatmaps look
+the same. Their labels are drawn by engines.labels."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ Color = tuple[int, int, int]  # BGR
 OK_COLOR: Color = (80, 220, 80)
 ALERT_COLOR: Color = (40, 40, 240)
 TEXT_COLOR: Color = (255, 255, 255)
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
 MIN_SCALE = 5e-3
 """Density (people per map pixel) drawn at full colour when the map has nothing denser."""
 
@@ -46,19 +46,3 @@ def blend_heatmap(
     colors, intensity = colorize_density(density, (width, height), vmax, colormap)
     alpha = opacity * intensity
     return cv2.blendLinear(colors, scene, alpha, 1.0 - alpha, dst=scene)
-
-
-def draw_label(scene: np.ndarray, text: str, origin: tuple[int, int], color: Color, scale: float) -> None:
-    """Text on a filled box, in place; `origin` is the box's top-left corner, kept inside the image."""
-    thickness = max(1, round(scale * 2))
-    (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
-    pad = max(2, round(4 * scale))
-    x = int(np.clip(origin[0], 0, max(0, scene.shape[1] - text_w - 2 * pad)))
-    y = int(np.clip(origin[1], 0, max(0, scene.shape[0] - text_h - baseline - 2 * pad)))
-    cv2.rectangle(scene, (x, y), (x + text_w + 2 * pad, y + text_h + baseline + 2 * pad), color, cv2.FILLED)
-    cv2.putText(scene, text, (x + pad, y + pad + text_h), _FONT, scale, TEXT_COLOR, thickness, cv2.LINE_AA)
-
-
-def text_scale(scene: np.ndarray) -> float:
-    """Label size that stays readable from phone screens to 4K frames."""
-    return max(0.4, min(scene.shape[:2]) / 720)

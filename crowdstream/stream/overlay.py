@@ -6,7 +6,7 @@ draws on `scene` in place. `render_overlay` composes them on one copy of the fra
 that copy has: the live view draws on the frame already scaled to the viewer's size, so the density
 map is resampled once, to that size, and zone and marker coordinates (frame pixels of the counted
 frame) are scaled with it. The count, the legend and the marker are placed first; each zone's label
-then takes the first free place in or around its zone (stream.labels.place_labels).
+then takes the first free place in or around its zone (engines.labels.place_labels).
 
 Text is about 1/20 of the frame's height, so that it stays readable when the picture is shown at a
 phone's width. The words match the page's: "64 people", "0.53 /m²".
@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from crowdstream.engines.visualize import ALERT_COLOR, OK_COLOR, TEXT_COLOR, Color, blend_heatmap
-from crowdstream.stream.labels import (
+from crowdstream.engines.labels import (
     Rect,
     draw_label,
     draw_text,
@@ -30,6 +29,7 @@ from crowdstream.stream.labels import (
     place_labels,
     text_size,
 )
+from crowdstream.engines.visualize import ALERT_COLOR, OK_COLOR, TEXT_COLOR, Color, blend_heatmap
 from crowdstream.stream.readings import CameraReading
 from crowdstream.stream.zones import Zone, ZoneReading
 

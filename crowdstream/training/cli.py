@@ -237,8 +237,9 @@ def _add_density(commands: Subcommands) -> None:
 def _density(args: argparse.Namespace) -> int:
     import cv2
 
+    from crowdstream.engines.labels import Rect, draw_label, label_box, label_scale
     from crowdstream.engines.preprocess import resize_density
-    from crowdstream.engines.visualize import blend_heatmap, draw_label, text_scale
+    from crowdstream.engines.visualize import blend_heatmap
     from crowdstream.training.annotations import load_points_file
     from crowdstream.training.density import DensityConfig, density_map
 
@@ -248,7 +249,8 @@ def _density(args: argparse.Namespace) -> int:
     # drawn at the live view's resolution (a quarter of the frame), so both use the same colour scale
     quarter = resize_density(density, max(1, sample.height // 4), max(1, sample.width // 4))
     picture = blend_heatmap(sample.load_image(), quarter)
-    draw_label(picture, f"{sample.count} people ({args.method})", (12, 12), (20, 20, 20), text_scale(picture))
+    text, size = f"{sample.count} people ({args.method})", label_scale(picture)
+    draw_label(picture, text, Rect(12, 12, *label_box(text, size)), size, (20, 20, 20))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.output), picture):
         raise CrowdstreamError(f"{args.output}: cannot write an image there (use .png or .jpg)")

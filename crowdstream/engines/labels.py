@@ -1,4 +1,5 @@
-"""Labels on video frames: text with units, and places for it where no two labels overlap.
+"""Labels on pictures: text with units, and places for it where no two labels overlap. The one label
+drawer: the live overlay (stream.overlay) and `crowdstream density` both draw with it.
 
 OpenCV's Hershey fonts are ASCII only, so "0.53 /m²" and "64 people · 1.5 /m²" would print "?" for
 the "²" and the "·". `draw_text` draws those two itself (a raised small "2", a dot), so the overlay can
