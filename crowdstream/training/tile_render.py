@@ -8,8 +8,9 @@ tiles per second, and the sources (every training image and synthetic texture, ~
 ShanghaiTech parts) sit once in device memory. On the CPU the same code runs with `device="cpu"`: one path,
 tested on the machine that has no GPU.
 
-Resizing follows engines.preprocess.resize_tile: area averaging when shrinking, bilinear (half-pixel
-centres) when growing, so training tiles look like the tiles the engines cut from frames.
+Resizing follows engines.preprocess.resize_tile: area averaging when shrinking (with the matrices of
+engines.resize_weights, the one definition of OpenCV's INTER_AREA), bilinear (half-pixel centres) when
+growing, so training tiles look like the tiles the engines cut from frames.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from crowdstream.engines.resize_weights import area_weights
 from crowdstream.engines.spec import INPUT_SIZE
 
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -82,22 +84,17 @@ def resize_crop(crop: torch.Tensor, size: int) -> torch.Tensor:
     """(1, C, h, w) float → (1, C, size, size): area averaging when shrinking, bilinear when growing."""
     height, width = crop.shape[-2:]
     if height * width > size * size:
-        rows = area_weights(height, size, crop.device)
-        columns = area_weights(width, size, crop.device)
+        rows = _on_device(area_weights(height, size), crop.device)
+        columns = _on_device(area_weights(width, size), crop.device)
         return rows @ crop @ columns.T  # two matrix products: (size, h) · (h, w) · (w, size) per channel
     return F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def area_weights(length: int, size: int, device: torch.device) -> torch.Tensor:
-    """(size, length) matrix of OpenCV's INTER_AREA resampling along one axis: output pixel i averages the
-    source interval [i·s, (i+1)·s), s = length / size, each source pixel weighted by its overlap. (torch's
-    "area" mode is adaptive pooling over whole pixels, which shifts edges by up to a pixel at fractional
-    ratios: 3 grey levels on average on real photos, against under 1 with these weights.)"""
-    scale = length / size
-    starts = torch.arange(size, dtype=torch.float64, device=device)[:, None] * scale
-    pixels = torch.arange(length, dtype=torch.float64, device=device)[None, :]
-    overlap = (torch.minimum(pixels + 1, starts + scale) - torch.maximum(pixels, starts)).clamp_(min=0)
-    return (overlap / scale).float()
+def _on_device(weights: np.ndarray, device: torch.device) -> torch.Tensor:
+    """An engines.resize_weights matrix as float32 on `device`. (torch's own "area" mode is adaptive
+    pooling over whole pixels, which shifts edges by up to a pixel at fractional ratios: 3 grey levels on
+    average on real photos, against under 1 with OpenCV's weights.)"""
+    return torch.from_numpy(weights).to(device, torch.float32)
 
 
 def _greyscale(tiles: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
