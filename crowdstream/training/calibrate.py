@@ -1,5 +1,6 @@
 """The count model: fit CountHead's three coefficients on training tiles, then keep it only if it beats the
-plain density integral on the held-out validation images (both numbers are reported)."""
+plain density integral on the held-out validation images (both numbers are reported); and for one camera,
+refit only the head's gain on its few snapshots (camera_gain)."""
 
 from __future__ import annotations
 
@@ -99,4 +100,36 @@ def refit_onnx_count_head(
         integral, truth, _ = tile_integrals(lambda inputs: engine.infer(inputs)[1], images, tiles)
     coefficients = fit_coefficients(integral, truth)
     write_tuned(model, out, {COEFFICIENTS: coefficients.astype(np.float32)})
+    return coefficients.tolist()
+
+
+GAIN_RANGE = (0.5, 2.0)
+"""A camera's count gain is clipped to this: a factor outside it means a broken model, not a scale."""
+MIN_GAIN_HEADS = 5
+"""Fewer annotated heads than this over the training snapshots are too few to fit a gain on."""
+
+
+def camera_gain(predicted: list[float], truth: list[int]) -> float | None:
+    """The one factor that makes a fine-tuned model's counts of the camera's training snapshots add up to
+    their annotated heads (sum of truth / sum of predictions), clipped to GAIN_RANGE; None when they hold
+    fewer than MIN_GAIN_HEADS heads or the model counts nobody. One parameter, not the head's three: on five
+    snapshots the full refit extrapolates (measured in docs/finetune.md), a gain only rescales."""
+    heads, counted = float(sum(truth)), float(sum(predicted))
+    if heads < MIN_GAIN_HEADS or counted <= 0:
+        return None
+    return float(np.clip(heads / counted, *GAIN_RANGE))
+
+
+def rescale_count_head(model: Path, gain: float) -> list[float]:
+    """Multiply the count head's (a, b, c) of an exported ONNX model by `gain`, in place; returns them."""
+    import onnx
+    from onnx import numpy_helper
+
+    from crowdstream.training.onnx_weights import write_tuned
+
+    by_name = {t.name: t for t in onnx.load(str(model)).graph.initializer}
+    if COEFFICIENTS not in by_name:
+        raise ValueError(f"{model}: no count head ({COEFFICIENTS}) to rescale")
+    coefficients = numpy_helper.to_array(by_name[COEFFICIENTS]) * gain
+    write_tuned(model, model, {COEFFICIENTS: coefficients})
     return coefficients.tolist()

@@ -25,15 +25,17 @@ import onnx
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from crowdstream.engines.frames import DEFAULT_DATA_ROOT, holdout_split, spread
-from crowdstream.engines.models import resolve_model
+from crowdstream.engines.errors import CrowdstreamError
+from crowdstream.engines.frames import holdout_split, spread
+from crowdstream.engines.models import CPU_DEFAULT_MODEL, DEFAULT_MODEL, resolve_model
 from crowdstream.engines.onnx_torch import load_onnx_module
 from crowdstream.engines.spec import DEFAULT_TILES
 from crowdstream.training.annotations import Sample, list_dataset
+from crowdstream.training.calibrate import camera_gain, rescale_count_head
 from crowdstream.training.datasets import Augment, LoadedImage, TileDataset, load_images, normalise_rgb
 from crowdstream.training.density import DensityConfig, density_map
 from crowdstream.training.export import check_parity
-from crowdstream.training.finetune_eval import snapshot_mae, standard_mae, standard_parts
+from crowdstream.training.finetune_eval import snapshot_mae, standard_mae, standard_parts, standard_sets
 from crowdstream.training.losses import PointLossConfig, density_loss, point_loss
 from crowdstream.training.negatives import TextureBank
 from crowdstream.training.onnx_weights import (
@@ -43,14 +45,17 @@ from crowdstream.training.onnx_weights import (
     tuned_tensors,
     write_tuned,
 )
+from crowdstream.training.replay_set import shipped_replay_images
 from crowdstream.training.schedule import WarmupCosine
 from crowdstream.training.snapshots import MixedTiles, SnapshotTiles, read_snapshots, split_snapshots
 
 log = logging.getLogger(__name__)
 Emit = Callable[[dict], None]
 
-MAX_STANDARD_DROP = 0.10
-"""`better` allows the standard hold-out MAE to get at most this much worse (relative)."""
+STANDARD_TOLERANCE = (0.10, 0.25)
+"""`better` lets each standard hold-out part get worse by the first figure plus half the camera's relative
+gain, never more than the second: a model that reads its camera four times better may give up a little
+general accuracy for it (the issue's real camera: 15 -> 3.7 while part B went 16.3 -> 18.9, +16 %), never much."""
 CAMERA_AUGMENT = Augment(
     scale=(0.35, 2.0), aspect=(0.8, 1.25), colour=0.3, greyscale=0.1, negatives=0.1, blur=0.1
 )
@@ -110,19 +115,31 @@ class FinetuneRunConfig(BaseModel):
     threads: int = Field(2, ge=1, le=64)
     seed: int = 0
     int8: bool = False
-    data_root: Path = DEFAULT_DATA_ROOT
+    count_gain: bool = Field(
+        True, description="rescale the count head so the training snapshots' counts add up to their heads"
+    )
+    data_root: Path | None = Field(
+        None,
+        description="folder holding shanghaitech/ (engines.data_root); None: the shipped replay set only",
+    )
 
     @property
     def report_path(self) -> Path:
         return self.out.with_name(self.out.stem + ".report.json")
 
 
-def replay_images(config: FinetuneRunConfig) -> list[LoadedImage]:
-    """`replay_images` training-split images of each ShanghaiTech part, spread over the part."""
-    return training_split_images(config.data_root, config.replay_images)
+def replay_images(config: FinetuneRunConfig) -> tuple[list[LoadedImage], str]:
+    """(images, where from): `replay_images` training-split images of each ShanghaiTech part under the data
+    root, spread over the part; without the data, the training crops that ship with the package."""
+    images = training_split_images(config.data_root, config.replay_images)
+    if images:
+        return images, f"ShanghaiTech training split under {config.data_root}"
+    return shipped_replay_images(
+        config.replay_images
+    ), "the training crops shipped with crowdstream (training/replay/train)"
 
 
-def training_split_images(data_root: Path, per_part: int | None = None) -> list[LoadedImage]:
+def training_split_images(data_root: Path | None, per_part: int | None = None) -> list[LoadedImage]:
     """Training-split images of each ShanghaiTech part (never the standard hold-out), `per_part` of them
     spread over the part (all: None); none when the data is not on this machine."""
     images = []
@@ -136,12 +153,12 @@ def loaded(samples: list[Sample]) -> list[LoadedImage]:
     return [LoadedImage(sample, sample.load_image(), None, "camera") for sample in samples]
 
 
-def tile_source(config: FinetuneRunConfig, train: list[Sample]) -> tuple[MixedTiles, int]:
-    """The training tile stream and how many replay images it draws from."""
+def tile_source(config: FinetuneRunConfig, train: list[Sample]) -> tuple[MixedTiles, dict]:
+    """The training tile stream, and how many replay images it draws from and where they come from."""
     camera = SnapshotTiles(
         loaded(train), "auto", 1, CAMERA_AUGMENT, config.seed, TextureBank(config.seed, TEXTURES)
     )
-    replay_set = replay_images(config) if config.replay_images and config.replay_share else []
+    replay_set, source = replay_images(config) if config.replay_images and config.replay_share else ([], None)
     replay = None
     if replay_set:
         augment = REPLAY_AUGMENT
@@ -151,7 +168,8 @@ def tile_source(config: FinetuneRunConfig, train: list[Sample]) -> tuple[MixedTi
     else:
         log.warning("no ShanghaiTech training images to replay: the model may forget what it knew")
     zero = config.replay_negatives == "zero"
-    return MixedTiles(camera, replay, config.replay_share, config.seed, zero), len(replay_set)
+    tiles = MixedTiles(camera, replay, config.replay_share, config.seed, zero)
+    return tiles, {"replay_images": len(replay_set), "replay_source": source}
 
 
 def step_loss(
@@ -217,13 +235,14 @@ def train(
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=1e-4)
     budget = config.minutes * 60
     schedule = WarmupCosine(config.lr, total_steps=config.steps or 10**9, budget_seconds=budget)
-    started, step, losses, last_emit = time.perf_counter(), 0, [], 0.0
+    started, step, losses, last_emit, anchors = time.perf_counter(), 0, [], 0.0, 0
     while step == 0 or schedule.progress(step, time.perf_counter() - started) < 1.0:
         elapsed = time.perf_counter() - started
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr(schedule.progress(step, elapsed))
         batch = tiles.batch(step * config.batch_size, config.batch_size)
         loss = step_loss(module, teacher, batch, config)
+        anchors += int(batch["replay"].sum())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -247,6 +266,7 @@ def train(
         "tiles": step * config.batch_size,
         "seconds": time.perf_counter() - started,
         "final_loss": float(np.mean(losses[-20:])),
+        "anchor_tiles": anchors,
     }
 
 
@@ -276,48 +296,104 @@ class Progress:
         )
 
 
-def evaluate_model(model: Path, held: list[Sample], config: FinetuneRunConfig, cached: bool, tick) -> dict:
+def evaluate_model(
+    model: Path,
+    held: list[Sample],
+    standard: dict[str, list[Sample]],
+    config: FinetuneRunConfig,
+    cached: bool,
+    tick,
+) -> dict:
     """Held-out snapshot MAE and standard hold-out MAE of one model file."""
     held_mae, predicted = snapshot_mae(model, held, config.tiles, config.threads)
     tick(0.2)
-    standard, images = standard_mae(
-        model,
-        config.standard_limit,
-        config.tiles,
-        config.threads,
-        cached,
-        lambda share: tick(0.2 + 0.8 * share),
-        config.data_root,
+    general = standard_mae(
+        model, standard, config.tiles, config.threads, cached, lambda share: tick(0.2 + 0.8 * share)
     )
-    return {
-        "holdout_mae": held_mae,
-        "holdout_predicted": predicted,
-        "standard_mae": standard,
-        "standard_images": images,
-    }
+    return {"holdout_mae": held_mae, "holdout_predicted": predicted, "standard_mae": general}
 
 
-def is_better(before: dict, after: dict) -> bool:
-    """The held-out snapshots improved and no standard part got more than MAX_STANDARD_DROP worse."""
+def standard_tolerance(camera_before: float, camera_after: float) -> float:
+    """How much worse (relative) each standard part may get: STANDARD_TOLERANCE's floor plus half the
+    camera's relative gain, at most its ceiling."""
+    gain = max(0.0, 1.0 - camera_after / camera_before) if camera_before > 0 else 0.0
+    floor, ceiling = STANDARD_TOLERANCE
+    return min(ceiling, floor + gain / 2)
+
+
+def judge(before: dict, after: dict) -> tuple[bool, str]:
+    """(better, the rule and the figures that decided it): first the camera's held-out snapshots must
+    improve, then no standard part may get worse than standard_tolerance allows."""
+    camera = f"camera held-out MAE {before['holdout_mae']:.2f} -> {after['holdout_mae']:.2f}"
     if not after["holdout_mae"] < before["holdout_mae"]:
-        return False
-    return all(
-        after["standard_mae"][part] <= before["standard_mae"][part] * (1 + MAX_STANDARD_DROP)
-        for part in before["standard_mae"]
+        return False, f"{camera}: the camera did not improve, so not better"
+    allowed = standard_tolerance(before["holdout_mae"], after["holdout_mae"])
+    moved = {
+        part: after["standard_mae"][part] / max(mae, 1e-9) - 1 for part, mae in before["standard_mae"].items()
+    }
+    figures = ", ".join(f"{part} {change:+.0%}" for part, change in sorted(moved.items())) or "none scored"
+    worse = [part for part, change in moved.items() if change > allowed]
+    verdict = f"part {', '.join(sorted(worse))} got worse than that, so not better" if worse else "so better"
+    return not worse, (
+        f"{camera}, then the standard hold-out may get up to {allowed:.0%} worse per part (10 % plus half the "
+        f"camera's gain, at most 25 %): {figures}; {verdict}"
+    )
+
+
+def fit_count_gain(config: FinetuneRunConfig, train_set: list[Sample]) -> float | None:
+    """Rescale the written model's count head so its counts of the training snapshots, with the stream's
+    tiling, add up to their heads (training.calibrate.camera_gain); the gain, or None when none was fitted.
+    The loss trains the map before the head, and a few minutes leave it short of the camera's counts."""
+    if not config.count_gain:
+        return None
+    _, predicted = snapshot_mae(config.out, train_set, config.tiles, config.threads)
+    gain = camera_gain(predicted, [sample.count for sample in train_set])
+    if gain is not None:
+        rescale_count_head(config.out, gain)
+    return gain
+
+
+class FinetuneError(CrowdstreamError):
+    """A fine-tune that cannot start: the message is one line saying why."""
+
+
+QUANTIZED_OPS = frozenset(
+    {"QLinearConv", "QuantizeLinear", "DequantizeLinear", "ConvInteger", "MatMulInteger"}
+)
+
+
+def trainable_base(model: Path) -> Path:
+    """The FP32 graph to fine-tune for `model`: itself, or for an INT8 copy its FP32 source: the shipped
+    INT8 model's is the shipped FP32 model, and `X-int8.onnx` (what `finetune --int8` and `engine quantize`
+    write) is the copy of `X.onnx` beside it. INT8 weights cannot be trained; without the source, say so."""
+    if not QUANTIZED_OPS & {
+        node.op_type for node in onnx.load(str(model), load_external_data=False).graph.node
+    }:
+        return model
+    if model.resolve() == CPU_DEFAULT_MODEL.resolve():
+        return DEFAULT_MODEL
+    source = model.with_name(model.name.removesuffix("-int8.onnx") + ".onnx")
+    if model.name.endswith("-int8.onnx") and source.is_file():
+        return source
+    raise FinetuneError(
+        f"{model}: an INT8 model, and its FP32 source ({source.name}) is not beside it: "
+        "fine-tune the FP32 model it was quantized from (--from FILE)"
     )
 
 
 def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) -> dict:
-    """The whole job: read and split the snapshots, score the base model, train, write the model (and
-    its INT8 copy), score it, write the report; returns the report."""
+    """The whole job: read and split the snapshots, score the camera's model, train its FP32 source, write
+    the model (and its INT8 copy), score it, judge it, write the report; returns the report."""
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     samples = read_snapshots(config.dataset)
     train_set, held = split_snapshots(samples, config.holdout)
-    base = resolve_model(config.base)
-    module = load_onnx_module(base)  # a corrupt or unsupported (INT8) file is a one-line EngineError here
+    counted = resolve_model(config.base)  # what the camera counts with now: "before" is judged on it
+    base = trainable_base(counted)
+    module = load_onnx_module(base)  # a corrupt or unsupported file is a one-line EngineError here
     names = trainable_names(onnx.load(str(base)), config.last_blocks)
     parameters = make_trainable(module, names)
+    standard_set, standard = standard_sets(config.data_root, config.standard_limit)
     emit(
         {
             "event": "start",
@@ -326,6 +402,7 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
             "snapshots": len(samples),
             "train": [s.image_path.name for s in train_set],
             "holdout": [s.image_path.name for s in held],
+            "standard_set": standard_set,
             "minutes": config.minutes,
             "trained_tensors": len(names),
             "niceness": os.nice(0),
@@ -334,7 +411,9 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
     )
     progress = Progress(emit, config.minutes)
     started = time.perf_counter()
-    before = evaluate_model(base, held, config, True, lambda d: progress({"stage": "before", "done": d}))
+    before = evaluate_model(
+        counted, held, standard, config, True, lambda d: progress({"stage": "before", "done": d})
+    )
     progress.eval_seconds = max(time.perf_counter() - started, 5.0)
     tiles, replayed = tile_source(config, train_set)
     graph, teacher = onnx.load(str(base)), load_onnx_module(base)
@@ -344,9 +423,14 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
     module.output_names = outputs
     write_tuned(base, config.out, tuned_tensors(module, names))
     check_parity(module.eval(), config.out)
-    after = evaluate_model(config.out, held, config, False, lambda d: progress({"stage": "after", "done": d}))
+    gain = fit_count_gain(config, train_set)
+    after = evaluate_model(
+        config.out, held, standard, config, False, lambda d: progress({"stage": "after", "done": d})
+    )
+    better, rule = judge(before, after)
     report = {
         "base_model": str(base),
+        "counted_before": str(counted),
         "model": str(config.out),
         "snapshots": len(samples),
         "train": [s.image_path.name for s in train_set],
@@ -356,15 +440,19 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
         "holdout_mae_after": after["holdout_mae"],
         "holdout_predicted_before": before["holdout_predicted"],
         "holdout_predicted_after": after["holdout_predicted"],
+        "standard_set": standard_set,
         "standard_mae_before": before["standard_mae"],
         "standard_mae_after": after["standard_mae"],
-        "standard_images": after["standard_images"],
-        "better": is_better(before, after),
+        "standard_images": sum(len(part) for part in standard.values()),
+        "better": better,
+        "better_rule": rule,
         "minutes": round(run["seconds"] / 60, 3),
         "tiles": run["tiles"],
         "steps": run["steps"],
         "final_loss": run["final_loss"],
-        "replay_images": replayed,
+        **replayed,
+        "anchor_tiles": run["anchor_tiles"],
+        "count_gain": gain,
         "trained_tensors": names,
         "settings": json.loads(config.model_dump_json()),
     }

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from crowdstream.commands import Subcommands
+from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root
 from crowdstream.engines.errors import CrowdstreamError
 
 RAW = argparse.RawDescriptionHelpFormatter
@@ -79,6 +80,13 @@ def register(commands: Subcommands) -> None:
         default="anchor",
         help="replayed people-free tiles: anchored to the base model (default), trained to zero, or not drawn",
     )
+    p.add_argument(
+        "--no-count-gain",
+        dest="count_gain",
+        action="store_false",
+        help="keep the count head as trained (default: rescale it to the training snapshots' heads)",
+    )
+    p.add_argument("--data-root", help=DATA_ROOT_HELP + "; without one, the shipped replay set guards it")
     p.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime threads (default 2)")
     p.add_argument("--nice", type=int, default=10, help="added to this process's niceness (default 10)")
     p.add_argument(
@@ -142,6 +150,8 @@ def _run(args: argparse.Namespace, emit) -> dict:
         "threads": args.threads,
         "seed": args.seed,
         "int8": args.int8,
+        "count_gain": args.count_gain,
+        "data_root": resolve_data_root(args.data_root, required=False),
     }
     try:
         config = FinetuneRunConfig(**settings)

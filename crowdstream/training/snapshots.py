@@ -23,6 +23,9 @@ from crowdstream.training.annotations import AnnotationError, Sample, list_datas
 from crowdstream.training.datasets import PlannedTile, TileDataset, collate_tiles, crop_plan
 from crowdstream.training.tile_render import TileRenderer
 
+MIN_SNAPSHOTS = 2
+"""Fewer cannot be fine-tuned: one snapshot is trained on, another judges the result."""
+
 
 class DatasetError(CrowdstreamError):
     """A camera data set that cannot be fine-tuned on; one line naming the folder or file."""
@@ -52,6 +55,11 @@ def split_snapshots(samples: list[Sample], holdout: int | None) -> tuple[list[Sa
     """(training, held-out): `holdout` snapshots spread evenly over the folder's order (default a fifth,
     at least one); at least one must be left to train on."""
     count = len(samples)
+    if count < MIN_SNAPSHOTS:
+        raise DatasetError(
+            f"fine-tuning needs at least {MIN_SNAPSHOTS} annotated snapshots, one to train on and one to judge "
+            f"the result by: {count} found"
+        )
     holdout = max(1, round(count / 5)) if holdout is None else holdout
     if holdout < 1 or holdout >= count:
         raise DatasetError(
