@@ -60,7 +60,8 @@ def setup(tmp_path: Path):
     for camera in ("gate", "hall"):
         dataset = config.dataset_dir(camera)
         dataset.mkdir(parents=True)
-        (dataset / "20260101T000000-1.json").write_text('{"points": []}')
+        for stem in ("20260101T000000-1", "20260101T000005-2"):  # the fewest a fine-tune takes
+            (dataset / f"{stem}.json").write_text('{"points": []}')
     events: list[JobState] = []
 
     def jobs(mode: str) -> FinetuneJobs:
@@ -146,6 +147,33 @@ async def test_a_camera_without_snapshots_cannot_start(setup) -> None:
     _, make, _ = setup
     with pytest.raises(JobError, match="camera yard has no snapshots yet"):
         await make("ok").start("yard", "default", quick=True)
+    (config := setup[0]).dataset_dir("yard").mkdir(parents=True)
+    (config.dataset_dir("yard") / "20260101T000000-1.json").write_text('{"points": []}')
+    with pytest.raises(JobError, match="camera yard has 1 snapshot: fine-tuning needs at least 2"):
+        await make("ok").start("yard", "default", quick=True)
+
+
+async def test_the_service_data_root_reaches_the_command_unless_the_environment_names_one(
+    setup, tmp_path, monkeypatch
+) -> None:
+    config, _, _ = setup
+    for named, expected in ((None, str(tmp_path)), ("/elsewhere", "/elsewhere")):
+        if named is None:
+            monkeypatch.delenv("CROWDSTREAM_DATA", raising=False)
+        else:
+            monkeypatch.setenv("CROWDSTREAM_DATA", named)
+        program = [
+            sys.executable,
+            "-c",
+            "import os, sys; print(os.environ.get('CROWDSTREAM_DATA'), file=sys.stderr)",
+        ]
+        jobs = FinetuneJobs(config, lambda _state: None, program=program, data_root=tmp_path)
+        await jobs.start("gate", "default", quick=True)
+        await finished(jobs)
+        logs = sorted(config.models_dir("gate").glob("*.log"))
+        assert logs[-1].read_text().strip().splitlines()[-1] == expected
+        for log in logs:
+            log.unlink()
 
 
 def gone(pid: int) -> bool:

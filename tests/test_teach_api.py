@@ -83,6 +83,7 @@ async def test_snapshots_are_taken_with_predicted_heads_corrected_and_refused_wh
         assert json.loads((folder / f"{stem}.json").read_text())["empty_regions"] == [[900, 0, 1280, 200]]
         status, listed = await call(session, "GET", f"{url}/api/cameras/demo/snapshots")
         assert [s["stem"] for s in listed["snapshots"]] == [stem] and listed["folder"] == str(folder)
+        assert listed["snapshots"][0]["corrected"] and listed["suggested"] is None  # nothing left to correct
 
         bad = [
             (
@@ -96,6 +97,7 @@ async def test_snapshots_are_taken_with_predicted_heads_corrected_and_refused_wh
             ("PUT", "snapshots/20200101T000000-9", {"json": {"points": []}}, 404, "no snapshot"),
             ("GET", "snapshots/..%2Fx", {}, 404, "no snapshot"),
             ("POST", "finetune", {"json": {"quick": "yes"}}, 400, '{"quick": true}'),
+            ("POST", "finetune", {"json": {}}, 409, "fine-tuning needs at least 2"),
             ("DELETE", "finetune", {}, 409, "no fine-tuning running"),
             ("PUT", "model", {"json": {"model": "/etc/passwd"}}, 400, "fine-tuned for camera demo"),
             ("PUT", "model", {"json": {"name": "x"}}, 400, '{"model"'),
@@ -106,8 +108,15 @@ async def test_snapshots_are_taken_with_predicted_heads_corrected_and_refused_wh
         status, body = await call(session, "GET", f"{url}/api/cameras/nope/snapshots")
         assert status == 404
 
-        status, body = await call(session, "DELETE", f"{url}/api/cameras/demo/snapshots/{stem}")
-        assert status == 200 and not any(folder.iterdir())
+        status, second = await eventually(
+            lambda: call(session, "POST", f"{url}/api/cameras/demo/snapshots"), lambda r: r[0] == 201
+        )
+        status, listed = await call(session, "GET", f"{url}/api/cameras/demo/snapshots")
+        assert not second["corrected"] and listed["suggested"] == second["stem"]  # the one not corrected
+        for taken in (second["stem"], stem):
+            status, body = await call(session, "DELETE", f"{url}/api/cameras/demo/snapshots/{taken}")
+            assert status == 200
+        assert not any(folder.iterdir())
 
 
 async def test_the_camera_switches_to_a_better_fine_tuned_model_and_the_file_keeps_it(tmp_path) -> None:

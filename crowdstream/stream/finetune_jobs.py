@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from crowdstream.engines.data_root import DATA_ROOT_ENV
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.stream.finetune_config import FinetuneConfig
 
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 FINETUNE = (sys.executable, "-m", "crowdstream.cli", "finetune")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 STOP_GRACE_S = 5.0
+MIN_SNAPSHOTS = 2
+"""`crowdstream finetune` trains on one snapshot and judges the result by another, so it refuses fewer;
+the page refuses them before a process starts."""
 STDERR_KEPT = 20
 
 
@@ -190,8 +194,10 @@ class FinetuneJobs:
         config: FinetuneConfig,
         announce: Callable[[JobState], None],
         program: Sequence[str] = FINETUNE,
+        data_root: Path | None = None,
     ) -> None:
         self.config, self.announce, self.program = config, announce, list(program)
+        self.data_root = data_root  # the service config's; the command finds $CROWDSTREAM_DATA first
         self._newest: dict[str, _Job] = {}  # per camera, running or ended
         self._running: dict[str, _Job] = {}  # per camera, registered and not yet ended
 
@@ -212,6 +218,8 @@ class FinetuneJobs:
         dataset = self.config.dataset_dir(camera)
         arguments = finetune_command(self.config, dataset, base_model, output, quick)
         command, environment = bounded(self.config, [*self.program, *arguments])
+        if self.data_root is not None:
+            environment.setdefault(DATA_ROOT_ENV, str(self.data_root))
         try:
             job.process = await asyncio.create_subprocess_exec(
                 *command,
@@ -243,8 +251,14 @@ class FinetuneJobs:
                 f"(finetune.max_running), running now: {jobs}; wait for it or cancel it"
             )
         dataset = self.config.dataset_dir(camera)
-        if not dataset.is_dir() or not any(dataset.glob("*.json")):
+        snapshots = len(list(dataset.glob("*.json"))) if dataset.is_dir() else 0
+        if not snapshots:
             raise JobError(f"camera {camera} has no snapshots yet: take and correct some first")
+        if snapshots < MIN_SNAPSHOTS:
+            raise JobError(
+                f"camera {camera} has {snapshots} snapshot: fine-tuning needs at least {MIN_SNAPSHOTS}, one to "
+                "train on and one to judge the result by; take and correct another"
+            )
         output = self._reserve_output(camera)
         job = _Job(JobState(camera, "running", time.time(), base_model, str(output), quick))
         self._running[camera] = self._newest[camera] = job

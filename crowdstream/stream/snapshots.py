@@ -65,6 +65,7 @@ class Snapshot:
     model: str
     size: tuple[int, int]  # (width, height)
     marks: Marks
+    corrected: str = ""  # when the operator last saved the marks; "" while they are the model's
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class Snapshot:
             "taken": self.taken,
             "model": self.model,
             "size": list(self.size),
+            "corrected": self.corrected,
             **self.marks.as_dict(),
         }
 
@@ -199,15 +201,20 @@ class CameraSnapshots:
             _numbers(data.get("empty_regions", []), 4, f"{path.name}: empty_regions"),
         )
         return Snapshot(
-            stem, data.get("camera", self.camera), data.get("taken", ""), data.get("model", ""), size, marks
+            stem,
+            data.get("camera", self.camera),
+            data.get("taken", ""),
+            data.get("model", ""),
+            size,
+            marks,
+            str(data.get("corrected") or ""),
         )
 
     def save_marks(self, stem: str, data: Any) -> Snapshot:
         """Replace a snapshot's marks with the page's complete, checked list."""
         current = self.read(stem)
-        snapshot = Snapshot(
-            stem, current.camera, current.taken, current.model, current.size, parse_marks(data, current.size)
-        )
+        marks, now = parse_marks(data, current.size), datetime.now(UTC).isoformat(timespec="seconds")
+        snapshot = Snapshot(stem, current.camera, current.taken, current.model, current.size, marks, now)
         self._write_json(snapshot)
         return snapshot
 
@@ -223,6 +230,7 @@ class CameraSnapshots:
             "camera": snapshot.camera,
             "taken": snapshot.taken,
             "model": snapshot.model,
+            "corrected": snapshot.corrected,
         }
         write_atomically(self.folder / f"{snapshot.stem}.json", json.dumps(record).encode())
 

@@ -21,6 +21,7 @@ from crowdstream.stream.config import ServiceConfig
 from crowdstream.stream.finetune_jobs import FinetuneJobs, JobLimit
 from crowdstream.stream.head_peaks import head_positions
 from crowdstream.stream.hub import CameraFeed, Hub
+from crowdstream.stream.label_next import next_to_correct
 from crowdstream.stream.snapshots import CameraSnapshots, SnapshotError, SnapshotExists, SnapshotNotFound
 from crowdstream.stream.web.api import find_camera
 from crowdstream.stream.web.bodies import json_body
@@ -39,12 +40,14 @@ class Teach:
 
     async def list(self, request: web.Request) -> web.Response:
         feed = find_camera(self.hub, request)
-        snapshots = await asyncio.to_thread(self._snapshots(feed).list)
+        store = self._snapshots(feed)
+        snapshots = await asyncio.to_thread(store.list)
         return web.json_response(
             {
                 "camera": feed.id,
                 "folder": str(self.config.finetune.dataset_dir(feed.id)),
                 "snapshots": [snapshot.as_dict() for snapshot in snapshots],
+                "suggested": await asyncio.to_thread(next_to_correct, store, snapshots),
             }
         )
 
