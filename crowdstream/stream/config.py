@@ -40,6 +40,9 @@ from crowdstream.stream.web.config import HttpConfig
 from crowdstream.stream.zones import Zone, check_polygon, fits_frame
 
 ENV_PREFIX = "CROWDSTREAM_"
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML has it: a file with thousands of zone points loads several times
+faster, and the zone editor loads the file after every save to check it."""
 DEMO_URL = "demo"
 MAX_ERRORS_SHOWN = 3
 
@@ -365,6 +368,15 @@ def _apply_override(data: dict, path: list[str], value: Any, variable: str) -> N
             node = node[key]
 
 
+def _parse_yaml(text: str) -> Any:
+    """`text` parsed by the fast loader; a file it refuses is parsed again by PyYAML's own, whose error
+    names the line and column a person would point at."""
+    try:
+        return yaml.load(text, Loader=SAFE_LOADER)
+    except yaml.YAMLError:
+        return yaml.safe_load(text)
+
+
 def _read_yaml(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
@@ -373,7 +385,7 @@ def _read_yaml(path: Path) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.__class__.__name__}: {exc})") from None
     try:
-        data = yaml.safe_load(text)
+        data = _parse_yaml(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:  # bad dates raise ValueError
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -7,6 +7,7 @@ straddles the border is split between inside and outside instead of snapping to 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -50,6 +51,13 @@ def crossing_edges(polygon: np.ndarray) -> tuple[int, int] | None:
     return None if not len(found) else (int(found[0][0]), int(found[0][1]))
 
 
+@functools.lru_cache(maxsize=1024)
+def _first_crossing(polygon: bytes) -> tuple[int, int] | None:
+    """`crossing_edges` of a polygon given as its float64 bytes, remembered: a zone saved in the editor is
+    checked by the config model, then again by the `Zone` the service counts with (in the event loop)."""
+    return crossing_edges(np.frombuffer(polygon).reshape(-1, 2))
+
+
 def polygon_area(points: np.ndarray) -> float:
     """Unsigned area by the shoelace formula, in squared frame pixels."""
     x, y = points[:, 0], points[:, 1]
@@ -68,7 +76,7 @@ def check_polygon(points: Sequence[Sequence[float]]) -> np.ndarray:
         raise ValueError(
             f"polygon points must be finite, non-negative frame pixel coordinates, at most {MAX_COORDINATE}"
         )
-    crossing = crossing_edges(array)
+    crossing = _first_crossing(array.tobytes())
     if crossing is not None:
         raise ValueError(f"polygon is self-intersecting (edge {crossing[0]} crosses edge {crossing[1]})")
     if polygon_area(array) <= 0:
