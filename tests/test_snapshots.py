@@ -31,7 +31,8 @@ def test_a_snapshot_is_a_jpeg_and_a_json_in_the_contract_format(tmp_path, frame)
     taken = snapshots.take(frame, np.array([[10.0, 20.0], [150.5, 80.25]]), "default", seq=42)
     assert taken.stem.endswith("-42") and taken.size == (160, 90)
     record = json.loads((folder / f"{taken.stem}.json").read_text())
-    assert set(record) == {"points", "empty_regions", "camera", "taken", "model"}
+    assert set(record) == {"points", "empty_regions", "camera", "taken", "model", "corrected"}
+    assert record["corrected"] == ""  # the model's marks, not yet saved by the operator
     assert record["points"] == [[10.0, 20.0], [150.5, 80.2]] and record["empty_regions"] == []
     assert (record["camera"], record["model"]) == ("gate", "default")
     assert record["taken"].endswith("+00:00")
@@ -55,6 +56,7 @@ def test_corrected_marks_replace_the_predicted_ones(tmp_path, frame) -> None:
     assert again.marks.points.tolist() == [[1, 2], [3, 4], [100, 50]] == saved.marks.points.tolist()
     assert again.marks.empty_regions.tolist() == [[110, 0, 160, 40]]
     assert (again.taken, again.model) == (saved.taken, "default")
+    assert again.corrected == saved.corrected and again.corrected.endswith("+00:00")  # when it was saved
     assert [s.stem for s in snapshots.list()] == [stem]
     snapshots.delete(stem)
     assert snapshots.list() == [] and list(tmp_path.iterdir()) == []
