@@ -115,7 +115,7 @@ class Service:
         self.settings = CameraSettings(config, self.config_path, self._checker())
         self.models = CameraModels(self.settings, self.worker, self._load_engine)
         self.models.load_configured()
-        self.jobs = FinetuneJobs(config.finetune, self.hub.publish_event)
+        self.jobs = FinetuneJobs(config.finetune, self.hub.publish_event, data_root=config.data_root)
         self.cameras = Cameras(self.worker, config)
         for camera in config.cameras:
             self._open_camera(camera)

@@ -14,7 +14,9 @@ const $ = (selector) => dialog.querySelector(selector);
 const list = $(".teach-snapshots");
 const annotator = new Annotator($("svg.teach-svg"), changed);
 
-let teach = null; // {camera, snapshots, current (index), dirty, job, model}
+const MIN_SNAPSHOTS = 2; // the command trains on one and judges by another: it refuses fewer
+
+let teach = null; // {camera, snapshots, suggested (stem), current (index), dirty, job, model}
 
 function api(path = "") {
   return `/api/cameras/${encodeURIComponent(teach.camera)}/${path}`;
@@ -64,7 +66,11 @@ function renderList() {
     picture.src = api(`snapshots/${snapshot.stem}/image.jpg`);
     picture.alt = `snapshot ${index + 1}`;
     const caption = document.createElement("span");
-    caption.textContent = `${snapshot.points.length} heads${snapshot.empty_regions.length ? `, ${snapshot.empty_regions.length} empty` : ""}`;
+    caption.textContent = `${snapshot.points.length} heads${snapshot.empty_regions.length ? `, ${snapshot.empty_regions.length} empty` : ""}${snapshot.corrected ? " ✓" : ""}`;
+    if (snapshot.stem === teach.suggested) {
+      item.classList.add("suggested");
+      item.title = "Correct this one next: its scene differs most from the snapshots corrected so far";
+    }
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "delete";
@@ -77,7 +83,8 @@ function renderList() {
   }));
   const count = teach.snapshots.length;
   $(".snapshot-count").textContent = `${count} snapshot${count === 1 ? "" : "s"}`;
-  $(".finetune").disabled = !teach.snapshots.length || teach.job?.state === "running";
+  $(".finetune").disabled = count < MIN_SNAPSHOTS || teach.job?.state === "running";
+  $(".finetune").title = count < MIN_SNAPSHOTS ? `Needs at least ${MIN_SNAPSHOTS} snapshots: one to train on, one to judge the result by` : "";
 }
 
 async function open(index) {
@@ -99,13 +106,23 @@ async function save() {
   teach.snapshots[teach.current] = saved;
   teach.dirty = false;
   $(".save").disabled = true;
-  say(`Saved ${saved.points.length} heads and ${saved.empty_regions.length} empty regions.`, "ok");
+  await refreshSuggestion();
+  const next = teach.snapshots.findIndex((s) => s.stem === teach.suggested);
+  const hint = next < 0 ? "" : ` Correct snapshot ${next + 1} next: its scene differs most from those corrected.`;
+  say(`Saved ${saved.points.length} heads and ${saved.empty_regions.length} empty regions.${hint}`, "ok");
   renderList();
+}
+
+// Which snapshot to correct next (the server compares the scenes: stream/label_next.py).
+async function refreshSuggestion() {
+  const listed = await send("GET", "snapshots");
+  teach.suggested = listed.suggested;
 }
 
 async function take() {
   const snapshot = await send("POST", "snapshots");
   teach.snapshots.push(snapshot);
+  await refreshSuggestion();
   say(`Snapshot taken: the model found ${snapshot.points.length} heads. Correct the marks, then Save.`);
   await open(teach.snapshots.length - 1);
 }
@@ -118,7 +135,9 @@ async function takeMore() {
     renderList();
     if (shot < SPREAD_SHOTS) await new Promise((resolve) => setTimeout(resolve, SPREAD_MS));
   }
-  say(`${SPREAD_SHOTS} snapshots taken. Correct each, then fine-tune.`);
+  await refreshSuggestion();
+  renderList();
+  say(`${SPREAD_SHOTS} snapshots taken. Correct each (the outlined one first), then fine-tune.`);
 }
 
 async function removeSnapshot(index) {
@@ -129,6 +148,7 @@ async function removeSnapshot(index) {
     teach.dirty = false;
     $(".teach-view").hidden = true;
   } else if (teach.current > index) teach.current -= 1;
+  await refreshSuggestion();
   renderList();
 }
 
@@ -145,7 +165,7 @@ function verdict(report) {
   if (!(report.holdout_mae_after < report.holdout_mae_before)) {
     return "Done, but the fine-tuned model is not better on the held-out snapshots: keep the current one, or add and correct more snapshots.";
   }
-  return "Done: better on the held-out snapshots, but the standard hold-out got more than 10 % worse, so the current model stays.";
+  return "Done: better on the held-out snapshots, but the standard hold-out got worse than the rule allows, so the current model stays.";
 }
 
 export function showJob(job) {
@@ -173,7 +193,9 @@ export function showJob(job) {
     $(".holdout-size").textContent = `${heldOut} of ${report.snapshots} snapshots`;
     $(".standard-a").textContent = standard("A");
     $(".standard-b").textContent = standard("B");
+    $(".job-report").title = report.standard_set ? `standard hold-out: ${report.standard_set}` : "";
   }
+  $(".job-rule").textContent = report?.better_rule ? `Decided by: ${report.better_rule}.` : "";
   $(".use-model").hidden = !(report && report.better && teach.model !== job.model);
   renderList();
 }
@@ -242,7 +264,7 @@ dialog.addEventListener("close", async () => {
 });
 
 export async function openTeach(id, name) {
-  teach = { camera: id, snapshots: [], current: null, dirty: false, job: null, model: null };
+  teach = { camera: id, snapshots: [], suggested: null, current: null, dirty: false, job: null, model: null };
   $(".teach-camera").textContent = name;
   $(".teach-view").hidden = true;
   $(".use-model").hidden = true;
@@ -250,6 +272,7 @@ export async function openTeach(id, name) {
   $(".job-progress").hidden = true;
   $(".cancel-job").hidden = true;
   $(".job-status").textContent = "";
+  $(".job-rule").textContent = "";
   say("");
   dialog.showModal();
   try {
@@ -259,6 +282,7 @@ export async function openTeach(id, name) {
     ]);
     if (listed.error || status.error) throw new Error(listed.error || status.error);
     teach.snapshots = listed.snapshots;
+    teach.suggested = listed.suggested;
     $(".teach-folder").textContent = `Snapshots are kept in ${listed.folder}.`;
     showModel(status.model);
     renderList();
