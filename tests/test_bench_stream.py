@@ -3,7 +3,7 @@ not timings, are the benchmark's business; this checks that the command works en
 
 import json
 
-from tests.test_cli import run_cli
+from tests.conftest import run_cli
 
 
 def test_bench_stream_reports_every_camera_and_the_cpu_per_thread_group():

@@ -8,36 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import math
-import shutil
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
-import pytest
 
 from crowdstream.stream.config import build_config
 from crowdstream.stream.service import Service
 from crowdstream.stream.web.config import HttpConfig
-from tests.test_web_support import TOKEN, Served, get_json, serve
-
-playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Plain host candidates instead of mDNS names: aioice keeps its mDNS resolver in process-global
-    # state tied to the first event loop, and every test here runs the server in a new loop.
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install -y chromium")
+from tests.conftest import ARTIFACTS, eventually
+from tests.web_support import TOKEN, Served, get_json, serve
 
 FRAMES_DECODED = """async (id) => {
   const state = window.crowdstream && window.crowdstream.cameras.get(id);
@@ -46,27 +25,6 @@ FRAMES_DECODED = """async (id) => {
   (await state.pc.getStats()).forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "video") decoded = r.framesDecoded; });
   return decoded;
 }"""
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    async with playwright_api.async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def eventually(probe, check, timeout: float = 45):
-    """Poll an async `probe` until `check(value)` holds; return the value or fail with the last one."""
-    deadline, value = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        value = await probe()
-        if check(value):
-            return value
-        await asyncio.sleep(0.2)
-    pytest.fail(f"gave up waiting; last value {value!r}")
 
 
 async def wait_for_playing_video(page, camera: str) -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.test_browser import ARTIFACTS, browser, eventually  # noqa: F401 - the browser fixture
-from tests.test_web_support import get_json, serve
+from tests.conftest import ARTIFACTS, eventually
+from tests.web_support import get_json, serve
 
 
 async def alert_rows(page) -> list[dict]:

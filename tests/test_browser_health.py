@@ -11,9 +11,8 @@ import pytest
 from crowdstream.stream.config import build_config
 from crowdstream.stream.service import Service
 from crowdstream.stream.soak.rtsp_server import RtspServer
-from tests.conftest import free_port
-from tests.test_browser import ARTIFACTS, browser, eventually  # noqa: F401 - the browser fixture
-from tests.test_web_support import get_json
+from tests.conftest import ARTIFACTS, eventually, free_port
+from tests.web_support import get_json
 
 CARD = "article[data-camera=gate]"
 

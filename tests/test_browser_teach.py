@@ -28,9 +28,9 @@ import yaml
 
 from crowdstream.stream.config import load_config
 from crowdstream.stream.service import Service
+from tests.conftest import ARTIFACTS, eventually
 from tests.data_paths import DATA_ROOT, needs_data
-from tests.test_browser import ARTIFACTS, browser, eventually  # noqa: F401 - the browser fixture
-from tests.test_web_support import get_json
+from tests.web_support import get_json
 
 HAS_FINETUNE = importlib.util.find_spec("crowdstream.training.finetune_cli") is not None
 CONFIG = """\
@@ -43,6 +43,7 @@ http:
   port: 0
 redis:
   embedded: false
+data_root: {data_root}
 finetune:
   data_dir: {data}
   quick_minutes: {minutes}
@@ -79,7 +80,13 @@ async def setup(tmp_path: Path, minutes: float = QUICK_MINUTES) -> tuple[Service
     scene = camera_folder(tmp_path)
     path = tmp_path / "cameras.yaml"
     path.write_text(
-        CONFIG.format(camera=tmp_path / "camera", data=tmp_path / "data", minutes=minutes, steps=QUICK_STEPS)
+        CONFIG.format(
+            camera=tmp_path / "camera",
+            data=tmp_path / "data",
+            minutes=minutes,
+            steps=QUICK_STEPS,
+            data_root=DATA_ROOT,
+        )
     )
     service = Service(load_config(path, environ={}), path, lambda p: load_config(p, environ={}))
     await service.start()
@@ -341,6 +348,8 @@ async def test_the_switch_is_offered_only_when_the_report_says_better(
         await page.wait_for_selector("article[data-camera=bund][data-status=up] .count .value[data-count]")
         await page.click("article[data-camera=bund] .correct")
         await take_snapshot(page, 1)
+        assert await page.is_disabled("#teach .finetune")  # one snapshot: nothing left to judge it by
+        await take_snapshot(page, 2)
         await page.click("#teach .finetune")
         await page.wait_for_selector("#teach .job-status.done")
         assert await page.text_content("#teach .holdout-mae") == ("9.0 → 3.0" if better else "9.0 → 11.0")

@@ -10,8 +10,8 @@ import yaml
 
 from crowdstream.stream.config import load_config
 from crowdstream.stream.service import Service
-from tests.test_browser import ARTIFACTS, browser, eventually  # noqa: F401 - the browser fixture
-from tests.test_web_support import get_json
+from tests.conftest import ARTIFACTS, eventually
+from tests.web_support import get_json
 
 CONFIG = """\
 # the venue's cameras (this comment must survive the editor)

@@ -20,7 +20,7 @@ from crowdstream.stream.hub import Hub
 from crowdstream.stream.metrics import StreamMetrics
 from crowdstream.stream.sources import Frame
 from crowdstream.stream.worker import Worker
-from tests.test_web_support import demo_clip
+from tests.web_support import demo_clip
 
 
 class OneFrame:

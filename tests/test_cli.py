@@ -2,21 +2,14 @@
 
 import argparse
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
 from crowdstream.cli import build_parser
+from tests.conftest import run_cli
 from tests.data_paths import PART_B, needs_data
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "crowdstream", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 def all_commands(parser: argparse.ArgumentParser, prefix=()):

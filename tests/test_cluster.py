@@ -15,9 +15,7 @@ import pytest
 import redis
 
 from crowdstream.stream.redis_publisher import counts_key
-from tests.conftest import RedisServer
-from tests.test_service import Served, serve  # noqa: F401 - the `serve` fixture
-from tests.test_sources import wait_until
+from tests.conftest import RedisServer, ServiceProcess, wait_until
 
 PREFIX = "cluster:"
 LEASE_MS = 3000
@@ -45,7 +43,7 @@ def records(client: redis.Redis, camera: str) -> list[dict]:
     return [fields for _id, fields in client.xrange(counts_key(PREFIX, camera))]
 
 
-def wait(condition, timeout: float, what: str, workers: list[Served]) -> None:
+def wait(condition, timeout: float, what: str, workers: list[ServiceProcess]) -> None:
     """wait_until, failing with the workers' recent logs."""
     wait_until(condition, timeout, what, lambda: "\n".join(worker.logs()[-1500:] for worker in workers))
 
@@ -63,10 +61,12 @@ def assert_never_counted_twice(client: redis.Redis) -> None:
 
 
 @pytest.mark.slow  # three services and a lease expiry: about 20 s on an idle 2-core machine
-def test_killed_worker_cameras_resume_elsewhere_after_its_lease(serve, redis_server: RedisServer) -> None:  # noqa: F811
+def test_killed_worker_cameras_resume_elsewhere_after_its_lease(
+    service_process, redis_server: RedisServer
+) -> None:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     workers = {
-        name: serve(config(redis_server.url), env={"CROWDSTREAM_CLUSTER__WORKER_ID": name})
+        name: service_process(config(redis_server.url), env={"CROWDSTREAM_CLUSTER__WORKER_ID": name})
         for name in ("w1", "w2", "w3")
     }
     everyone = list(workers.values())

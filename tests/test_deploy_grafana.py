@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_service import Served, serve  # noqa: F401 - the `serve` fixture
+from tests.conftest import ServiceProcess
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 PROVISIONING = DEPLOY / "grafana" / "provisioning"
@@ -113,7 +113,7 @@ def test_grafana_density_alerts_match_the_prometheus_thresholds() -> None:
     assert thresholds == expected == {"E": 1.08, "F": 2.17}
 
 
-def live_series(served: Served) -> dict[str, set[str] | None]:
+def live_series(served: ServiceProcess) -> dict[str, set[str] | None]:
     """Sample names a running worker exports, each with the label names its samples carry. Families
     with no sample yet (no reconnect so far, say) are known from their HELP/TYPE lines, labels None."""
     _status, text = served.get("/metrics")
@@ -146,14 +146,14 @@ def query_problems(where: str, expression: str, exported: dict[str, set[str] | N
     return problems
 
 
-def test_every_query_uses_metrics_and_labels_a_live_worker_exports(serve) -> None:  # noqa: F811
+def test_every_query_uses_metrics_and_labels_a_live_worker_exports(service_process) -> None:
     camera = {
         "id": "gate",
         "url": "demo",
         "max_fps": 2,
         "zones": [{"name": "plaza", "polygon": [[0, 0], [640, 0], [640, 720], [0, 720]], "area_m2": 30}],
     }
-    served = serve({"cameras": [camera], "redis": {"embedded": False}})
+    served = service_process({"cameras": [camera], "redis": {"embedded": False}})
     served.wait_until(
         lambda: (served.metric("crowd_frames_processed_total", camera="gate") or 0) >= 2, what="counts"
     )

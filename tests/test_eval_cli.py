@@ -11,8 +11,8 @@ from scipy.io import loadmat
 
 from crowdstream.engines.data_root import DATA_ROOT_ENV
 from crowdstream.training.demo_clip import IMAGES
+from tests.conftest import run_cli
 from tests.data_paths import DATA_ROOT, PART_B, needs_data
-from tests.test_cli import run_cli
 
 
 def annotated(name: str) -> np.ndarray:

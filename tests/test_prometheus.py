@@ -16,8 +16,7 @@ import pytest
 import yaml
 
 from crowdstream.stream.soak.processes import stop_process_group
-from tests.conftest import free_port, wait_for_port
-from tests.test_service import Served, serve  # noqa: F401 - the `serve` fixture
+from tests.conftest import ServiceProcess, free_port, wait_for_port
 
 PROMETHEUS = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 
@@ -140,14 +139,14 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[dict], Prometheus]]:
         server.stop()
 
 
-def test_prometheus_scrapes_crowd_people_from_a_running_worker(serve, prometheus) -> None:  # noqa: F811
+def test_prometheus_scrapes_crowd_people_from_a_running_worker(service_process, prometheus) -> None:
     camera = {
         "id": "plaza",
         "url": "demo",
         "max_fps": 2,
         "zones": [{"name": "left", "polygon": [[0, 0], [640, 0], [640, 720], [0, 720]], "area_m2": 40}],
     }
-    served: Served = serve({"cameras": [camera], "redis": {"embedded": False}})
+    served: ServiceProcess = service_process({"cameras": [camera], "redis": {"embedded": False}})
     server = prometheus(scrape_config_for(served.port))
     people = server.wait_for('crowd_people{job="crowdstream",camera="plaza",zone=""}')
     assert len(people) == 1 and float(people[0]["value"][1]) > 0

@@ -12,107 +12,18 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
-import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from crowdstream.stream.redis_publisher import counts_key
-from crowdstream.stream.soak.processes import stop_process_group
-from tests.conftest import RedisServer, free_port
+from tests.conftest import RedisServer, ServiceProcess, demo_cameras, free_port
 
 PREFIX = "svc:"
 
 
-class Served:
-    """A `crowdstream serve` process with its log file and HTTP port."""
-
-    def __init__(self, process: subprocess.Popen, log: Path, port: int) -> None:
-        self.process, self.log, self.port = process, log, port
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, ""
-        except OSError:
-            return 0, ""
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        status, text = self.get("/metrics")
-        if status != 200:
-            return None
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    return sample.value
-        return None
-
-    def logs(self) -> str:
-        return self.log.read_text()
-
-    def wait_until(
-        self, condition: Callable[[], bool], timeout: float = 90.0, what: str = "condition"
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"serve exited with {self.process.returncode} waiting for {what}:\n{self.logs()[-3000:]}"
-                )
-            if condition():
-                return
-            time.sleep(0.2)
-        pytest.fail(f"timed out waiting for {what}:\n{self.logs()[-3000:]}")
-
-    def terminate(self, timeout: float = 10.0) -> tuple[int, float]:
-        """SIGTERM; returns (exit code, seconds it took)."""
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=timeout)
-        return code, time.monotonic() - started
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
-    """Start `crowdstream serve` with a config (and environment); always stopped at the end."""
-    started: list[subprocess.Popen] = []
-
-    def start(config: dict, env: dict[str, str] | None = None) -> Served:
-        port = free_port()
-        config = {**config, "http": {"port": port}}
-        path = tmp_path / f"service-{len(started)}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        log = tmp_path / f"service-{len(started)}.log"
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("CROWDSTREAM_")}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crowdstream", "serve", "-c", str(path)],
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("w"),
-            env={**environment, **(env or {})},
-            start_new_session=True,
-        )
-        started.append(process)
-        served = Served(process, log, port)
-        served.wait_until(lambda: served.get("/readyz")[0] == 200, what="/readyz")
-        return served
-
-    yield start
-    for process in started:
-        stop_process_group(process)
-
-
-def demo_cameras(count: int, max_fps: float = 4.0) -> list[dict]:
-    return [{"id": f"cam{i}", "url": "demo", "max_fps": max_fps} for i in range(1, count + 1)]
-
-
-def records_written(served: Served) -> int:
+def records_written(served: ServiceProcess) -> int:
     match = re.search(r"stopped records_written=(\d+) records_lost=(\d+)", served.logs())
     assert match, served.logs()[-2000:]
     assert match.group(2) == "0"
@@ -133,8 +44,10 @@ def assert_ordered(entries: list[tuple[str, dict]]) -> None:
     assert ids == sorted(set(ids)) and stamps == sorted(stamps)
 
 
-def test_sigterm_flushes_records_held_back_and_exits_0(serve, redis_server: RedisServer) -> None:
-    served = serve({"cameras": demo_cameras(2), "redis": {"url": redis_server.url, "prefix": PREFIX}})
+def test_sigterm_flushes_records_held_back_and_exits_0(service_process, redis_server: RedisServer) -> None:
+    served = service_process(
+        {"cameras": demo_cameras(2), "redis": {"url": redis_server.url, "prefix": PREFIX}}
+    )
     served.wait_until(lambda: (served.metric("crowd_redis_records_written_total") or 0) >= 4, what="records")
     os.kill(redis_server.process.pid, signal.SIGSTOP)  # Redis hangs: records pile up in memory
     try:
@@ -152,8 +65,12 @@ def test_sigterm_flushes_records_held_back_and_exits_0(serve, redis_server: Redi
     assert "Traceback" not in served.logs()
 
 
-def test_redis_outage_under_load_loses_nothing_and_keeps_order(serve, redis_server: RedisServer) -> None:
-    served = serve({"cameras": demo_cameras(2), "redis": {"url": redis_server.url, "prefix": PREFIX}})
+def test_redis_outage_under_load_loses_nothing_and_keeps_order(
+    service_process, redis_server: RedisServer
+) -> None:
+    served = service_process(
+        {"cameras": demo_cameras(2), "redis": {"url": redis_server.url, "prefix": PREFIX}}
+    )
     served.wait_until(lambda: (served.metric("crowd_redis_records_written_total") or 0) >= 4, what="records")
     redis_server.kill()
     counted_before = served.metric("crowd_frames_processed_total", camera="cam1")
@@ -173,11 +90,11 @@ def test_redis_outage_under_load_loses_nothing_and_keeps_order(serve, redis_serv
     assert "redis unreachable, buffering" in served.logs() and "redis reachable" in served.logs()
 
 
-def test_without_redis_it_publishes_to_prometheus_only(serve) -> None:
+def test_without_redis_it_publishes_to_prometheus_only(service_process) -> None:
     path = os.pathsep.join(
         p for p in os.environ["PATH"].split(os.pathsep) if not Path(p, "redis-server").exists()
     )
-    served = serve({"cameras": demo_cameras(1)}, env={"PATH": path})
+    served = service_process({"cameras": demo_cameras(1)}, env={"PATH": path})
     served.wait_until(
         lambda: (served.metric("crowd_frames_processed_total", camera="cam1") or 0) >= 2,
         what="counted frames",
@@ -189,7 +106,7 @@ def test_without_redis_it_publishes_to_prometheus_only(serve) -> None:
     assert served.logs().count("publishing to Prometheus only") == 1
 
 
-def try_command(served: Served) -> list[str]:
+def try_command(served: ServiceProcess) -> list[str]:
     """The redis-cli command serve's first lines invite to run."""
     first_lines = served.logs().splitlines()[:3]
     found = [re.search(r"try='([^']+)'", line) for line in first_lines]
@@ -198,9 +115,9 @@ def try_command(served: Served) -> list[str]:
     return shlex.split(commands[0])
 
 
-def test_without_a_redis_url_it_starts_a_private_redis_the_logged_redis_cli_reads(serve) -> None:
+def test_without_a_redis_url_it_starts_a_private_redis_the_logged_redis_cli_reads(service_process) -> None:
     port = free_port()
-    served = serve({"cameras": demo_cameras(1), "redis": {"prefix": PREFIX, "embedded_port": port}})
+    served = service_process({"cameras": demo_cameras(1), "redis": {"prefix": PREFIX, "embedded_port": port}})
     served.wait_until(lambda: (served.metric("crowd_redis_records_written_total") or 0) >= 3, what="records")
     command = try_command(served)
     assert command == ["redis-cli", "-p", str(port), "XREVRANGE", "svc:cam1:counts", "+", "-", "COUNT", "3"]
@@ -221,12 +138,14 @@ def test_without_a_redis_url_it_starts_a_private_redis_the_logged_redis_cli_read
         redis.Redis(port=port, socket_connect_timeout=1).ping()
 
 
-def test_a_taken_redis_port_falls_back_to_a_free_one_and_says_so(serve) -> None:
+def test_a_taken_redis_port_falls_back_to_a_free_one_and_says_so(service_process) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         wanted = taken.getsockname()[1]
-        served = serve({"cameras": demo_cameras(1), "redis": {"prefix": PREFIX, "embedded_port": wanted}})
+        served = service_process(
+            {"cameras": demo_cameras(1), "redis": {"prefix": PREFIX, "embedded_port": wanted}}
+        )
         served.wait_until(
             lambda: (served.metric("crowd_redis_records_written_total") or 0) >= 1, what="records"
         )
@@ -236,18 +155,20 @@ def test_a_taken_redis_port_falls_back_to_a_free_one_and_says_so(serve) -> None:
     assert port != wanted and redis.Redis(port=port).xlen("svc:cam1:counts") >= 1
 
 
-def test_the_embedded_redis_keeps_its_data_in_data_dir_across_restarts(serve, tmp_path: Path) -> None:
+def test_the_embedded_redis_keeps_its_data_in_data_dir_across_restarts(
+    service_process, tmp_path: Path
+) -> None:
     data = tmp_path / "redis-data"
     config = {
         "cameras": demo_cameras(1),
         "redis": {"prefix": PREFIX, "embedded_port": free_port(), "data_dir": str(data)},
     }
-    first = serve(config)
+    first = service_process(config)
     first.wait_until(lambda: (first.metric("crowd_redis_records_written_total") or 0) >= 2, what="records")
     assert f"data kept in {data}" in first.logs()
     assert first.terminate()[0] == 0
     written = records_written(first)
-    second = serve(config)
+    second = service_process(config)
     port = int(try_command(second)[2])
     kept = redis.Redis(port=port).xrange("svc:cam1:counts", count=written)
     assert len(kept) == written  # every record of the first run, then the second run's
@@ -274,16 +195,18 @@ def test_sources_from_the_command_line_and_a_bad_one(tmp_path) -> None:
     assert "unsupported source 'ftp://nowhere/x'" in result.stderr
 
 
-def test_cluster_workers_split_cameras_and_take_over_after_sigkill(serve, redis_server: RedisServer) -> None:
+def test_cluster_workers_split_cameras_and_take_over_after_sigkill(
+    service_process, redis_server: RedisServer
+) -> None:
     config = {
         "cameras": demo_cameras(2, max_fps=2),
         "redis": {"url": redis_server.url, "prefix": PREFIX},
         "cluster": {"enabled": True, "lease_ms": 1500},
     }
-    first = serve({**config, "cluster": {**config["cluster"], "worker_id": "first"}})
-    second = serve({**config, "cluster": {**config["cluster"], "worker_id": "second"}})
+    first = service_process({**config, "cluster": {**config["cluster"], "worker_id": "first"}})
+    second = service_process({**config, "cluster": {**config["cluster"], "worker_id": "second"}})
 
-    def owned(served: Served) -> set[str]:
+    def owned(served: ServiceProcess) -> set[str]:
         return {c for c in ("cam1", "cam2") if served.metric("crowd_stream_up", camera=c) == 1}
 
     second.wait_until(lambda: len(owned(first)) == 1 and len(owned(second)) == 1, what="the cameras to split")

@@ -2,12 +2,11 @@
 
 import asyncio
 
-from tests.test_service import demo_cameras, serve  # noqa: F401  (fixture)
-from tests.test_web_live import receive, watch
+from tests.conftest import demo_cameras, receive, watch
 
 
-def test_sigterm_with_a_live_viewer_exits_0_within_10_s(serve) -> None:  # noqa: F811
-    served = serve({"cameras": demo_cameras(1, max_fps=4), "redis": {"url": None}})
+def test_sigterm_with_a_live_viewer_exits_0_within_10_s(service_process) -> None:
+    served = service_process({"cameras": demo_cameras(1, max_fps=4), "redis": {"url": None}})
     url = f"http://127.0.0.1:{served.port}"
 
     async def watch_then_terminate() -> tuple[int, float]:

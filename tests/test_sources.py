@@ -23,7 +23,7 @@ from crowdstream.stream.sources import DEMO_CLIP, Frame, Source, SourceError, So
 from crowdstream.stream.sources.capture import AvReader
 from crowdstream.stream.sources.folder import FolderReader, decode_image
 from crowdstream.stream.sources.source import redact_text
-from tests.conftest import free_port
+from tests.conftest import frame_index, free_port, marked_frame, wait_until
 from tests.data_paths import PART_B
 
 SHANGHAITECH = PART_B / "images"
@@ -33,19 +33,6 @@ FAST = {"open_timeout": 10.0, "read_timeout": 10.0, "max_backoff": 0.2}
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-
-def marked_frame(index: int, width: int = 320, height: int = 240) -> np.ndarray:
-    """A black frame with a white bar at x = 10·index, so a decoded frame tells which one it was."""
-    image = np.zeros((height, width, 3), np.uint8)
-    image[:, 10 * index : 10 * index + 10] = 255
-    return image
-
-
-def frame_index(image: np.ndarray) -> int:
-    """Inverse of marked_frame (after lossy coding): the 10-pixel column band that is brightest."""
-    columns = image.mean(axis=(0, 2))
-    return int(np.argmax(columns[: columns.size // 10 * 10].reshape(-1, 10).mean(axis=1)))
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 15) -> Path:
@@ -58,17 +45,6 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 15) -> Path:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
         container.mux(stream.encode(None))
     return path
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, details: Callable[[], str] = str
-) -> None:
-    """Poll `condition` until it holds; fail naming `what`, followed by `details()` (logs, say)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout} s: {what}\n{details()}")
-        time.sleep(0.02)
 
 
 def drain(source: Source, timeout: float = 20.0) -> list[Frame]:

@@ -24,8 +24,7 @@ from crowdstream.stream.sources import DEMO_CLIP, DecodeConfig, open_source
 from crowdstream.stream.sources.capture import AvReader
 from crowdstream.stream.sources.decoding import skip_frames
 from crowdstream.stream.worker import Worker, load_worker_engine
-from tests.test_sources import frame_index, marked_frame, wait_until
-from tests.test_sources_rtsp import rtsp_server  # noqa: F401 - the fixture
+from tests.conftest import frame_index, marked_frame, wait_until
 
 FRAMES = 48
 WIDTH = 10 * FRAMES  # room for every frame's marker bar

@@ -3,30 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from crowdstream.stream.soak.rtsp_server import RtspServer
 from crowdstream.stream.sources import open_source
 from crowdstream.stream.sources.capture import AvReader
-from tests.conftest import free_port
-from tests.test_sources import wait_until
-
-
-@pytest.fixture
-def rtsp_server(tmp_path: Path) -> Iterator[RtspServer]:
-    missing = RtspServer.available()
-    if missing:
-        pytest.fail(
-            f"{missing}: apt-get install -y gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi "
-            "gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly"
-        )
-    server = RtspServer(free_port(), tmp_path / "rtsp.log", width=320, height=240, fps=15)
-    server.start()
-    yield server
-    server.stop()
+from tests.conftest import wait_until
 
 
 def test_rtsp_camera_survives_its_server_dying_and_returning(rtsp_server: RtspServer) -> None:

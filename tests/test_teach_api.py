@@ -19,7 +19,7 @@ import yaml
 from crowdstream.engines.models import DEFAULT_MODEL
 from crowdstream.stream.config import load_config
 from crowdstream.stream.service import Service
-from tests.test_browser import eventually
+from tests.conftest import eventually
 
 TOKEN = "a-token-of-twenty-chars"
 CONFIG = """\

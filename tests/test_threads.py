@@ -18,7 +18,7 @@ from crowdstream.stream.threads import (
     thread_group,
 )
 from crowdstream.stream.worker import load_worker_engine
-from tests.test_sources import wait_until
+from tests.conftest import wait_until
 
 
 def os_names() -> list[str]:

@@ -22,7 +22,7 @@ from crowdstream.stream.readings import CameraReading
 from crowdstream.stream.redis_publisher import RedisPublisher
 from crowdstream.stream.web.app import EVENTS
 from crowdstream.stream.web.config import HttpConfig
-from tests.test_web_support import get_json, serve
+from tests.web_support import get_json, serve
 
 OPENAPI = json.loads(resources.files("crowdstream.stream.web").joinpath("openapi.json").read_text())
 

@@ -18,8 +18,8 @@ import time
 import aiohttp
 import numpy as np
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.mediastreams import VideoStreamTrack
 
 import crowdstream.stream.hub
 import crowdstream.stream.pictures
@@ -28,43 +28,8 @@ from crowdstream.stream.web.app import LIVE_VIEW, VIEWER_SLOTS
 from crowdstream.stream.web.config import HttpConfig
 from crowdstream.stream.web.frames import LiveCursor
 from crowdstream.stream.web.webrtc import AnnotatedTrack, _negotiate
-from tests.test_web_support import Served, serve
-
-
-async def offer_answer(url: str, camera: str) -> tuple[RTCPeerConnection, dict]:
-    """A receiving peer and the server's answer to its offer (not yet applied)."""
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTransceiver("video", direction="recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{url}/api/cameras/{camera}/offer", json={"type": "offer", "sdp": pc.localDescription.sdp}
-        ) as response,
-    ):
-        assert response.status == 200, await response.text()
-        return pc, await response.json()
-
-
-async def watch(
-    url: str, camera: str, answer_filter=lambda sdp: sdp
-) -> tuple[RTCPeerConnection, MediaStreamTrack]:
-    """Connect a viewer and return its peer and the video track it receives."""
-    pc, answer = await offer_answer(url, camera)
-    track = asyncio.get_running_loop().create_future()
-    pc.on("track", track.set_result)
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_filter(answer["sdp"]), type="answer"))
-    return pc, await asyncio.wait_for(track, 10)
-
-
-async def receive(track: MediaStreamTrack, count: int, timeout: float = 60) -> list[tuple[float, object]]:
-    """`count` decoded frames with the wall-clock time each arrived."""
-    frames = []
-    async with asyncio.timeout(timeout):
-        while len(frames) < count:
-            frame = await track.recv()
-            frames.append((time.monotonic(), frame))
-    return frames
+from tests.conftest import offer_answer, receive, watch
+from tests.web_support import Served, serve
 
 
 async def until(condition, timeout: float = 20) -> None:

@@ -20,7 +20,7 @@ from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.stream.web.app import LIVE_VIEW, VIEWER_SLOTS
 from crowdstream.stream.web.auth import check_bind
 from crowdstream.stream.web.config import HttpConfig
-from tests.test_web_support import TOKEN, get_json, serve
+from tests.web_support import TOKEN, get_json, serve
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -23,7 +23,7 @@ from crowdstream.stream.web.config import HttpConfig
 from crowdstream.stream.zone_editor import ZoneEditError, ZoneEditor
 from crowdstream.stream.zone_file import CameraNotInFile, write_zones
 from tests.conftest import free_port
-from tests.test_web_support import TOKEN
+from tests.web_support import TOKEN
 
 CONFIG = """\
 # cameras of the north entrance
