@@ -153,6 +153,27 @@ def test_a_shipped_recipe_without_a_data_root_is_a_one_line_error(venv: Path, tm
     assert len(lines) == 1 and "no data root" in lines[0] and DATA_ROOT_ENV in lines[0], result.stderr
 
 
+def test_finetune_on_three_snapshots_is_guarded_by_the_shipped_replay_set(venv: Path, tmp_path: Path) -> None:
+    """Issue 28: no data root anywhere, yet replay runs (from the crops the wheel ships) and the report
+    names what guarded the model and what judged it."""
+    pytest.importorskip("torch")
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    for annotation in sorted((CHECKOUT / "crowdstream" / "training" / "replay" / "check").glob("B-*.json"))[
+        -3:
+    ]:
+        for path in (annotation, annotation.with_suffix(".jpg")):
+            (camera / path.name).write_bytes(path.read_bytes())
+    result = run(
+        venv, tmp_path, "finetune", "camera", "-o", "gate.onnx", "--minutes", "0.05", "--standard-limit", "2",
+        "--threads", "1", "--nice", "0", timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "gate.report.json").read_text())
+    assert report["replay_images"] > 0 and report["anchor_tiles"] > 0, report
+    assert "shipped" in report["replay_source"] and "shipped" in report["standard_set"]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -2,11 +2,12 @@
 
 Starts from an ONNX model (the shipped one by default), trains only its decoder and last backbone blocks
 (training.onnx_weights) with the Bayesian point loss (or the previous Gaussian-map loss, `loss: density`) on
-strongly augmented tiles of the camera's training snapshots, mixed with replayed ShanghaiTech training tiles
-so it does not forget, and trains the boxes marked "nobody here" towards zero density. The run is fitted
-into a wall-clock budget; the result is judged on held-out snapshots and on the project's standard hold-out
-before and after, and written as `<out>.report.json` beside the model. `better` says whether the page should
-offer switching.
+strongly augmented tiles of the camera's training snapshots, mixed with replayed training tiles anchored to
+the base model's answers so it does not forget (ShanghaiTech's under the data root, else the crops shipped
+in training/replay), and trains the boxes marked "nobody here" towards zero density; then refits the count
+head's gain on the training snapshots. The run is fitted into a wall-clock budget; the result is judged on
+the camera's held-out snapshots first and on the standard hold-out with a bounded tolerance (judge), and
+written as `<out>.report.json` beside the model. `better` says whether the page should offer switching.
 """
 
 from __future__ import annotations
@@ -134,9 +135,8 @@ def replay_images(config: FinetuneRunConfig) -> tuple[list[LoadedImage], str]:
     images = training_split_images(config.data_root, config.replay_images)
     if images:
         return images, f"ShanghaiTech training split under {config.data_root}"
-    return shipped_replay_images(
-        config.replay_images
-    ), "the training crops shipped with crowdstream (training/replay/train)"
+    shipped = shipped_replay_images(config.replay_images)
+    return shipped, "the training crops shipped with crowdstream (training/replay/train)"
 
 
 def training_split_images(data_root: Path | None, per_part: int | None = None) -> list[LoadedImage]:

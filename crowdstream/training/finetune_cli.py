@@ -27,7 +27,8 @@ def register(commands: Subcommands) -> None:
         help="fine-tune the model on one camera's annotated snapshots (CPU, minutes)",
         description='Fine-tune a model on a camera\'s snapshots (<name>.jpg + <name>.json with "points" and optional\n'
         '"empty_regions" boxes marked "nobody here", as the page saves them). Trains the decoder and the last\n'
-        "backbone blocks on augmented snapshot tiles mixed with ShanghaiTech training tiles, holds out some\n"
+        "backbone blocks on augmented snapshot tiles mixed with replayed training tiles (ShanghaiTech's under\n"
+        "--data-root, else the crops the package ships), refits the count head's gain, holds out some\n"
         "snapshots, and writes OUT.onnx (the base graph with new weights) and OUT.report.json: held-out snapshot\n"
         "MAE and standard hold-out MAE (every 5th ShanghaiTech image) before and after, and `better`.",
         epilog="examples:\n"
@@ -72,7 +73,7 @@ def register(commands: Subcommands) -> None:
         "--replay-images",
         type=int,
         default=40,
-        help="ShanghaiTech training images per part to replay (default 40)",
+        help="training images (or shipped crops) per part to replay (default 40)",
     )
     p.add_argument(
         "--replay-negatives",
