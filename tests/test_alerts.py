@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,6 +14,7 @@ from crowdstream.stream.alerts import Alert, AlertTracker, fruin_level
 from crowdstream.stream.hub import Hub
 from crowdstream.stream.readings import CameraReading
 from crowdstream.stream.zones import ZoneReading
+from tests.conftest import eventually
 
 PREFIX = "test:"
 
@@ -138,22 +140,29 @@ async def test_the_history_is_kept_in_redis_bounded_newest_first(redis_server) -
     ]
 
 
-async def test_alerts_wait_in_memory_while_redis_is_down(redis_server) -> None:
+async def test_alerts_wait_in_memory_while_redis_is_down(redis_server, caplog) -> None:
+    """The writer must have tried and failed (it says so) before the alert is checked to be still
+    pending: a store that dropped what it could not write would fail here, and one that never retried
+    would fail to store it once Redis is back."""
+    caplog.set_level(logging.WARNING, logger="crowdstream.stream.alert_store")
     store = AlertStore(Hub(), AlertTracker(), redis_server.url, PREFIX)
     redis_server.kill()
     writer = asyncio.create_task(store.run())
     store.record(alert(1))
-    await asyncio.sleep(0.5)
-    assert list(store.pending) == [alert(1).id]
-    assert [a["zone"] for a in await store.recent()] == ["zone1"]  # served from memory meanwhile
-    redis_server.start()
     client = aioredis.Redis.from_url(redis_server.url)
+
+    async def messages() -> list[str]:
+        return caplog.messages
+
+    async def stored() -> tuple[bool, list[str]]:
+        return bool(await client.hexists(alerts_key(PREFIX), alert(1).id)), list(store.pending)
+
     try:
-        for _ in range(100):
-            if await client.hexists(alerts_key(PREFIX), alert(1).id):
-                break
-            await asyncio.sleep(0.1)
-        assert await client.hexists(alerts_key(PREFIX), alert(1).id) and not store.pending
+        await eventually(messages, lambda logged: "redis unreachable: alerts kept in memory" in logged, 20)
+        assert list(store.pending) == [alert(1).id]
+        assert [a["zone"] for a in await store.recent()] == ["zone1"]  # served from memory meanwhile
+        redis_server.start()
+        assert await eventually(stored, lambda state: state == (True, []), 20) == (True, [])
     finally:
         writer.cancel()
         await client.aclose()
