@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
-from crowdstream.engines.labels import Rect, draw_text, label_box, place_labels, text_size
+from crowdstream.engines.labels import Rect, draw_label, draw_text, label_box, place_labels, text_size
 from crowdstream.stream.overlay import (
     ALERT_COLOR,
+    COUNT_BACKGROUND,
     OK_COLOR,
     HeatmapAnnotator,
     ZoneAnnotator,
@@ -25,6 +27,16 @@ from tests.data_paths import PART_B, needs_data
 
 def grey_scene(height: int = 120, width: int = 160) -> np.ndarray:
     return np.full((height, width, 3), 100, dtype=np.uint8)
+
+
+def marker_centre(scene: np.ndarray, near: tuple[int, int], reach: int = 15) -> tuple[float, float]:
+    """Where the densest-spot marker's white cross is centred, looking within `reach` pixels of `near`
+    (x, y); fails if there is no white there at all."""
+    x0, y0 = near[0] - reach, near[1] - reach
+    window = scene[max(0, y0) : near[1] + reach + 1, max(0, x0) : near[0] + reach + 1]
+    ys, xs = np.nonzero((window > 200).all(axis=2))
+    assert xs.size, f"no marker near {near}"
+    return float(xs.mean() + max(0, x0)), float(ys.mean() + max(0, y0))
 
 
 def test_empty_density_leaves_the_scene_clear() -> None:
@@ -53,7 +65,7 @@ def test_overlay_on_a_scaled_frame_puts_zones_and_marker_where_they_belong() -> 
     out = render_overlay(half, None, reading, [zone])
     assert (half == 100).all()  # a copy was drawn on
     assert tuple(out[85, 150]) == OK_COLOR and tuple(out[85, 130]) == (100, 100, 100)  # right edge x=150
-    assert (out[30, 55:66] != 100).any()  # the marker, centred on (x=60, y=30)
+    assert marker_centre(out, (60, 30)) == pytest.approx((60, 30), abs=1)  # half the frame's (120, 60)
 
 
 def test_zone_outline_turns_alert_colour_over_threshold() -> None:
@@ -67,10 +79,17 @@ def test_zone_outline_turns_alert_colour_over_threshold() -> None:
 
 
 def test_count_label_is_drawn_in_the_corner_and_the_marker_on_the_densest_spot() -> None:
+    """The count (not the smoothed one) reads "12 people" on its box in the top-left corner, pixel for
+    pixel as the label drawer draws it there, and the marker's cross is centred on the densest spot."""
     reading = CameraReading("gate", 0.0, 12.0, 11.0, densest=(300, 200), frame_size=(480, 360))
     out = render_overlay(grey_scene(360, 480), None, reading)
-    assert (out[8:30, 8:60] != 100).any()
-    assert (out[200, 290:311] != 100).any()  # the densest-spot marker
+    size, margin = 0.8, 5  # label_scale of a 360-pixel-high frame, and its margin
+    width, height = label_box("12 people", size)
+    expected = grey_scene(360, 480)
+    draw_label(expected, "12 people", Rect(margin, margin, width, height), size, COUNT_BACKGROUND)
+    box = (slice(0, margin + height + 2), slice(0, margin + width + 2))
+    assert np.array_equal(out[box], expected[box])
+    assert marker_centre(out, (300, 200)) == pytest.approx((300, 200), abs=1)
 
 
 def test_units_in_the_labels() -> None:
@@ -137,6 +156,8 @@ def test_a_zone_at_the_origin_never_hides_the_count_nor_another_label() -> None:
 
 @needs_data
 def test_full_overlay_on_a_real_crowd_image() -> None:
+    from scipy.spatial import cKDTree
+
     from crowdstream.training.annotations import load_shanghaitech
     from crowdstream.training.density import density_map
 
@@ -154,16 +175,21 @@ def test_full_overlay_on_a_real_crowd_image() -> None:
         (zone.reading(density, (sample.width, sample.height)),),
         frame_size=(sample.width, sample.height),
     )
+    heat = HeatmapAnnotator().annotate(frame.copy(), density)
+    changed = np.abs(heat.astype(int) - frame.astype(int)).sum(axis=2) > 30
+    heads = sample.points.astype(int)
+    assert changed[heads[:, 1], heads[:, 0]].mean() > 0.9  # the heat sits on the annotated heads...
+    ys, xs = np.nonzero(np.ones_like(changed))
+    far = cKDTree(heads).query(np.stack([xs, ys], 1))[0].reshape(changed.shape) > 60
+    assert far.mean() > 0.3 and not changed[far].any()  # ...and nowhere 60 pixels from one
     out = render_overlay(frame, density, reading, [zone])
     assert out.shape == frame.shape and out.dtype == np.uint8
-    changed = np.abs(out.astype(int) - frame.astype(int)).sum(axis=2) > 30
-    assert 0.05 < changed.mean() < 0.95  # heatmap where the heads are, the rest of the scene visible
+    edge = [tuple(out[y, sample.width // 2]) for y in range(300, 700, 50)]
+    assert edge == [OK_COLOR] * len(edge)  # the zone's right edge, at half the width, over the heat
     assert np.array_equal(render_overlay(frame, None, None), frame)
 
 
 def test_the_count_moves_down_when_the_densest_spot_is_in_its_corner() -> None:
-    from crowdstream.stream.overlay import COUNT_BACKGROUND
-
     def count_rows(densest: tuple[int, int]) -> np.ndarray:
         reading = CameraReading("gate", 0.0, 9.0, 9.0, densest=densest, frame_size=(480, 360))
         out = render_overlay(grey_scene(360, 480), None, reading)
