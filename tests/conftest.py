@@ -10,6 +10,7 @@ WebRTC viewer (`watch`, `receive`).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -102,6 +103,15 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 # --- the command line and the service, as a user runs them ------------------------------------------
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """A parser's subcommands by name ({} if it has none). argparse has no public way to list them, so
+    this one helper reads the parser's actions; the product itself uses only argparse's public API."""
+    for action in parser._actions:
+        if isinstance(action.choices, dict):
+            return dict(action.choices)
+    return {}
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -8,16 +8,14 @@ import numpy as np
 import pytest
 
 from crowdstream.cli import build_parser
-from tests.conftest import run_cli
+from tests.conftest import run_cli, subcommands
 from tests.data_paths import PART_B, needs_data
 
 
 def all_commands(parser: argparse.ArgumentParser, prefix=()):
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield (*prefix, name), sub
-                yield from all_commands(sub, (*prefix, name))
+    for name, sub in subcommands(parser).items():
+        yield (*prefix, name), sub
+        yield from all_commands(sub, (*prefix, name))
 
 
 def test_top_level_help_lists_the_commands():

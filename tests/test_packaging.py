@@ -20,7 +20,7 @@ from crowdstream.cli import (
     build_parser,
 )
 from crowdstream.stream.sources import DEMO_CLIP
-from tests.conftest import free_port
+from tests.conftest import free_port, subcommands
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_ONLY = (*TRAIN_EXTRA_MODULES, "crowdstream.training")
@@ -107,14 +107,6 @@ def test_without_the_training_package_its_commands_are_listed_and_explained(
     assert result.stderr == f"crowdstream: error: {TRAINING_MISSING.format(command)}\n"
 
 
-def registered(parser: argparse.ArgumentParser, *path: str) -> set[str]:
-    for word in path:
-        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        parser = action.choices[word]
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return set(action.choices)
-
-
 def test_the_stand_in_names_are_the_ones_training_registers() -> None:
     from crowdstream.training import cli as training_cli
 
@@ -123,8 +115,8 @@ def test_the_stand_in_names_are_the_ones_training_registers() -> None:
     training_cli.register(commands, bench)
     assert set(commands.choices) == set(TRAINING_COMMANDS)
     assert set(bench.choices) == set(TRAINING_BENCHMARKS)
-    assert set(TRAINING_COMMANDS) <= registered(build_parser())
-    assert "train" not in registered(build_parser(["serve", "--port", "0"]))  # serve never loads training
+    assert set(TRAINING_COMMANDS) <= set(subcommands(build_parser()))
+    assert "train" not in subcommands(build_parser(["serve", "--port", "0"]))  # serve never loads training
 
 
 def test_without_torch_train_says_how_to_get_the_cpu_build() -> None:
