@@ -262,7 +262,8 @@ async def test_eight_starts_sent_together_run_one_job_and_delete_leaves_no_proce
     for camera in ("north", "south"):
         folder = running.service.config.finetune.dataset_dir(camera)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "20260101T000000-1.json").write_text('{"points": []}')
+        for stem in ("20260101T000000-1", "20260101T000000-2"):  # one to train on, one to judge by
+            (folder / f"{stem}.json").write_text('{"points": []}')
     url = f"{running.url}/api/cameras/north/finetune"
     async with aiohttp.ClientSession() as session:
         barrier = asyncio.Barrier(8)
@@ -405,6 +406,13 @@ def test_hostile_bodies_on_every_json_endpoint_are_4xx_and_change_nothing(runnin
         assert answer.status_code == 200 and strict_json(answer.text)
     assert running.problems.lines()[before:] == []
     assert {400, 415} <= statuses["zones"] and 400 in statuses["offer"], statuses
+
+
+def test_the_event_stream_is_json_any_parser_reads(running) -> None:
+    with requests.get(f"{running.url}/api/events", headers=BEARER, stream=True, timeout=30) as response:
+        data = (line[len(b"data: ") :] for line in response.iter_lines() if line.startswith(b"data: "))
+        events = [strict_json(next(data).decode()) for _ in range(4)]
+    assert all("camera" in event for event in events)
 
 
 def test_known_hostile_cases_of_the_issue(running, snapshot) -> None:
