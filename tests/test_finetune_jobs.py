@@ -45,7 +45,7 @@ STAND_IN = textwrap.dedent(
         print("RuntimeError: out of memory", file=sys.stderr)
         sys.exit(1)
     open(out, "wb").write(b"onnx")
-    report = {"better": True, "holdout_mae_before": 9.0, "holdout_mae_after": 3.0}
+    report = {"better": True, "holdout_mae_before": 9.0, "holdout_mae_after": 3.0, "loss": float("nan")}
     open(out[: -len(".onnx")] + ".report.json", "w").write(json.dumps(report))
     say(event="done", model=out, report=out[: -len(".onnx")] + ".report.json")
     """
@@ -85,6 +85,7 @@ async def test_a_job_runs_bounded_reports_progress_and_ends_with_the_report(setu
     state = await finished(jobs)
     assert state.state == "done" and state.fraction == 1.0 and state.report["better"] is True
     assert state.report["holdout_mae_after"] == 3.0 and state.message is None
+    assert state.report["loss"] is None  # NaN in the report file: null, which JSON can carry
     fractions = [event.fraction for event in events]
     assert fractions == sorted(fractions) and 0.5 in fractions
     assert [e.state for e in events][-1] == "done" and events[0].state == "running"

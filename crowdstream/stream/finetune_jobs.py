@@ -126,8 +126,10 @@ def _number(value: Any, default: float | None) -> float | None:
 
 
 def _read_report(path: Any) -> dict | None:
+    """The command's report; a NaN or Infinity in it (a diverged run) reads as null, since the page and
+    the API pass the report on as JSON."""
     try:
-        report = json.loads(Path(str(path)).read_text(encoding="utf-8"))
+        report = json.loads(Path(str(path)).read_text(encoding="utf-8"), parse_constant=lambda _: None)
     except (OSError, ValueError, TypeError):
         return None
     return report if isinstance(report, dict) else None
