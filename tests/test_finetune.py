@@ -19,6 +19,7 @@ from onnx import numpy_helper
 from crowdstream.cli import main
 from crowdstream.engines.models import DEFAULT_MODEL
 from crowdstream.training.annotations import load_nwpu, load_shanghaitech
+from crowdstream.training.calibrate import COEFFICIENTS
 from crowdstream.training.camera_demo import View, write_snapshot, zoomed
 from crowdstream.training.finetune import FinetuneError, judge, trainable_base
 from crowdstream.training.snapshots import empty_mask
@@ -134,7 +135,11 @@ def test_written_model_loads_and_differs_from_the_base_only_in_the_trained_layer
         if not np.array_equal(numpy_helper.to_array(t), tuned_values[t.name])
     }
     assert set(tuned_values) == {t.name for t in base.graph.initializer}
-    assert changed and changed <= trained
+    assert changed and changed <= trained | {COEFFICIENTS}
+    # the count head keeps its shape and takes the camera's gain: every coefficient times the same factor
+    base_head = next(numpy_helper.to_array(t) for t in base.graph.initializer if t.name == COEFFICIENTS)
+    assert report["count_gain"] is not None and 0.5 <= report["count_gain"] <= 2.0
+    np.testing.assert_allclose(tuned_values[COEFFICIENTS], base_head * report["count_gain"], rtol=1e-5)
     assert "model.head.2.weight" in changed and any(name.startswith("onnx::Conv") for name in changed)
 
 
