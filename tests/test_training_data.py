@@ -53,7 +53,9 @@ def test_a_flip_mirrors_the_heads_with_the_pixels():
 
 @needs_data
 @pytest.mark.parametrize(
-    "box", [(37, 51, 300, 410), (5, 9, 224, 224), (120, 200, 90, 130), (0, 0, 768, 1024), (10, 10, 333, 333)]
+    "box",
+    [(37, 51, 300, 410), (5, 9, 224, 224), (120, 200, 90, 130), (0, 0, 768, 1024), (10, 10, 333, 333)]
+    + [(5, 9, 150, 400)],  # more pixels than a tile, but one side grows: OpenCV's area-up variant
 )
 def test_rendered_tiles_match_the_engines_opencv_resize(box):
     """Training tiles must look like the tiles engines.preprocess cuts from frames (area averaging when

@@ -8,21 +8,23 @@ tiles per second, and the sources (every training image and synthetic texture, ~
 ShanghaiTech parts) sit once in device memory. On the CPU the same code runs with `device="cpu"`: one path,
 tested on the machine that has no GPU.
 
-Resizing follows engines.preprocess.resize_tile: area averaging when shrinking (with the matrices of
-engines.resize_weights, the one definition of OpenCV's INTER_AREA), bilinear (half-pixel centres) when
-growing, so training tiles look like the tiles the engines cut from frames.
+Resizing follows engines.preprocess.resize_tile with the matrices of engines.resize_weights (the one
+definition of cv2.resize's coefficients, which the device counter uses too): area averaging when
+shrinking, OpenCV's own variants when an axis grows, so training tiles look like the tiles the engines
+cut from frames.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crowdstream.engines.resize_weights import area_weights
+from crowdstream.engines.resize_weights import axis_weights, resize_kind
 from crowdstream.engines.spec import INPUT_SIZE
 
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -81,20 +83,21 @@ class TileRenderer:
 
 
 def resize_crop(crop: torch.Tensor, size: int) -> torch.Tensor:
-    """(1, C, h, w) float → (1, C, size, size): area averaging when shrinking, bilinear when growing."""
+    """(1, C, h, w) float → (1, C, size, size) as cv2.resize does it in engines.preprocess.resize_tile
+    (INTER_AREA when the area shrinks, else INTER_LINEAR): two matrix products per channel."""
     height, width = crop.shape[-2:]
-    if height * width > size * size:
-        rows = _on_device(area_weights(height, size), crop.device)
-        columns = _on_device(area_weights(width, size), crop.device)
-        return rows @ crop @ columns.T  # two matrix products: (size, h) · (h, w) · (w, size) per channel
-    return F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False)
+    kind = resize_kind(height, width, size, size, height * width > size * size)
+    rows, columns = _weights(height, size, kind, crop.device), _weights(width, size, kind, crop.device)
+    return rows @ crop @ columns.T  # (size, h) · (h, w) · (w, size)
 
 
-def _on_device(weights: np.ndarray, device: torch.device) -> torch.Tensor:
-    """An engines.resize_weights matrix as float32 on `device`. (torch's own "area" mode is adaptive
-    pooling over whole pixels, which shifts edges by up to a pixel at fractional ratios: 3 grey levels on
-    average on real photos, against under 1 with OpenCV's weights.)"""
-    return torch.from_numpy(weights).to(device, torch.float32)
+@lru_cache(maxsize=512)
+def _weights(length: int, size: int, kind: str, device: torch.device) -> torch.Tensor:
+    """One axis's engines.resize_weights matrix as float32 on `device`, kept: tile sides repeat (at most
+    a few hundred distinct lengths), so a run builds and copies each matrix about once (at most ~0.5 GB).
+    (torch's own "area" mode is adaptive pooling over whole pixels, which shifts edges by up to a pixel at
+    fractional ratios: 3 grey levels on average on real photos, against under 1 with OpenCV's weights.)"""
+    return torch.from_numpy(axis_weights(length, size, kind)).to(device, torch.float32)
 
 
 def _greyscale(tiles: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
