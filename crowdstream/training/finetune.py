@@ -344,9 +344,11 @@ def judge(before: dict, after: dict) -> tuple[bool, str]:
     figures = ", ".join(f"{part} {change:+.0%}" for part, change in sorted(moved.items())) or "none scored"
     worse = [part for part, change in moved.items() if change > allowed]
     verdict = f"part {', '.join(sorted(worse))} got worse than that, so not better" if worse else "so better"
+    floor, ceiling = STANDARD_TOLERANCE
     return not worse, (
         f"{camera}, then the standard hold-out (scored without the camera's count gain) may get up to "
-        f"{allowed:.0%} worse per part (10 % plus half the camera's improvement, at most 25 %): {figures}; {verdict}"
+        f"{allowed:.0%} worse per part ({floor:.0%} plus half the camera's improvement, at most {ceiling:.0%}): "
+        f"{figures}; {verdict}"
     )
 
 
