@@ -36,11 +36,12 @@ def main() -> int:
     parser.add_argument("--data-root", type=Path, help=DATA_ROOT_HELP)
     args, extra = parser.parse_known_args()  # anything else goes to crowdstream finetune as it is
     dataset = args.out / "camera"
-    build_camera(dataset, resolve_data_root(args.data_root))
+    data_root = resolve_data_root(args.data_root)
+    build_camera(dataset, data_root)
     command = [
         sys.executable, "-m", "crowdstream.cli", "finetune", str(dataset), "--from", "default",
         "-o", str(args.out / "bund-zoom.onnx"), "--minutes", str(args.minutes), "--holdout", str(args.holdout),
-        "--threads", str(args.threads), "--progress", "jsonl",
+        "--threads", str(args.threads), "--progress", "jsonl", "--data-root", str(data_root),
     ]  # fmt: skip
     command += extra
     if args.standard_limit:
