@@ -232,7 +232,8 @@ def test_holdout_must_leave_a_snapshot_to_train_on(tmp_path, capsys, monkeypatch
 
 def test_without_a_data_root_the_shipped_crops_guard_and_judge_it(tmp_path):
     """As on a wheel install: no data root named anywhere, run from another folder. The shipped training
-    crops are replayed as anchors and the shipped hold-out crops are the standard check."""
+    crops are replayed as anchors and the shipped hold-out crops are the standard check. The camera counts
+    with the INT8 model: "before" is scored on it, its FP32 source is what trains."""
     import shutil
 
     from crowdstream.training.replay_set import REPLAY_DIR
@@ -248,6 +249,7 @@ def test_without_a_data_root_the_shipped_crops_guard_and_judge_it(tmp_path):
     command = [
         sys.executable, "-m", "crowdstream", "finetune", str(camera), "-o", str(out), "--minutes", "0.05",
         "--standard-limit", "2", "--progress", "jsonl", "--threads", "1", "--nice", "0",
+        "--from", "crowd-lite0-int8",  # a camera on the INT8 model: its FP32 source trains
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -255,6 +257,7 @@ def test_without_a_data_root_the_shipped_crops_guard_and_judge_it(tmp_path):
     assert report["replay_images"] > 0 and report["anchor_tiles"] > 0
     assert "shipped" in report["replay_source"] and "shipped" in report["standard_set"]
     assert report["standard_images"] == 4 and set(report["standard_mae_after"]) == {"A", "B"}
+    assert report["base_model"] == str(DEFAULT_MODEL) and report["counted_before"].endswith("-int8.onnx")
     assert report["better_rule"].startswith("camera held-out MAE")
 
 
