@@ -261,3 +261,31 @@ async def test_a_cycle_takes_the_most_overdue_cameras_that_fill_one_engine_call(
     worker.close()
     assert cycles == [["b", "d"], ["c", "e"], ["a"]]
     assert all(task.schedule.next_due == grid[task.id] + 10.0 for task in worker.tasks.values())
+
+
+async def test_each_camera_gets_a_self_check_that_its_readings_and_metrics_carry(engine, sources) -> None:
+    """The self-check is the same frame counted again with finer tiles (engines.uncertainty); the worker
+    runs it for one camera per cycle when its last is due, and the figure travels with every reading."""
+    metrics, recorder, hub = StreamMetrics(), Recorder(), Hub()
+    worker = Worker(engine, hub, metrics, publishers=[recorder], self_check_every=3600)
+    add(worker, sources, CameraConfig(id="a", url="demo", max_fps=None))
+    add(worker, sources, CameraConfig(id="b", url="demo", max_fps=None))
+    await run_until(worker, lambda: len(recorder.of("a")) >= 3 and len(recorder.of("b")) >= 3)
+    worker.close()
+    for camera in ("a", "b"):  # each checked once (the period is an hour), from its first reading on
+        readings = recorder.of(camera)
+        assert all(r.uncertainty is not None for r in readings[1:])
+        assert len({id(r.uncertainty) for r in readings if r.uncertainty is not None}) == 1
+        judged = readings[-1].uncertainty
+        assert sample(metrics, "crowd_count_uncertainty", camera=camera) == pytest.approx(judged.spread)
+        assert sample(metrics, "crowd_count_uncertain", camera=camera) == float(judged.uncertain)
+        assert readings[-1].as_dict()["uncertain"] == judged.uncertain
+
+
+async def test_no_self_check_when_it_is_turned_off(engine, sources) -> None:
+    recorder = Recorder()
+    worker = Worker(engine, Hub(), StreamMetrics(), publishers=[recorder], self_check_every=0)
+    add(worker, sources, CameraConfig(id="a", url="demo", max_fps=None))
+    await run_until(worker, lambda: len(recorder.readings) >= 3)
+    worker.close()
+    assert all(r.uncertainty is None and r.as_dict()["uncertain"] is None for r in recorder.readings)

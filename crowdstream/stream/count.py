@@ -21,6 +21,7 @@ from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.frames import IMAGE_SUFFIXES
 from crowdstream.engines.preprocess import parse_tiles
 from crowdstream.engines.spec import Engine
+from crowdstream.engines.uncertainty import Uncertainty, frame_uncertainty
 from crowdstream.stream.overlay import render_overlay
 from crowdstream.stream.readings import frame_reading
 from crowdstream.stream.sources.capture import AvReader
@@ -44,6 +45,17 @@ class FileCount:
     time: float | None  # media time of a video frame, None for an image
     count: float
     overlay: np.ndarray | None
+    uncertainty: Uncertainty
+
+    def as_dict(self) -> dict:
+        """The JSON fields of one count: the count and how far it can be trusted."""
+        timed = {} if self.time is None else {"time": round(self.time, 3)}
+        return {**timed, "count": round(self.count, 2), **self.uncertainty.as_dict()}
+
+
+def _doubt(uncertainty: Uncertainty) -> str:
+    """What a person reads after an uncertain count."""
+    return f"  (uncertain: {uncertainty.spread:.0%} apart at two tilings)" if uncertainty.uncertain else ""
 
 
 def _overlay(frame: np.ndarray, density: np.ndarray, count: float) -> np.ndarray:
@@ -60,7 +72,8 @@ def count_image(engine: Engine, path: Path, tiles: str, render: bool) -> FileCou
     except Exception as exc:  # SourceFault: what is wrong with the bytes
         raise CountError(f"{path}: {exc}") from None
     result = count_frames(engine, [frame], tiles, DENSITY_SCALE)[0]
-    return FileCount(None, result.count, _overlay(frame, result.density, result.count) if render else None)
+    overlay = _overlay(frame, result.density, result.count) if render else None
+    return FileCount(None, result.count, overlay, frame_uncertainty(engine, frame, result))
 
 
 def sampled_frames(path: Path, fps: float) -> Iterator[tuple[float, np.ndarray]]:
@@ -92,7 +105,12 @@ def _count_batch(
 ) -> list[FileCount]:
     results = count_frames(engine, [frame for _, frame in batch], tiles, DENSITY_SCALE)
     return [
-        FileCount(at, r.count, _overlay(frame, r.density, r.count) if render else None)
+        FileCount(
+            at,
+            r.count,
+            _overlay(frame, r.density, r.count) if render else None,
+            frame_uncertainty(engine, frame, r),
+        )
         for (at, frame), r in zip(batch, results, strict=True)
     ]
 
@@ -173,9 +191,9 @@ def run_count(
         if output is not None and not cv2.imwrite(str(output), counted.overlay):
             raise CountError(f"{output}: cannot write the overlay")
         print(
-            json.dumps({"path": str(path), "count": round(counted.count, 2)})
+            json.dumps({"path": str(path), **counted.as_dict()})
             if as_json
-            else f"{path}: {counted.count:.1f} people"
+            else f"{path}: {counted.count:.1f} people{_doubt(counted.uncertainty)}"
         )
         return 0
     return _report_video(engine, path, output, as_json, fps, tiles)
@@ -188,11 +206,11 @@ def _report_video(
     frames = []
     try:
         for counted in count_video(engine, path, fps, tiles, render=writer is not None):
-            frames.append({"time": round(counted.time, 3), "count": round(counted.count, 2)})
+            frames.append(counted.as_dict())
             if writer is not None:
                 writer.write(counted.overlay)
             if not as_json:
-                print(f"{counted.time:8.2f} s  {counted.count:8.1f} people")
+                print(f"{counted.time:8.2f} s  {counted.count:8.1f} people{_doubt(counted.uncertainty)}")
     finally:
         if writer is not None:
             writer.close()
@@ -202,6 +220,7 @@ def _report_video(
     summary = {
         "path": str(path),
         "frames": len(frames),
+        "uncertain_frames": sum(f["uncertain"] for f in frames),
         "mean": round(float(np.mean(counts)), 2),
         "max": round(max(counts), 2),
     }

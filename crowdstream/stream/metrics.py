@@ -42,6 +42,18 @@ class StreamMetrics:
         self.reconnects = Counter(
             "crowd_stream_reconnects", "Reconnections to the camera", ["camera"], registry=r
         )
+        self.count_uncertainty = Gauge(
+            "crowd_count_uncertainty",
+            "How far the camera's latest self-check counts differ (share of the larger, engines.uncertainty)",
+            ["camera"],
+            registry=r,
+        )
+        self.count_uncertain = Gauge(
+            "crowd_count_uncertain",
+            "1 while the camera's count is not reliable (its self-check disagrees or the frame is too soft)",
+            ["camera"],
+            registry=r,
+        )
         self.inference = Histogram(
             "crowd_inference_duration_seconds",
             "Time of one batched inference over all due cameras",
@@ -78,6 +90,8 @@ class StreamMetrics:
             self.frames_dropped,
             self.reconnects,
             self.frame_age,
+            self.count_uncertainty,
+            self.count_uncertain,
         ):
             with contextlib.suppress(KeyError):
                 metric.remove(camera)

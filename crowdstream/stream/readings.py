@@ -11,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from crowdstream.engines.counting import densest_point
+from crowdstream.engines.uncertainty import Uncertainty
 from crowdstream.stream.zones import Zone, ZoneReading
 
 
@@ -28,6 +29,7 @@ class CameraReading:
     frame_age: float = 0.0  # seconds from capture to publish
     densest: tuple[int, int] | None = None  # (x, y) in frame pixels
     frame_size: tuple[int, int] = (0, 0)  # (width, height)
+    uncertainty: Uncertainty | None = None  # the camera's latest self-check (None: none yet)
 
     def as_dict(self) -> dict:
         return {
@@ -38,6 +40,8 @@ class CameraReading:
             "frame_age": round(self.frame_age, 4),
             "densest": list(self.densest) if self.densest else None,
             "frame_size": list(self.frame_size),
+            "uncertain": None if self.uncertainty is None else self.uncertainty.uncertain,
+            "uncertainty": None if self.uncertainty is None else round(self.uncertainty.spread, 4),
             "zones": [
                 {
                     "name": z.name,
@@ -65,6 +69,7 @@ def frame_reading(
     zones: Sequence[Zone],
     previous: CameraReading | None,
     alpha: float,
+    uncertainty: Uncertainty | None = None,
 ) -> CameraReading:
     """The reading of one counted frame of `frame_size` (width, height) with its density map; the camera's
     previous reading carries the smoothing state."""
@@ -76,4 +81,5 @@ def frame_reading(
         zones=tuple(zone.reading(density, frame_size) for zone in zones),
         densest=densest_point(density, frame_size),
         frame_size=frame_size,
+        uncertainty=uncertainty,
     )

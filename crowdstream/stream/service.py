@@ -111,6 +111,7 @@ class Service:
             owns=self._owner_check(),
             record_extra=self._record_extra(),
             model_name=config.engine.model,
+            self_check_every=config.engine.self_check_every,
         )
         self.settings = CameraSettings(config, self.config_path, self._checker())
         self.models = CameraModels(self.settings, self.worker, self._load_engine)

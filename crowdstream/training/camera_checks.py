@@ -19,7 +19,8 @@ import numpy as np
 from crowdstream.engines.spec import Engine
 from crowdstream.training.annotations import list_dataset, load_any
 from crowdstream.training.camera_sets import write_camera_sets
-from crowdstream.training.evaluate import evaluate
+from crowdstream.training.evaluate import Scene, evaluate_variants, unchanged
+from crowdstream.training.metrics import flag_rates
 
 VERSION = 1
 """Bumped whenever the sets' recipe changes, so an old folder is rebuilt instead of compared."""
@@ -43,38 +44,39 @@ def write_check_sets(folder: Path, data_root: Path) -> dict[str, int]:
 
 
 def family_counts(engine: Engine, folder: Path, tiles: str) -> dict:
-    """Each people-free texture's count, the mean, the worst and each family's mean."""
+    """Each people-free texture's count and self-check, the mean, the worst and each family's mean."""
     from crowdstream.engines.counting import count_frames
+    from crowdstream.engines.uncertainty import frame_uncertainty
 
-    counts: dict[str, float] = {}
+    rows: dict[str, dict] = {}
     for path in list_dataset(folder):
-        sample = load_any(path)
-        counts[path.stem] = count_frames(engine, [sample.load_image()], tiles)[0].count
+        image = load_any(path).load_image()
+        (counted,) = count_frames(engine, [image], tiles)
+        rows[path.stem] = {"count": counted.count, **frame_uncertainty(engine, image, counted).as_dict()}
     families: dict[str, list[float]] = {}
-    for name, count in counts.items():
-        families.setdefault(name.split("-")[1], []).append(count)
-    values = list(counts.values())
+    for name, row in rows.items():
+        families.setdefault(name.split("-")[1], []).append(row["count"])
+    values = [row["count"] for row in rows.values()]
     return {
         "images": len(values),
         "mean": float(np.mean(values)),
         "max": float(np.max(values)),
         "above_3": int(sum(v > 3 for v in values)),
         "per_family": {name: float(np.mean(v)) for name, v in sorted(families.items())},
-        "per_image": counts,
+        "uncertainty": flag_rates(values, [0.0] * len(values), [row["uncertain"] for row in rows.values()]),
+        "per_image": rows,
     }
 
 
 def scored(engine: Engine, samples: list, tiles: str, progress: bool) -> dict:
     """MAE, its interval, bias and every image's count of one set."""
-    evaluation = evaluate(engine, samples, tiles=tiles, progress=progress)
+    scenes = (Scene.from_sample(sample) for sample in samples)
+    evaluation = evaluate_variants(
+        engine, scenes, {"": unchanged}, tiles, progress, len(samples), judged=("",)
+    )[""]
     summary = evaluation.summary()
-    return {
-        **{key: summary[key] for key in ("images", "mae", "mae_ci95", "bias", "bias_pct", "truth_mean")},
-        "per_image": [
-            {"name": n, "truth": t, "predicted": p}
-            for n, t, p in zip(evaluation.names, evaluation.truth, evaluation.predicted, strict=True)
-        ],
-    }
+    keys = ("images", "mae", "mae_ci95", "bias", "bias_pct", "truth_mean", "uncertainty")
+    return {**{key: summary[key] for key in keys}, "per_image": evaluation.per_image()}
 
 
 def camera_checks(engine: Engine, folder: Path, tiles: str, progress: bool = False) -> dict:
@@ -103,4 +105,10 @@ def format_camera_checks(report: dict) -> str:
         f"{families['above_3']} above 3"
     )
     lines.append("  " + ", ".join(f"{name} {mean:.1f}" for name, mean in families["per_family"].items()))
+    for name in (*ANNOTATED_SETS, "families"):
+        u = report[name]["uncertainty"]
+        lines.append(
+            f"{name:<10} flagged uncertain: {u['flagged']}; large errors {u['large_errors']} "
+            f"({u['large_flagged']:.0%} flagged), small errors {u['small_errors']} ({u['small_flagged']:.0%} flagged)"
+        )
     return "\n".join(lines)

@@ -136,7 +136,9 @@ def _eval(args: argparse.Namespace) -> int:
         raise CrowdstreamError(f"{dataset}: no annotated images to score (fewer than --every {every}?)")
     scenes = (Scene.from_sample(sample) for sample in samples)
     variants = {"whole": unchanged, **zoom_variants(zooms)}
-    results = evaluate_variants(engine, scenes, variants, args.tiles, show_progress(args), len(samples))
+    results = evaluate_variants(
+        engine, scenes, variants, args.tiles, show_progress(args), len(samples), judged=("whole",)
+    )
     whole = results.pop("whole")
     summary = {
         "dataset": str(dataset),
@@ -152,8 +154,7 @@ def _eval(args: argparse.Namespace) -> int:
         scored = evaluate(baseline, samples, tiles=args.tiles, progress=show_progress(args))
         summary["baseline"] = versus(whole, scored, str(baseline.model_path))
     if args.json:
-        rows = zip(whole.names, whole.truth, whole.predicted, strict=True)
-        summary["per_image"] = [{"name": n, "truth": t, "predicted": p} for n, t, p in rows]
+        summary["per_image"] = whole.per_image()
     print(json.dumps(summary) if args.json else format_summary(summary))
     return 0
 
@@ -193,10 +194,20 @@ def format_summary(summary: dict) -> str:
             f" (paired 95 % CI {low:+.2f} to {high:+.2f}); {base['images_better']} images better,"
             f" {base['images_worse']} worse"
         )
+    if "uncertainty" in summary:
+        u = summary["uncertainty"]
+        lines.append(
+            f"  flagged uncertain: {u['flagged']} images; {_share(u['large_flagged'])} of the {u['large_errors']} "
+            f"large errors, {_share(u['small_flagged'])} of the {u['small_errors']} small ones"
+        )
     lines.append(
         f"  {summary['seconds_per_image'] * 1000:.1f} ms and {summary['inputs_per_image']:.2f} model inputs per image"
     )
     return "\n".join(lines)
+
+
+def _share(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.0%}"
 
 
 def _pct(value: float) -> str:

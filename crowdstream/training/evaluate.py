@@ -9,7 +9,7 @@ crops) in the same pass, so each image is read from disk once."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -19,11 +19,13 @@ from tqdm import tqdm
 
 from crowdstream.engines.counting import count_frames
 from crowdstream.engines.spec import Engine
+from crowdstream.engines.uncertainty import Uncertainty, frame_uncertainty
 from crowdstream.training.annotations import Sample, iter_dataset, load_any, split_items
 from crowdstream.training.metrics import (
     bias,
     bias_percent,
     errors_by_bucket,
+    flag_rates,
     game_error,
     mae,
     mae_delta_interval,
@@ -67,10 +69,21 @@ class Evaluation:
     game: dict[int, list[float]] = field(default_factory=lambda: {level: [] for level in GAME_LEVELS})
     seconds: float = 0.0
     inputs: int = 0
+    uncertainty: list[Uncertainty] = field(default_factory=list)
+    """Each image's self-check, when the evaluation asked for it (else empty)."""
 
-    def add(self, scene: Scene, count: float, density: np.ndarray, inputs: int = 0) -> None:
+    def add(
+        self,
+        scene: Scene,
+        count: float,
+        density: np.ndarray,
+        inputs: int = 0,
+        uncertainty: Uncertainty | None = None,
+    ) -> None:
         height, width = scene.image.shape[:2]
         self.inputs += inputs
+        if uncertainty is not None:
+            self.uncertainty.append(uncertainty)
         self.names.append(scene.name)
         self.truth.append(float(scene.count))
         self.predicted.append(count)
@@ -86,6 +99,7 @@ class Evaluation:
             self.game[level] += other.game[level]
         self.seconds += other.seconds
         self.inputs += other.inputs
+        self.uncertainty += other.uncertainty
 
     def summary(self) -> dict:
         images = len(self.truth)
@@ -105,7 +119,22 @@ class Evaluation:
             "buckets": errors_by_bucket(self.predicted, self.truth),
             "seconds_per_image": self.seconds / images if images else float("nan"),
             "inputs_per_image": self.inputs / images if images else float("nan"),
+            **({"uncertainty": self.flag_quality()} if self.uncertainty else {}),
         }
+
+    def flag_quality(self) -> dict:
+        """How well the `uncertain` flags pick out the wrong counts (training.metrics.flag_rates)."""
+        return flag_rates(self.predicted, self.truth, [u.uncertain for u in self.uncertainty])
+
+    def per_image(self) -> list[dict]:
+        """Every image's name, truth and count, with its self-check when there is one."""
+        rows = []
+        for index, (name, truth, predicted) in enumerate(
+            zip(self.names, self.truth, self.predicted, strict=True)
+        ):
+            judged = self.uncertainty[index].as_dict() if self.uncertainty else {}
+            rows.append({"name": name, "truth": truth, "predicted": predicted, **judged})
+        return rows
 
 
 def versus(evaluation: Evaluation, baseline: Evaluation, model: str) -> dict:
@@ -142,8 +171,10 @@ def evaluate_variants(
     tiles: str = "auto",
     progress: bool = True,
     total: int | None = None,
+    judged: Collection[str] = (),
 ) -> dict[str, Evaluation]:
-    """Count every scene's variants and compare each with its annotation; one Evaluation per variant."""
+    """Count every scene's variants and compare each with its annotation; one Evaluation per variant.
+    Variants named in `judged` also get each image's self-check (engines.uncertainty: one more pass)."""
     results = {name: Evaluation() for name in variants}
     for scene in tqdm(scenes, desc="evaluating", unit="img", total=total, disable=not progress):
         for name, variant in variants.items():
@@ -151,7 +182,8 @@ def evaluate_variants(
             started = time.perf_counter()
             (frame,) = count_frames(engine, [changed.image], tiles, scale=0.25)
             results[name].seconds += time.perf_counter() - started
-            results[name].add(changed, frame.count, frame.density, frame.inputs)
+            doubt = frame_uncertainty(engine, changed.image, frame) if name in judged else None
+            results[name].add(changed, frame.count, frame.density, frame.inputs, doubt)
     return results
 
 

@@ -147,6 +147,30 @@ def game_error(density: np.ndarray, points: np.ndarray, height: int, width: int,
     return float(np.abs(predicted - truth).sum())
 
 
+def large_error(predicted: float, truth: float) -> bool:
+    """An error worth an alert: more than 3 people and more than 30 % of the truth."""
+    return abs(predicted - truth) > max(3.0, 0.3 * truth)
+
+
+def small_error(predicted: float, truth: float) -> bool:
+    """A count to trust: within 1 person or 10 % of the truth."""
+    return abs(predicted - truth) <= max(1.0, 0.1 * truth)
+
+
+def flag_rates(predicted: Sequence[float], truth: Sequence[float], flagged: Sequence[bool]) -> dict:
+    """How many images were flagged uncertain, and the share flagged among the large errors (should be
+    high) and among the small ones (should be low)."""
+    large = [f for p, t, f in zip(predicted, truth, flagged, strict=True) if large_error(p, t)]
+    small = [f for p, t, f in zip(predicted, truth, flagged, strict=True) if small_error(p, t)]
+    return {
+        "flagged": int(sum(flagged)),
+        "large_errors": len(large),
+        "large_flagged": float(np.mean(large)) if large else float("nan"),
+        "small_errors": len(small),
+        "small_flagged": float(np.mean(small)) if small else float("nan"),
+    }
+
+
 def bucket_name(low: int, high: float) -> str:
     return f"{low}+" if high == float("inf") else f"{low}-{int(high)}"
 

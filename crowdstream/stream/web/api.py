@@ -66,6 +66,8 @@ def camera_summary(camera: CameraFeed, viewers: int) -> dict:
         "count": reading["count"] if reading else None,
         "smoothed": reading["smoothed"] if reading else None,
         "timestamp": reading["timestamp"] if reading else None,
+        "uncertain": reading["uncertain"] if reading else None,
+        "uncertainty": reading["uncertainty"] if reading else None,
         "zones": zones,
         "viewers": viewers,
         "model": camera.model,

@@ -49,6 +49,14 @@ function createCard(camera) {
   els.name.textContent = camera.name || camera.id;
   els.source = Object.assign(document.createElement("p"), { className: "source", textContent: camera.url });
   els.name.after(els.source); // where it is read from (password redacted): a dead camera says which URL
+  els.doubt = Object.assign(document.createElement("button"), {
+    type: "button", className: "doubt", hidden: true, textContent: "count uncertain — teach this camera",
+  });
+  els.doubt.addEventListener("click", (event) => { // straight to the correction dialog
+    event.stopPropagation();
+    openTeach(camera.id, els.name.textContent);
+  });
+  els.source.after(els.doubt);
   card.querySelector(".edit-zones").addEventListener("click", (event) => {
     event.stopPropagation(); // not a click on the card (which enlarges it)
     openZoneEditor(camera.id, els.name.textContent).catch((error) => console.warn(error.message));
@@ -113,12 +121,23 @@ function zoneText(zone) {
   return parts.join(" · ");
 }
 
+// The camera's count self-check (engines.uncertainty): when it says the count is not reliable, the card
+// says so and offers the correction dialog, with the figure behind it on hover.
+function showDoubt(button, reading) {
+  button.hidden = reading.uncertain !== true;
+  if (!button.hidden) {
+    button.title = `two ways of counting the same frame differ by ${Math.round(reading.uncertainty * 100)} %, ` +
+      "or the picture is softer than the model was trained on: mark a few snapshots to teach it this camera";
+  }
+}
+
 function showReading(state, reading) {
   state.count = reading.count;
   state.els.value.textContent = Math.round(reading.count);
   state.els.value.dataset.count = reading.count;
   state.els.unit.textContent = Math.round(reading.count) === 1 ? "person" : "people";
   state.els.smoothed.textContent = `smoothed ${Math.round(reading.smoothed)}`;
+  showDoubt(state.els.doubt, reading);
   state.lastCounted = reading.timestamp;
   state.els.zones.replaceChildren(...reading.zones.map((zone) => {
     const item = document.createElement("li");
