@@ -19,9 +19,6 @@ import numpy as np
 
 from crowdstream.engines.errors import EngineError
 
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data"
-"""`<repo>/../shared/data`, the old guess from the package's path; wrong in a wheel install. Being replaced
-by engines.data_root.resolve_data_root (`--data-root`, `$CROWDSTREAM_DATA`, the config's `data_root`)."""
 HOLDOUT_EVERY = 5
 """Every HOLDOUT_EVERY-th image of a part, in natural order, is held out for validation."""
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
