@@ -212,7 +212,14 @@ async def _stream_bench(options: BenchOptions, seconds: float, overrides: Mappin
     config = options.config(overrides)
     engine = load_worker_engine(config.engine)
     metrics, ages = StreamMetrics(), FrameAges()
-    worker = Worker(engine, Hub(), metrics, publishers=[ages], max_batch=config.engine.max_batch)
+    worker = Worker(
+        engine,
+        Hub(),
+        metrics,
+        publishers=[ages],
+        max_batch=config.engine.max_batch,
+        self_check_every=config.engine.self_check_every,  # measured as the service runs it
+    )
     cameras = Cameras(worker, config)
     for camera in config.cameras:
         cameras.open(camera)
