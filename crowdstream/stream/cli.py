@@ -35,9 +35,10 @@ ZONES_EPILOG = """examples:
   crowdstream zones gate --url http://10.0.0.5:8080 --token $TOKEN
   crowdstream zones gate -c cameras.yaml              # from a config file"""
 
-CONFIG_EPILOG = """example:
+CONFIG_EPILOG = """examples:
   crowdstream config example > cameras.yaml           # then edit the cameras and start
-  crowdstream serve -c cameras.yaml"""
+  crowdstream serve -c cameras.yaml
+  crowdstream config reference                        # every key: type, default, description (Markdown)"""
 
 BENCH_STREAM_EPILOG = """examples:
   crowdstream bench stream --cameras 8 --seconds 60 --json
@@ -97,7 +98,11 @@ def _add_serve(commands: Subcommands) -> None:
         SERVE_EPILOG,
     )
     parser.add_argument(
-        "-c", "--config", type=Path, help="YAML config file (`crowdstream config example` prints one)"
+        "-c",
+        "--config",
+        type=Path,
+        help="YAML config file (`crowdstream config example` prints one; every key: `crowdstream config "
+        "reference`, docs/configuration.md)",
     )
     parser.add_argument(
         "--source",
@@ -218,9 +223,10 @@ def _add_config(commands: Subcommands) -> None:
     parser = _subcommand(
         commands,
         "config",
-        "the service configuration: print a commented example to start from",
+        "the service configuration: a commented example to start from, the reference of every key",
         "The service reads one YAML file (serve -c FILE). `config example` prints a commented one with every "
-        "section, which serve accepts as it is: the demo clip with two zones, and the keys to change.",
+        "section, which serve accepts as it is: the demo clip with two zones, and the keys to change. "
+        "`config reference` prints every key with its type, default and description (docs/configuration.md).",
         CONFIG_EPILOG,
     )
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
@@ -233,10 +239,26 @@ def _add_config(commands: Subcommands) -> None:
         formatter_class=_formatter,
     )
     example.set_defaults(handler=_config_example)
+    reference = actions.add_parser(
+        "reference",
+        help="print every key with its type, default and description (Markdown)",
+        description="Print the configuration reference, written from the configuration's models: every key "
+        "with its type, limits, default and description (the text of docs/configuration.md).",
+        epilog=CONFIG_EPILOG,
+        formatter_class=_formatter,
+    )
+    reference.set_defaults(handler=_config_reference)
 
 
 def _config_example(_args: argparse.Namespace) -> int:
     sys.stdout.write(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    return 0
+
+
+def _config_reference(_args: argparse.Namespace) -> int:
+    from crowdstream.stream.config_reference import reference_markdown
+
+    sys.stdout.write(reference_markdown())
     return 0
 
 

@@ -68,7 +68,9 @@ class ZoneConfig(Strict):
     in range (numbers, not true or "5") and names printable: they end up in metric labels, YAML and the
     page."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="unique per camera; printable, no line breaks or surrounding spaces"
+    )
     polygon: list[tuple[StrictFloat, StrictFloat]] = Field(
         description="[[x, y], ...] in frame pixels, 3 or more points"
     )
@@ -96,7 +98,9 @@ class ZoneConfig(Strict):
 
 
 class CameraConfig(Strict):
-    id: str
+    id: str = Field(
+        description="1 to 64 letters, digits, '_', '.' or '-': used in Redis keys, metric labels and URLs"
+    )
     name: str | None = Field(None, description="display name (defaults to the id)")
     url: Annotated[str, StringConstraints(min_length=1)] = Field(
         description="rtsp://…, http(s)://… MJPEG, a video file, an image folder, /dev/videoN, an index, or 'demo'"
@@ -223,8 +227,13 @@ class RedisConfig(Strict):
 
 
 class ClusterConfig(Strict):
-    enabled: bool = False
-    lease_ms: int = Field(10_000, ge=500, le=600_000)
+    enabled: bool = Field(False, description="share the camera list with other workers through Redis leases")
+    lease_ms: int = Field(
+        10_000,
+        ge=500,
+        le=600_000,
+        description="milliseconds after which a dead worker's cameras are taken over",
+    )
     worker_id: str | None = Field(None, description="defaults to host name and process id")
 
 

@@ -8,9 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 class IceServer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    urls: str | list[str]
-    username: str | None = None
-    credential: str | None = None
+    urls: str | list[str] = Field(description="stun:host:port or turn:host:port, one or a list")
+    username: str | None = Field(None, description="TURN user name")
+    credential: str | None = Field(None, description="TURN password")
 
 
 class HttpConfig(BaseModel):
@@ -19,7 +19,7 @@ class HttpConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field("127.0.0.1", description="bind address; anything but loopback needs token or users")
-    port: int = Field(8080, ge=0, le=65535)
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port (0: a free one, logged at start)")
     token: str | None = Field(
         None, min_length=16, description="bearer token for the API (and the page's login)"
     )
@@ -27,10 +27,12 @@ class HttpConfig(BaseModel):
     open_paths: list[str] = Field(
         default_factory=lambda: ["/metrics", "/healthz"], description="paths reachable without credentials"
     )
-    max_viewers_per_camera: int = Field(4, ge=1)
-    max_viewers_total: int = Field(16, ge=1)
+    max_viewers_per_camera: int = Field(
+        4, ge=1, description="open live streams (WebRTC and MJPEG) per camera"
+    )
+    max_viewers_total: int = Field(16, ge=1, description="open live streams of all cameras together")
     max_event_clients: int = Field(64, ge=1, description="concurrent /api/events streams")
-    max_sdp_bytes: int = Field(65536, ge=1024)
+    max_sdp_bytes: int = Field(65536, ge=1024, description="largest WebRTC offer accepted")
     offer_rate_per_minute: int = Field(30, ge=1, description="offers per client address per minute")
     ice_servers: list[IceServer] = Field(default_factory=list, description="STUN/TURN; none needed on a LAN")
     live_fps: float = Field(15.0, gt=0, le=60, description="most frames a second sent to one viewer")
