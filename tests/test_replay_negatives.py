@@ -106,9 +106,10 @@ def test_none_draws_no_people_free_replay_tiles(tmp_path, monkeypatch, option: s
     camera = loaded([], "camera", 1)
     cv2.imwrite(str(tmp_path / "camera.png"), camera.image)
     heads = [[x, y] for x in range(20, 200, 30) for y in range(20, 430, 30)]
-    monkeypatch.setattr(finetune, "replay_images", lambda _config: [loaded(heads, "A", 2)])
+    monkeypatch.setattr(finetune, "replay_images", lambda _config: ([loaded(heads, "A", 2)], "test images"))
     config = FinetuneRunConfig(dataset=Path("d"), out=Path("o.onnx"), replay_negatives=option)
     snapshot = Sample(tmp_path / "camera.png", camera.sample.points, 448, 448)
     tiles, replayed = finetune.tile_source(config, [snapshot])
-    assert replayed == 1 and tiles.zero_replayed_negatives == (option == "zero")
+    assert replayed == {"replay_images": 1, "replay_source": "test images"}
+    assert tiles.zero_replayed_negatives == (option == "zero")
     assert any(tiles.replay[i].negative for i in range(60)) == drawn
