@@ -6,15 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from crowdstream.stream.cli import config_reference
 from crowdstream.stream.config import ServiceConfig
-from crowdstream.stream.config_reference import (
-    GENERATED_BY,
-    default_text,
-    limits,
-    reference_markdown,
-    type_name,
-    undescribed,
-)
+from crowdstream.stream.config_reference import GENERATED_BY, default_text, limits, type_name, undescribed
 from tests.conftest import run_cli
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
@@ -22,13 +16,13 @@ REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 def test_docs_configuration_md_is_the_generated_reference() -> None:
     written = REFERENCE.read_text(encoding="utf-8")
-    assert written == reference_markdown(), (
+    assert written == config_reference(), (
         f"docs/configuration.md is out of date with the configuration's models: run `{GENERATED_BY}`"
     )
 
 
 def test_every_key_of_every_section_is_in_the_reference() -> None:
-    text = reference_markdown()
+    text = config_reference()
     sections = {
         "": ServiceConfig,
         "engine.": ServiceConfig.model_fields["engine"].annotation,
@@ -48,7 +42,7 @@ def test_every_key_has_a_description() -> None:
 
 
 def test_rows_carry_type_limits_and_default() -> None:
-    text = reference_markdown()
+    text = config_reference()
     assert "| `engine.threads` | int (0 to 256) | `0` | CPU threads for inference (0: all cores) |" in text
     assert "| `cameras[].max_fps` | float or null (> 0, ≤ 120) | `2.0` |" in text
     assert "| `http.token` | text or null (at least 16 characters) | `null` |" in text
@@ -79,4 +73,4 @@ def test_type_limits_and_default_of_a_small_model() -> None:
 def test_config_reference_command_prints_it() -> None:
     result = run_cli("config", "reference")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == reference_markdown()
+    assert result.stdout == config_reference()

@@ -255,10 +255,15 @@ def _config_example(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_reference(_args: argparse.Namespace) -> int:
+def config_reference() -> str:
+    """The configuration reference (docs/configuration.md), with the `serve` options that override keys."""
     from crowdstream.stream.config_reference import reference_markdown
 
-    sys.stdout.write(reference_markdown())
+    return reference_markdown({key: flag for key, (_attr, flag) in SERVE_FLAGS.items()})
+
+
+def _config_reference(_args: argparse.Namespace) -> int:
+    sys.stdout.write(config_reference())
     return 0
 
 

@@ -1,6 +1,7 @@
 """The configuration reference (docs/configuration.md), written from the pydantic models themselves.
 
-`crowdstream config reference` prints it; tests/test_config_reference.py fails when the file in docs/
+`crowdstream config reference` prints it (`crowdstream.stream.cli.config_reference`, which adds the options
+of `serve` that override keys); tests/test_config_reference.py fails when the file in docs/
 differs from what this module writes, so a field added, renamed or re-described in the models shows up
 in the reference with the same commit. Every key is listed with its type, limits, default and description.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -197,11 +198,10 @@ def undescribed(model: type[BaseModel] = ServiceConfig) -> list[str]:
     return missing
 
 
-def reference_markdown() -> str:
-    """docs/configuration.md: the introduction, then one table per section."""
-    from crowdstream.stream.cli import SERVE_FLAGS
-
-    flags = ", ".join(f"`{flag}` ({key})" for key, (_attr, flag) in SERVE_FLAGS.items())
+def reference_markdown(serve_flags: Mapping[str, str]) -> str:
+    """docs/configuration.md: the introduction, then one table per section. `serve_flags` maps each config
+    key that a `serve` option overrides to the option (`crowdstream.stream.cli.SERVE_FLAGS` gives them)."""
+    flags = ", ".join(f"`{flag}` ({key})" for key, flag in serve_flags.items())
     lines = [INTRO.format(flags=flags)]
     for path, section in _sections(ServiceConfig, ""):
         title = path or "top level"
