@@ -8,7 +8,8 @@ side by side:
     python bench/model_report.py --model crowd-lite0 -o crowdstream/engines/models/crowd-lite0.metrics.json
     python bench/model_report.py --model crowd-lite0-int8 -o crowdstream/engines/models/crowd-lite0-int8.metrics.json
 
-(`--model default` is the INT8 copy here: commands run on ONNX Runtime.)
+(`--model default` is the INT8 copy here: commands run on ONNX Runtime.) ShanghaiTech and the check sets'
+hold-out crops come from the data root: `--data-root DIR`, else $CROWDSTREAM_DATA.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "shanghaitech"
 RUNS = {
     "every5-adaptive": ["--every", "5", "--tiles", "adaptive", "--zoom", "1.5", "2", "3"],
     "every5-auto": ["--every", "5", "--tiles", "auto"],
@@ -38,16 +38,17 @@ def crowdstream(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def report(model: str) -> dict:
+def report(model: str, data_root: list[str]) -> dict:
+    """`data_root`: ["--data-root", DIR], or [] for $CROWDSTREAM_DATA."""
     figures: dict = {"model": model, "holdout": {}}
     for part in ("A", "B"):
         for name, flags in RUNS.items():
             print(f"part {part}, {name}", file=sys.stderr)
             figures["holdout"][f"{part}/{name}"] = crowdstream(
-                "eval", str(DATA / f"part_{part}" / "train_data"), "--model", model, *flags
+                "eval", part, "--model", model, *flags, *data_root
             )
-    figures["negatives"] = crowdstream("check", "negatives", "--model", model)
-    figures["demo"] = crowdstream("check", "demo", "--model", model)
+    figures["negatives"] = crowdstream("check", "negatives", "--model", model, *data_root)
+    figures["demo"] = crowdstream("check", "demo", "--model", model, *data_root)
     return figures
 
 
@@ -57,8 +58,9 @@ def main() -> None:
     )
     parser.add_argument("--model", default="default", help="ONNX file or shipped model name")
     parser.add_argument("-o", "--output", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--data-root", help="folder holding shanghaitech/ (default: $CROWDSTREAM_DATA)")
     args = parser.parse_args()
-    figures = report(args.model)
+    figures = report(args.model, ["--data-root", args.data_root] if args.data_root else [])
     args.output.write_text(json.dumps(figures, indent=1) + "\n")
     for key, value in figures["holdout"].items():
         print(
