@@ -86,3 +86,8 @@ def test_flag_rates_count_flags_among_large_and_small_errors() -> None:
     assert rates["flagged"] == 2
     assert (rates["large_errors"], rates["large_flagged"]) == (2, 0.5)
     assert (rates["small_errors"], rates["small_flagged"]) == (3, pytest.approx(1 / 3))
+
+
+def test_flag_rates_say_null_where_there_is_nothing_to_rate() -> None:
+    rates = flag_rates([0.0, 0.5], [0.0, 0.0], [False, False])  # no large errors at all
+    assert rates["large_errors"] == 0 and rates["large_flagged"] is None and rates["small_flagged"] == 0.0

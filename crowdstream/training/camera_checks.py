@@ -109,6 +109,11 @@ def format_camera_checks(report: dict) -> str:
         u = report[name]["uncertainty"]
         lines.append(
             f"{name:<10} flagged uncertain: {u['flagged']}; large errors {u['large_errors']} "
-            f"({u['large_flagged']:.0%} flagged), small errors {u['small_errors']} ({u['small_flagged']:.0%} flagged)"
+            f"({_share(u['large_flagged'])} flagged), small errors {u['small_errors']} "
+            f"({_share(u['small_flagged'])} flagged)"
         )
     return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"

@@ -206,8 +206,8 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _share(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.0%}"
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
 
 
 def _pct(value: float) -> str:

@@ -159,15 +159,15 @@ def small_error(predicted: float, truth: float) -> bool:
 
 def flag_rates(predicted: Sequence[float], truth: Sequence[float], flagged: Sequence[bool]) -> dict:
     """How many images were flagged uncertain, and the share flagged among the large errors (should be
-    high) and among the small ones (should be low)."""
+    high) and among the small ones (should be low); a share is None (JSON null) when there are none."""
     large = [f for p, t, f in zip(predicted, truth, flagged, strict=True) if large_error(p, t)]
     small = [f for p, t, f in zip(predicted, truth, flagged, strict=True) if small_error(p, t)]
     return {
         "flagged": int(sum(flagged)),
         "large_errors": len(large),
-        "large_flagged": float(np.mean(large)) if large else float("nan"),
+        "large_flagged": float(np.mean(large)) if large else None,
         "small_errors": len(small),
-        "small_flagged": float(np.mean(small)) if small else float("nan"),
+        "small_flagged": float(np.mean(small)) if small else None,
     }
 
 
