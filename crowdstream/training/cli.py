@@ -221,8 +221,8 @@ def _add_density(commands: Subcommands) -> None:
         description="Turn head points into a density map (geometry-adaptive Gaussians by default) and write the\n"
         "image with the heatmap and the count drawn on it. Annotation: ShanghaiTech .mat, NWPU-style .json,\n"
         "a JSON list of [x, y] or a CSV of x,y.",
-        epilog="example:\n  crowdstream density ../shared/data/shanghaitech/part_B/train_data/images/IMG_1.jpg \\\n"
-        "      ../shared/data/shanghaitech/part_B/train_data/ground-truth/GT_IMG_1.mat -o density.png",
+        epilog="example:\n  crowdstream density $CROWDSTREAM_DATA/shanghaitech/part_B/train_data/images/IMG_1.jpg \\\n"
+        "      $CROWDSTREAM_DATA/shanghaitech/part_B/train_data/ground-truth/GT_IMG_1.mat -o density.png",
     )
     p.add_argument("image", type=Path)
     p.add_argument("annotation", type=Path)
