@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root
-from crowdstream.training.calibrate import refit_onnx_count_head
 from crowdstream.training.camera_sets import degraded_images, elevated_views, family_textures, write_set
-from crowdstream.training.finetune import FinetuneRunConfig, run_finetune, training_split_images
+from crowdstream.training.finetune import FinetuneRunConfig, refit_count_head, run_finetune_logged
 from crowdstream.training.people_free_snapshots import write_head_free_crops, write_textures
 
 
@@ -71,17 +69,9 @@ def main() -> int:
         threads=2,
         data_root=data_root,
     )
-    with (args.out / "progress.jsonl").open("a") as log:
-        started = time.time()
-
-        def emit(event: dict) -> None:
-            log.write(json.dumps({"t": round(time.time() - started, 1), **event}) + "\n")
-            log.flush()
-
-        report = run_finetune(config, emit)
+    report = run_finetune_logged(config, args.out / "progress.jsonl")
     print(json.dumps({k: v for k, v in report.items() if not isinstance(v, (list, dict))}, indent=2))
-    refit = config.out.with_name(config.out.stem + "-refit.onnx")
-    coefficients = refit_onnx_count_head(config.out, refit, training_split_images(data_root))
+    refit, coefficients = refit_count_head(config.out, data_root)
     print(f"count head refitted ({', '.join(f'{c:.4g}' for c in coefficients)}): {refit}", file=sys.stderr)
     return 0
 

@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root  # noqa: E402
-from crowdstream.training.calibrate import refit_onnx_count_head  # noqa: E402
-from crowdstream.training.finetune import FinetuneRunConfig, run_finetune, training_split_images  # noqa: E402
+from crowdstream.training.finetune import FinetuneRunConfig, refit_count_head, run_finetune_logged  # noqa: E402
 from crowdstream.training.people_free_snapshots import (  # noqa: E402
     ZOOMS,
     link_training_images,
@@ -101,14 +99,7 @@ def main() -> int:
         seed=args.seed,
         holdout=args.holdout,
     )
-    with (args.out / "progress.jsonl").open("a") as log:
-        started = time.time()
-
-        def emit(event: dict) -> None:
-            log.write(json.dumps({"t": round(time.time() - started, 1), **event}) + "\n")
-            log.flush()
-
-        report = run_finetune(config, emit)
+    report = run_finetune_logged(config, args.out / "progress.jsonl")
     keys = ("holdout_mae_before", "holdout_mae_after", "standard_mae_before", "standard_mae_after",
             "standard_images", "minutes", "tiles", "steps", "final_loss")  # fmt: skip
     print(json.dumps({key: report[key] for key in keys}, indent=2))
@@ -118,10 +109,8 @@ def main() -> int:
 
 
 def refit_head(model: Path, data_root: Path) -> Path:
-    """With annotated images the point loss moved the raw density the count head was fitted to: refit the
-    head on every training-split image (training.calibrate) and write `<model stem>-refit.onnx`."""
-    out = model.with_name(model.stem + "-refit.onnx")
-    coefficients = refit_onnx_count_head(model, out, training_split_images(data_root))
+    """With annotated images the point loss moved the raw density the count head was fitted to: refit it."""
+    out, coefficients = refit_count_head(model, data_root)
     print(f"count head refitted ({', '.join(f'{c:.4g}' for c in coefficients)}): {out}", file=sys.stderr)
     return out
 

@@ -32,7 +32,7 @@ from crowdstream.engines.models import CPU_DEFAULT_MODEL, DEFAULT_MODEL, resolve
 from crowdstream.engines.onnx_torch import load_onnx_module
 from crowdstream.engines.spec import DEFAULT_TILES
 from crowdstream.training.annotations import Sample, list_dataset
-from crowdstream.training.calibrate import camera_gain, rescale_count_head
+from crowdstream.training.calibrate import camera_gain, refit_onnx_count_head, rescale_count_head
 from crowdstream.training.datasets import Augment, LoadedImage, TileDataset, load_images, normalise_rgb
 from crowdstream.training.density import DensityConfig, density_map
 from crowdstream.training.export import check_parity
@@ -492,3 +492,24 @@ def quantize_copy(config: FinetuneRunConfig, train_set: list[Sample]) -> Path:
         tiles.append(calibration_tiles(config.data_root, 16))
     out = config.out.with_name(config.out.stem + "-int8.onnx")
     return quantize_model(config.out, out, np.concatenate(tiles))
+
+
+def run_finetune_logged(config: FinetuneRunConfig, log: Path) -> dict:
+    """`run_finetune` with every event appended to `log` as one JSON line stamped with the seconds since
+    the start (the progress file of the recipes in bench/, which run for an hour in the background)."""
+    with Path(log).open("a") as stream:
+        started = time.time()
+
+        def emit(event: dict) -> None:
+            stream.write(json.dumps({"t": round(time.time() - started, 1), **event}) + "\n")
+            stream.flush()
+
+        return run_finetune(config, emit)
+
+
+def refit_count_head(model: Path, data_root: Path | None) -> tuple[Path, list[float]]:
+    """After the point loss trained on annotated images the raw density has moved from what the count head
+    was fitted to: refit the head on every training-split image (training.calibrate) into
+    `<model stem>-refit.onnx`; returns that file and the head's coefficients."""
+    out = model.with_name(model.stem + "-refit.onnx")
+    return out, refit_onnx_count_head(model, out, training_split_images(data_root))
