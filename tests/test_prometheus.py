@@ -41,7 +41,7 @@ def test_scrape_configs_pass_promtool(config: str) -> None:
 def test_alert_rules_pass_promtool() -> None:
     result = promtool("check", "rules", str(PROMETHEUS / "rules" / "crowd.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "8 rules found" in result.stdout
+    assert "9 rules found" in result.stdout
 
 
 def test_alert_rules_unit_tests_pass() -> None:
