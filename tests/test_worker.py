@@ -267,15 +267,20 @@ async def test_each_camera_gets_a_self_check_that_its_readings_and_metrics_carry
     """The self-check is the same frame counted again with finer tiles (engines.uncertainty); the worker
     runs it for one camera per cycle when its last is due, and the figure travels with every reading."""
     metrics, recorder, hub = StreamMetrics(), Recorder(), Hub()
-    worker = Worker(engine, hub, metrics, publishers=[recorder], self_check_every=3600)
+    worker = Worker(engine, hub, metrics, publishers=[recorder], self_check_every=1.0)
     add(worker, sources, CameraConfig(id="a", url="demo", max_fps=None))
     add(worker, sources, CameraConfig(id="b", url="demo", max_fps=None))
-    await run_until(worker, lambda: len(recorder.of("a")) >= 3 and len(recorder.of("b")) >= 3)
+
+    def checked(camera: str) -> list[CameraReading]:
+        return [r for r in recorder.of(camera) if r.uncertainty is not None]
+
+    await run_until(worker, lambda: len(checked("a")) >= 3 and len(checked("b")) >= 3)
     worker.close()
-    for camera in ("a", "b"):  # each checked once (the period is an hour), from its first reading on
+    assert recorder.of("a")[0].uncertainty is not None  # the first camera is checked at once
+    for camera in ("a", "b"):
         readings = recorder.of(camera)
-        assert all(r.uncertainty is not None for r in readings[1:])
-        assert len({id(r.uncertainty) for r in readings if r.uncertainty is not None}) == 1
+        first = readings.index(checked(camera)[0])
+        assert all(r.uncertainty is not None for r in readings[first:])  # kept until the next check
         judged = readings[-1].uncertainty
         assert sample(metrics, "crowd_count_uncertainty", camera=camera) == pytest.approx(judged.spread)
         assert sample(metrics, "crowd_count_uncertain", camera=camera) == float(judged.uncertain)

@@ -177,11 +177,11 @@ class EngineConfig(Strict):
         "auto", description="torch backend only: auto (CUDA when present), cpu, cuda or cuda:N"
     )
     self_check_every: float = Field(
-        10.0,
+        30.0,
         ge=0,
         le=3600,
-        description="seconds between a camera's count self-checks (one frame counted again with finer tiles, "
-        "engines.uncertainty: about one extra frame per camera per period); 0 turns them off",
+        description="seconds between a camera's count self-checks (one frame counted again with 1.5x finer tiles, "
+        "engines.uncertainty: about 2.5 frames' inference per camera per period); 0 turns them off",
     )
 
     @field_validator("device")
