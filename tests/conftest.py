@@ -314,7 +314,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture
 async def browser() -> AsyncIterator[object]:
-    """Debian's Chromium driven by Playwright (never `playwright install`); skips where either is missing."""
+    """Debian's Chromium driven by Playwright (Playwright downloads no browser of its own here); skips where either is missing."""
     playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright")
     if not Path(CHROMIUM).exists():
         pytest.skip("apt-get install -y chromium")
