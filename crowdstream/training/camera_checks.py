@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from crowdstream.engines.counting import count_frames
 from crowdstream.engines.spec import Engine
+from crowdstream.engines.uncertainty import frame_uncertainty
 from crowdstream.training.annotations import list_dataset, load_any
 from crowdstream.training.camera_sets import write_camera_sets
 from crowdstream.training.evaluate import Scene, evaluate_variants, unchanged
@@ -45,9 +47,6 @@ def write_check_sets(folder: Path, data_root: Path) -> dict[str, int]:
 
 def family_counts(engine: Engine, folder: Path, tiles: str) -> dict:
     """Each people-free texture's count and self-check, the mean, the worst and each family's mean."""
-    from crowdstream.engines.counting import count_frames
-    from crowdstream.engines.uncertainty import frame_uncertainty
-
     rows: dict[str, dict] = {}
     for path in list_dataset(folder):
         image = load_any(path).load_image()
