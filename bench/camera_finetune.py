@@ -3,10 +3,15 @@ ShanghaiTech images seen through a camera, and people-free texture families, all
 (training.camera_sets), with ShanghaiTech tiles replayed and anchored to the base model so it keeps what it
 knew. The count head is refitted afterwards on the training split (the point loss moves the raw density).
 
+A checkpoint is saved every 5 minutes (`<out>/crowd-lite0-camera.checkpoint.pt`): the same command run again
+after an interruption resumes the run exactly where it was saved (the snapshot folder is kept and reused).
+
 Writes `<out>/data/` (the snapshot folder), `<out>/progress.jsonl`, `<out>/crowd-lite0-camera.onnx` (+ its
 report) and `<out>/crowd-lite0-camera-refit.onnx`.
 
     nice -n 5 python bench/camera_finetune.py --out runs/camera --minutes 80
+    nice -n 5 python bench/camera_finetune.py --out runs/camera5 --base runs/camera/crowd-lite0-camera.onnx \
+        --minutes 80 --elevated 400 --masked 0.4 --head-free 80
     python bench/camera_finetune.py --out runs/camera-smoke --minutes 1 --elevated 8 --degraded 2 --variants 1
 """
 
@@ -25,11 +30,12 @@ from crowdstream.training.people_free_snapshots import write_head_free_crops, wr
 
 def write_training_set(folder: Path, data_root: Path, args: argparse.Namespace) -> int:
     """The flat snapshot folder the fine-tune reads: camera-like sets plus the stage-3 people-free images."""
-    written = write_set(folder, elevated_views(data_root, "train", args.elevated), "elevated")
+    elevated = elevated_views(data_root, "train", args.elevated, masked=args.masked)
+    written = write_set(folder, elevated, "elevated")
     written += write_set(folder, degraded_images(data_root, "train", args.degraded), "degraded")
     written += write_set(folder, family_textures("train", args.variants), "families")
     written += len(write_textures(folder, 1, (2.0,)))
-    written += len(write_head_free_crops(folder, 20, data_root=data_root))
+    written += len(write_head_free_crops(folder, args.head_free, data_root=data_root))
     return written
 
 
@@ -39,8 +45,18 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("runs/camera"), help="data, model and logs")
     parser.add_argument("--data-root", help=DATA_ROOT_HELP)
+    parser.add_argument("--base", default="default", help="model to start from (default: the shipped one)")
     parser.add_argument("--minutes", type=float, default=80.0, help="training budget (default 80)")
     parser.add_argument("--elevated", type=int, default=240, help="synthetic elevated views (default 240)")
+    parser.add_argument(
+        "--masked",
+        type=float,
+        default=0.0,
+        help="share of elevated views masked outside a region (default 0)",
+    )
+    parser.add_argument(
+        "--head-free", type=int, default=20, help="head-free training-image crops per part (default 20)"
+    )
     parser.add_argument(
         "--degraded", type=int, default=80, help="degraded training images per part (default 80)"
     )
@@ -56,6 +72,7 @@ def main() -> int:
         print(f"wrote {write_training_set(data, data_root, args)} snapshots to {data}", file=sys.stderr)
     config = FinetuneRunConfig(
         dataset=data,
+        base=args.base,
         out=args.out / "crowd-lite0-camera.onnx",
         minutes=args.minutes,
         lr=args.lr,
@@ -67,6 +84,7 @@ def main() -> int:
         standard_limit=args.standard_limit,
         holdout=40,
         threads=2,
+        checkpoint_minutes=5.0,
         data_root=data_root,
     )
     report = run_finetune_logged(config, args.out / "progress.jsonl")

@@ -12,7 +12,7 @@ import pytest
 
 from crowdstream.engines.frames import HOLDOUT_EVERY
 from crowdstream.training.annotations import Sample
-from crowdstream.training.camera_look import CHECK_LOOK, CameraLook, degrade
+from crowdstream.training.camera_look import CHECK_LOOK, CameraLook, degrade, mask_outside_region
 from crowdstream.training.camera_sets import split_samples, write_camera_sets
 from crowdstream.training.elevated_scenes import Cutout, cutouts, elevated_scene, paste
 from crowdstream.training.texture_families import CHECK_FAMILIES, TRAIN_FAMILIES
@@ -44,6 +44,22 @@ def _red_person(size: float = 20.0) -> Cutout:
     pixels = np.zeros((height, width, 3), np.uint8)
     pixels[..., 2] = 255
     return Cutout(pixels, alpha, (30.0, 15.0), size)
+
+
+def test_a_counting_region_mask_blacks_out_the_rest_and_keeps_only_the_heads_inside() -> None:
+    image = np.full((300, 400, 3), 200, np.uint8)
+    heads = np.array([[200.0, 150.0], [2.0, 2.0], [398.0, 298.0], [2.0, 296.0]], np.float32)
+    for seed in range(20):
+        out, kept = mask_outside_region(image, heads, np.random.default_rng(seed))
+        assert out.shape == image.shape and out.dtype == np.uint8
+        assert set(np.unique(out)) <= {0, 200}
+        assert 0.16 <= (out[..., 0] == 200).mean() <= 1.0
+        assert out[150, 200, 0] == 200 and [200.0, 150.0] in kept.tolist()  # the centre is always inside
+        for x, y in kept:  # every kept head lies in the painted region, every dropped one outside it
+            assert out[int(y), int(x), 0] == 200
+        for x, y in heads:
+            if [x, y] not in kept.tolist():
+                assert out[int(y), int(x), 0] == 0
 
 
 def test_paste_puts_the_head_of_the_cutout_at_the_head_point_at_the_asked_size() -> None:

@@ -8,12 +8,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 
 from crowdstream.cli import main
@@ -163,6 +165,53 @@ def test_a_step_budget_gives_the_same_model_twice(tmp_path):
     assert any(not np.array_equal(models[0][name], base[name]) for name in base)
     for name, value in models[0].items():
         np.testing.assert_array_equal(value, models[1][name])
+
+
+def finetune_command(camera: Path, out: Path, *extra: str) -> list[str]:
+    """A repeatable three-second fine-tune: a step budget, one thread, one standard image per part."""
+    return [
+        sys.executable, "-m", "crowdstream", "finetune", str(camera), "-o", str(out), "--minutes", "10",
+        "--holdout", "1", "--standard-limit", "1", "--threads", "1", "--replay-images", "4", *extra,
+    ]  # fmt: skip
+
+
+def initializers(model: Path) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in onnx.load(str(model)).graph.initializer}
+
+
+@needs_data
+def test_a_run_killed_mid_training_resumes_from_its_checkpoint_to_the_same_model(tmp_path):
+    """--checkpoint-every: a run killed (SIGKILL, no clean-up) after some steps and started again with the
+    same command ends with exactly the model of a run that was never interrupted."""
+    camera = make_camera(tmp_path / "camera")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    steps = ["--steps", "12", "--checkpoint-every", "0"]
+    straight = tmp_path / "straight" / "gate.onnx"
+    done = subprocess.run(finetune_command(camera, straight, *steps), capture_output=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    out = tmp_path / "killed" / "gate.onnx"
+    checkpoint = out.with_name("gate.checkpoint.pt")
+    run = subprocess.Popen(
+        finetune_command(camera, out, *steps), env=env, cwd=ROOT, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 600
+    while not checkpoint.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    run.kill()
+    run.wait()
+    assert run.returncode != 0 and checkpoint.exists(), "the run must die mid-training, with a checkpoint"
+    reached = torch.load(checkpoint, weights_only=False)["state"]["step"]
+    assert 1 <= reached < 12
+    assert not out.exists()
+
+    resumed = subprocess.run(finetune_command(camera, out, *steps), capture_output=True, env=env, cwd=ROOT)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads(out.with_suffix(".report.json").read_text())["steps"] == 12
+    assert not checkpoint.exists()  # removed once the model is written
+    expected, got = initializers(straight), initializers(out)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(value, got[name])
 
 
 @needs_data

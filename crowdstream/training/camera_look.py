@@ -66,6 +66,24 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else image
 
 
+def mask_outside_region(
+    image: np.ndarray, heads: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The frame with everything outside a random counting region painted black, as operators hand in
+    frames of a fixed camera (the shop fronts and the far end masked), and the heads inside that region.
+    The region is a convex quadrilateral, each corner pulled in from its frame corner by up to 30 % of the
+    width and height: it holds the frame's middle and covers 16–100 % of it."""
+    height, width = image.shape[:2]
+    inset = rng.uniform(0.0, 0.3, size=(4, 2)) * [width, height]
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float64)
+    polygon = np.round(corners + inset * [[1, 1], [-1, 1], [-1, -1], [1, -1]]).astype(np.int32)
+    region = np.zeros((height, width), np.uint8)
+    cv2.fillConvexPoly(region, polygon, 1)
+    out = image * region[..., None]
+    inside = [0 <= int(x) < width and 0 <= int(y) < height and bool(region[int(y), int(x)]) for x, y in heads]
+    return out, heads[np.asarray(inside, bool)].reshape(-1, 2)
+
+
 def degrade(image: np.ndarray, rng: np.random.Generator, look: CameraLook) -> tuple[np.ndarray, float]:
     """`image` (BGR uint8) as a camera of `look` would record it; returns it and the coordinate scale
     (head points are multiplied by it)."""

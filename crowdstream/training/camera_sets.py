@@ -22,7 +22,13 @@ import numpy as np
 from crowdstream.engines.frames import holdout_split, shanghaitech_part, spread
 from crowdstream.training.annotations import Sample, list_dataset, load_any
 from crowdstream.training.camera_demo import write_snapshot
-from crowdstream.training.camera_look import CHECK_LOOK, CameraLook, degrade, resize_to_width
+from crowdstream.training.camera_look import (
+    CHECK_LOOK,
+    CameraLook,
+    degrade,
+    mask_outside_region,
+    resize_to_width,
+)
 from crowdstream.training.elevated_scenes import cutouts, elevated_scene
 from crowdstream.training.texture_families import CHECK_FAMILIES, TRAIN_FAMILIES
 
@@ -38,9 +44,13 @@ def split_samples(data_root: Path, part: str, split: Split, limit: int | None = 
     return [load_any(path) for path in (spread(chosen, limit) if limit else chosen)]
 
 
-def elevated_views(data_root: Path, split: Split, count: int) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+def elevated_views(
+    data_root: Path, split: Split, count: int, masked: float = 0.0
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """`count` synthetic elevated views (stem, BGR, heads): people from the split's part B images, outdoor
-    backgrounds from its part A and B images, each view seen through a random camera."""
+    backgrounds from its part A and B images, each view seen through a random camera; a `masked` share of
+    them painted black outside a counting region (camera_look.mask_outside_region), drawn from a stream of
+    their own so the views themselves do not change with the share."""
     sources = [(s, s.load_image()) for s in split_samples(data_root, "B", split)]
     backgrounds = sources + [(s, s.load_image()) for s in split_samples(data_root, "A", split, 40)]
     people = [person for sample, image in sources for person in cutouts(sample, image)]
@@ -49,7 +59,11 @@ def elevated_views(data_root: Path, split: Split, count: int) -> Iterator[tuple[
     for index in range(count):
         frame, heads = elevated_scene(rng, people, backgrounds)
         frame, scale = degrade(frame, rng, look if split == "train" else CHECK_LOOK)
-        yield f"elevated-{index:04d}", frame, heads * scale
+        heads = heads * scale
+        mask_rng = np.random.default_rng((SEEDS[split], 4, index))
+        if mask_rng.random() < masked:
+            frame, heads = mask_outside_region(frame, heads, mask_rng)
+        yield f"elevated-{index:04d}", frame, heads
 
 
 def degraded_images(

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -117,6 +117,12 @@ class FinetuneRunConfig(BaseModel):
     threads: int = Field(2, ge=1, le=64)
     seed: int = 0
     int8: bool = False
+    checkpoint_minutes: float | None = Field(
+        None,
+        ge=0,
+        description="save a resumable checkpoint (<out>.checkpoint.pt) this often (0: every step); the same "
+        "run started again resumes from it exactly, and it is removed once the model is written",
+    )
     count_gain: bool = Field(
         True, description="rescale the count head so the training snapshots' counts add up to their heads"
     )
@@ -128,6 +134,10 @@ class FinetuneRunConfig(BaseModel):
     @property
     def report_path(self) -> Path:
         return self.out.with_name(self.out.stem + ".report.json")
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out.with_name(self.out.stem + ".checkpoint.pt")
 
 
 def replay_images(config: FinetuneRunConfig) -> tuple[list[LoadedImage], str]:
@@ -223,6 +233,48 @@ def cell_counts(density: torch.Tensor, cell: int = 4) -> torch.Tensor:
     return torch.nn.functional.avg_pool2d(density, cell) * cell * cell
 
 
+@dataclass
+class LoopState:
+    """Where the training loop stands: what a checkpoint holds besides the weights and the optimiser."""
+
+    step: int = 0
+    seconds: float = 0.0
+    """Training time spent up to the checkpoint (the schedule's clock carries on from it)."""
+    losses: list[float] = field(default_factory=list)
+    """The last 20 step losses (the reported loss is their mean)."""
+    anchors: int = 0
+
+
+def save_checkpoint(
+    path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, state: LoopState
+) -> None:
+    """Weights, optimiser moments, loop state and torch's RNG, written then renamed: a run killed while
+    saving keeps the previous checkpoint."""
+    partial = path.with_name(path.name + ".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "module": module.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "state": vars(state),
+            "rng": torch.get_rng_state(),
+        },
+        partial,
+    )
+    os.replace(partial, path)
+
+
+def load_checkpoint(path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> LoopState:
+    """Restore what save_checkpoint wrote into `module` and `optimizer`; returns the loop state."""
+    saved = torch.load(path, weights_only=False)
+    module.load_state_dict(saved["module"])
+    optimizer.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["rng"])
+    state = LoopState(**saved["state"])
+    log.info("resumed %s at step %d (%.1f min trained)", path, state.step, state.seconds / 60)
+    return state
+
+
 def train(
     config: FinetuneRunConfig,
     module: torch.nn.Module,
@@ -232,42 +284,53 @@ def train(
     emit: Emit,
 ) -> dict:
     """Steps until the budget is spent (at least one); the learning rate warms up and anneals on time, or
-    over `steps` when given (then the same seed gives the same model on a busy machine as on an idle one)."""
+    over `steps` when given (then the same seed gives the same model on a busy machine as on an idle one).
+    With `checkpoint_minutes` set the loop saves itself that often and starts from the checkpoint when one
+    is there; tiles are drawn by step index, so a resumed run trains on exactly the tiles it would have."""
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=1e-4)
     budget = config.minutes * 60
     schedule = WarmupCosine(config.lr, total_steps=config.steps or 10**9, budget_seconds=budget)
-    started, step, losses, last_emit, anchors = time.perf_counter(), 0, [], 0.0, 0
-    while step == 0 or schedule.progress(step, time.perf_counter() - started) < 1.0:
+    checkpoint = config.checkpoint_path if config.checkpoint_minutes is not None else None
+    state = LoopState()
+    if checkpoint and checkpoint.is_file():
+        state = load_checkpoint(checkpoint, module, optimizer)
+    started, last_emit = time.perf_counter() - state.seconds, 0.0
+    last_save = time.perf_counter()
+    while state.step == 0 or schedule.progress(state.step, time.perf_counter() - started) < 1.0:
         elapsed = time.perf_counter() - started
         for group in optimizer.param_groups:
-            group["lr"] = schedule.lr(schedule.progress(step, elapsed))
-        batch = tiles.batch(step * config.batch_size, config.batch_size)
+            group["lr"] = schedule.lr(schedule.progress(state.step, elapsed))
+        batch = tiles.batch(state.step * config.batch_size, config.batch_size)
         loss = step_loss(module, teacher, batch, config)
-        anchors += int(batch["replay"].sum())
+        state.anchors += int(batch["replay"].sum())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        step += 1
-        losses.append(float(loss.detach()))
+        state.step += 1
+        state.losses = [*state.losses[-19:], float(loss.detach())]
         now = time.perf_counter() - started
+        if checkpoint and time.perf_counter() - last_save >= config.checkpoint_minutes * 60:
+            state.seconds = now
+            save_checkpoint(checkpoint, module, optimizer, state)
+            last_save = time.perf_counter()
         if now - last_emit >= 2.0:
             last_emit = now
-            done = schedule.progress(step, now)
+            done = schedule.progress(state.step, now)
             emit(
                 {
                     "stage": "training",
                     "done": done,
-                    "step": step,
-                    "loss": float(np.mean(losses[-20:])),
+                    "step": state.step,
+                    "loss": float(np.mean(state.losses)),
                     "eta_s": now * (1 - done) / max(done, 1e-6),
                 }
             )
     return {
-        "steps": step,
-        "tiles": step * config.batch_size,
+        "steps": state.step,
+        "tiles": state.step * config.batch_size,
         "seconds": time.perf_counter() - started,
-        "final_loss": float(np.mean(losses[-20:])),
-        "anchor_tiles": anchors,
+        "final_loss": float(np.mean(state.losses)),
+        "anchor_tiles": state.anchors,
     }
 
 
@@ -436,6 +499,7 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
     module.output_names = outputs
     write_tuned(base, config.out, tuned_tensors(module, names))
     check_parity(module.eval(), config.out)
+    config.checkpoint_path.unlink(missing_ok=True)  # the model is written: nothing left to resume
     after = evaluate_model(
         config.out,
         held,

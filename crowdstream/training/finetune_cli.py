@@ -45,6 +45,12 @@ def register(commands: Subcommands) -> None:
         "--steps", type=int, help="train this many steps (the minutes still cap the time): a repeatable run"
     )
     p.add_argument(
+        "--checkpoint-every",
+        type=float,
+        metavar="MINUTES",
+        help="save OUT.checkpoint.pt this often; the same command run again resumes from it exactly",
+    )
+    p.add_argument(
         "--holdout", type=int, help="snapshots held out to judge it (default: a fifth, at least 1)"
     )
     p.add_argument(
@@ -140,6 +146,7 @@ def _run(args: argparse.Namespace, emit) -> dict:
         "out": args.out,
         "minutes": args.minutes,
         "steps": args.steps,
+        "checkpoint_minutes": args.checkpoint_every,
         "holdout": args.holdout,
         "standard_limit": args.standard_limit,
         "last_blocks": args.last_blocks,
