@@ -13,7 +13,7 @@ import pytest
 from crowdstream.engines.frames import HOLDOUT_EVERY
 from crowdstream.training.annotations import Sample
 from crowdstream.training.camera_look import CHECK_LOOK, CameraLook, degrade, mask_outside_region
-from crowdstream.training.camera_sets import split_samples, write_camera_sets
+from crowdstream.training.camera_sets import elevated_views, split_samples, write_camera_sets
 from crowdstream.training.elevated_scenes import Cutout, cutouts, elevated_scene, paste
 from crowdstream.training.texture_families import CHECK_FAMILIES, TRAIN_FAMILIES
 from tests.data_paths import DATA_ROOT, needs_data
@@ -113,3 +113,16 @@ def test_hold_out_sets_use_hold_out_images_only(tmp_path: Path) -> None:
     assert len(json.loads(written.read_text())["points"]) == len(source.points)
     family = json.loads(next((tmp_path / "families").glob("*.json")).read_text())
     assert family["points"] == [] and family["empty_regions"]
+
+
+@needs_data
+def test_masked_elevated_views_are_the_same_views_black_outside_with_the_heads_inside() -> None:
+    plain = list(elevated_views(DATA_ROOT, "holdout", 3))
+    masked = list(elevated_views(DATA_ROOT, "holdout", 3, masked=1.0))
+    for (stem, frame, heads), (masked_stem, masked_frame, kept) in zip(plain, masked, strict=True):
+        assert stem == masked_stem and frame.shape == masked_frame.shape
+        inside = masked_frame.max(axis=2) > 0
+        assert 0.16 <= inside.mean() < 1.0
+        np.testing.assert_array_equal(masked_frame[inside], frame[inside])
+        assert len(kept) < len(heads) or inside.all()
+        assert {tuple(h) for h in kept.tolist()} <= {tuple(h) for h in heads.tolist()}

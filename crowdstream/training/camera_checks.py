@@ -4,6 +4,8 @@ Three sets (training.camera_sets, `split="holdout"`), written once into a folder
 is scored on the same pictures:
 - `elevated`: synthetic elevated views made of hold-out part B people on hold-out backgrounds, through the
   public camera recipe (640 px wide, JPEG 30, blur σ≈1);
+- `elevated_masked`: the same views painted black outside a counting region, as operators hand in frames of
+  a fixed camera (the issue's real camera came so), only the heads inside counted;
 - `degraded`: every hold-out image of parts A and B through the same recipe;
 - `families`: people-free textures of whole families never trained against (training.texture_families).
 A zoom sweep is `crowdstream eval --zoom`; the official test splits stay with independent reviewers.
@@ -20,13 +22,14 @@ from crowdstream.engines.counting import count_frames
 from crowdstream.engines.spec import Engine
 from crowdstream.engines.uncertainty import frame_uncertainty
 from crowdstream.training.annotations import list_dataset, load_any
-from crowdstream.training.camera_sets import write_camera_sets
+from crowdstream.training.camera_sets import elevated_views, write_camera_sets, write_set
 from crowdstream.training.evaluate import Scene, evaluate_variants, unchanged
 from crowdstream.training.metrics import flag_rates
 
-VERSION = 1
-"""Bumped whenever the sets' recipe changes, so an old folder is rebuilt instead of compared."""
-ANNOTATED_SETS = ("elevated", "degraded_A", "degraded_B")
+VERSION = 2
+"""Bumped whenever the sets' recipe changes, so an old folder is rebuilt instead of compared (2: the masked
+elevated views were added; the other sets are drawn as in 1)."""
+ANNOTATED_SETS = ("elevated", "elevated_masked", "degraded_A", "degraded_B")
 SIZES = {"elevated": 60, "degraded_per_part": None, "variants": 4}
 
 
@@ -41,6 +44,8 @@ def write_check_sets(folder: Path, data_root: Path) -> dict[str, int]:
     counts = write_camera_sets(
         folder, data_root, "holdout", SIZES["elevated"], SIZES["degraded_per_part"], SIZES["variants"]
     )
+    masked = elevated_views(data_root, "holdout", SIZES["elevated"], masked=1.0)
+    counts["elevated_masked"] = write_set(folder / "elevated_masked", masked, "elevated_masked")
     (folder / "camera-checks.json").write_text(json.dumps({"version": VERSION, "images": counts}))
     return counts
 
@@ -80,9 +85,11 @@ def scored(engine: Engine, samples: list, tiles: str, progress: bool) -> dict:
 
 def camera_checks(engine: Engine, folder: Path, tiles: str, progress: bool = False) -> dict:
     """Score `engine` on every set under `folder` (see write_check_sets); degraded images per part."""
-    elevated = [load_any(path) for path in list_dataset(folder / "elevated")]
+    report: dict = {"tiles": tiles}
+    for name in ("elevated", "elevated_masked"):
+        views = [load_any(path) for path in list_dataset(folder / name)]
+        report[name] = scored(engine, views, tiles, progress)
     degraded = [load_any(path) for path in list_dataset(folder / "degraded")]
-    report: dict = {"tiles": tiles, "elevated": scored(engine, elevated, tiles, progress)}
     for part in ("A", "B"):
         chosen = [s for s in degraded if s.image_path.name.startswith(f"degraded-{part}-")]
         report[f"degraded_{part}"] = scored(engine, chosen, tiles, progress)
@@ -92,22 +99,22 @@ def camera_checks(engine: Engine, folder: Path, tiles: str, progress: bool = Fal
 
 def format_camera_checks(report: dict) -> str:
     """The report as a short table for people."""
-    lines = [f"{'set':<10} {'images':>6} {'MAE':>7} {'bias':>7} {'bias %':>7}"]
+    lines = [f"{'set':<15} {'images':>6} {'MAE':>7} {'bias':>7} {'bias %':>7}"]
     for name in ANNOTATED_SETS:
         row = report[name]
         lines.append(
-            f"{name:<10} {row['images']:>6} {row['mae']:>7.2f} {row['bias']:>7.2f} {row['bias_pct']:>6.1f}%"
+            f"{name:<15} {row['images']:>6} {row['mae']:>7.2f} {row['bias']:>7.2f} {row['bias_pct']:>6.1f}%"
         )
     families = report["families"]
     lines.append(
-        f"families   {families['images']:>6}  mean {families['mean']:.2f} per image, worst {families['max']:.1f}, "
+        f"{'families':<15} {families['images']:>6}  mean {families['mean']:.2f} per image, worst {families['max']:.1f}, "
         f"{families['above_3']} above 3"
     )
     lines.append("  " + ", ".join(f"{name} {mean:.1f}" for name, mean in families["per_family"].items()))
     for name in (*ANNOTATED_SETS, "families"):
         u = report[name]["uncertainty"]
         lines.append(
-            f"{name:<10} flagged uncertain: {u['flagged']}; large errors {u['large_errors']} "
+            f"{name:<15} flagged uncertain: {u['flagged']}; large errors {u['large_errors']} "
             f"({_share(u['large_flagged'])} flagged), small errors {u['small_errors']} "
             f"({_share(u['small_flagged'])} flagged)"
         )

@@ -83,9 +83,10 @@ def register(commands: Subcommands) -> None:
         help="camera-like checks from hold-out images: elevated views, degraded frames, unseen texture families",
         description="Score the model on cameras it was never trained on, built from hold-out images only\n"
         "(crowdstream/training/camera_checks.py): synthetic elevated views of hold-out part B people on\n"
-        "hold-out backgrounds, every hold-out image of parts A and B shrunk to 640 px wide with JPEG 30 and\n"
-        "blur, and people-free textures of families never trained against (braids, cracked mud, cobwebs,\n"
-        "cross-hatching, blotches). The sets are written once into --sets and reused by every later run.",
+        "hold-out backgrounds (also painted black outside a counting region), every hold-out image of parts\n"
+        "A and B shrunk to 640 px wide with JPEG 30 and blur, and people-free textures of families never\n"
+        "trained against (braids, cracked mud, cobwebs, cross-hatching, blotches). The sets are written once\n"
+        "into --sets and reused by every later run.",
         epilog="examples:\n  crowdstream check cameras\n"
         "  crowdstream check cameras --model runs/camera/crowd-lite0-camera.onnx --json",
     )
