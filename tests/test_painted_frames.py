@@ -1,0 +1,57 @@
+"""Frames painted black at the edges (privacy masks, the outside of a counting region, letterbox bars) are
+counted inside their content box: the same people give the same count with or without the paint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from crowdstream.engines.counting import count_frames
+from crowdstream.engines.engine import load_engine
+from crowdstream.engines.preprocess import content_box
+
+REPLAY = Path(__file__).resolve().parents[1] / "crowdstream" / "training" / "replay" / "check"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return load_engine("default", threads=1)
+
+
+@pytest.fixture(scope="module")
+def picture() -> np.ndarray:
+    """A real crowd photograph (a crop of a ShanghaiTech training image shipped with the package)."""
+    path = sorted(REPLAY.glob("*.jpg"))[0]
+    return cv2.imread(str(path))
+
+
+def painted(picture: np.ndarray, top: int, left: int, size: tuple[int, int]) -> np.ndarray:
+    frame = np.zeros((*size, 3), np.uint8)
+    frame[top : top + picture.shape[0], left : left + picture.shape[1]] = picture
+    return frame
+
+
+def test_content_box_finds_the_picture_and_ignores_thin_or_absent_paint(picture: np.ndarray) -> None:
+    h, w = picture.shape[:2]
+    assert content_box(painted(picture, 40, 90, (h + 100, w + 200))) == (90, 40, 90 + w, 40 + h)
+    assert content_box(picture) is None
+    assert content_box(painted(picture, 1, 1, (h + 2, w + 2))) is None  # a 1-px border: under 5 %
+    assert content_box(np.zeros((480, 640, 3), np.uint8)) is None  # all black: counted as it is
+    dark = np.full((480, 640, 3), 30, np.uint8)  # a dark scene is not paint
+    assert content_box(dark) is None
+
+
+def test_a_painted_frame_counts_the_same_people_as_the_picture_alone(engine, picture: np.ndarray) -> None:
+    h, w = picture.shape[:2]
+    frame = painted(picture, 60, 100, (h + 160, w + 260))
+    (alone,), (framed,) = count_frames(engine, [picture]), count_frames(engine, [frame])
+    assert framed.count == pytest.approx(alone.count, rel=1e-5)
+    assert framed.count > 1
+    assert framed.density.shape == (round(frame.shape[0] * 0.25), round(frame.shape[1] * 0.25))
+    assert framed.density[: round(60 * 0.25) - 1].sum() == 0  # nothing in the paint above the picture
+    assert framed.density.sum() == pytest.approx(alone.density.sum(), rel=1e-4)
+    mixed = count_frames(engine, [frame, picture])  # batched with an unpainted frame: the same answers
+    assert [m.count for m in mixed] == pytest.approx([framed.count, alone.count], rel=1e-5)
