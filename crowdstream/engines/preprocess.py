@@ -123,9 +123,9 @@ MIN_PAINTED_SHARE = 0.05
 def content_box(frame: np.ndarray) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1) around everything not painted black, when black paint at the edges (a privacy mask,
     the outside of a counting region, letterbox bars) covers at least MIN_PAINTED_SHARE of the frame; else
-    None. The model reads the people beside a large flat region at about half, at the same scale (its
-    receptive field spans most of an input, and it learned that flat surroundings mean few people:
-    `crowdstream check cameras`, elevated_masked), so the paint is cut off before counting.
+    None. The model reads the people beside a large flat region at about half, at the same scale (a
+    context effect: its receptive field spans most of an input; `crowdstream check cameras`,
+    elevated_masked), so the paint is cut off before counting.
 
     >>> frame = np.zeros((100, 200, 3), np.uint8)
     >>> frame[20:80, 50:150] = 90
