@@ -1,5 +1,6 @@
 """Frames painted black at the edges (privacy masks, the outside of a counting region, letterbox bars) are
-counted inside their content box: the same people give the same count with or without the paint."""
+counted inside their content box, the paint left inside it filled with the scene and not counted: the same
+people give the same count with or without a rectangular paint, and nothing is counted on the paint."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from crowdstream.engines.counting import count_frames
 from crowdstream.engines.engine import load_engine
-from crowdstream.engines.preprocess import content_box
+from crowdstream.engines.paint import content_box, fill_from_scene, paint_inside, unpaint
 
 REPLAY = Path(__file__).resolve().parents[1] / "crowdstream" / "training" / "replay" / "check"
 
@@ -38,6 +39,7 @@ def test_content_box_finds_the_picture_and_ignores_thin_or_absent_paint(picture:
     h, w = picture.shape[:2]
     assert content_box(painted(picture, 40, 90, (h + 100, w + 200))) == (90, 40, 90 + w, 40 + h)
     assert content_box(picture) is None
+    assert not paint_inside(picture).any()  # its row of dark caps at the left edge is not paint
     assert content_box(painted(picture, 1, 1, (h + 2, w + 2))) is None  # a 1-px border: under 5 %
     assert content_box(np.zeros((480, 640, 3), np.uint8)) is None  # all black: counted as it is
     dark = np.full((480, 640, 3), 30, np.uint8)  # a dark scene is not paint
@@ -55,3 +57,39 @@ def test_a_painted_frame_counts_the_same_people_as_the_picture_alone(engine, pic
     assert framed.density.sum() == pytest.approx(alone.density.sum(), rel=1e-4)
     mixed = count_frames(engine, [frame, picture])  # batched with an unpainted frame: the same answers
     assert [m.count for m in mixed] == pytest.approx([framed.count, alone.count], rel=1e-5)
+
+
+def test_only_large_black_patches_at_the_box_edge_are_paint() -> None:
+    crop = np.full((200, 300, 3), 120, np.uint8)
+    crop[:60, :80] = 0  # a painted corner
+    crop[100:110, 150:160] = 0  # black hair in the scene: not at the edge
+    crop[195:, 290:] = 0  # a tiny dark patch at the edge: under the share
+    painted = paint_inside(crop)
+    assert painted[:60, :80].all() and painted.sum() == 60 * 80
+
+
+def test_the_fill_copies_the_scene_onto_the_paint_and_leaves_the_scene_alone() -> None:
+    rng = np.random.default_rng(0)
+    crop = rng.integers(40, 255, (120, 160, 3), dtype=np.uint8)
+    painted = np.zeros((120, 160), bool)
+    painted[:50, :70] = True
+    crop[painted] = 0
+    filled = fill_from_scene(crop, painted)
+    np.testing.assert_array_equal(filled[~painted], crop[~painted])
+    assert (filled[painted].max(axis=1) >= 40).all()  # every painted pixel got a scene pixel
+
+
+def test_nothing_is_counted_on_the_paint_of_a_counting_region(engine, picture: np.ndarray) -> None:
+    h, w = picture.shape[:2]
+    frame = painted(picture, 40, 60, (h + 80, w + 120))
+    corner = np.array([[60, 40], [60 + w // 2, 40], [60, 40 + h // 2]], np.int32)
+    cv2.fillConvexPoly(frame, corner, (0, 0, 0))  # a counting region that is not a rectangle
+    view = unpaint(frame)
+    assert view is not None and view.box == (60, 40, 60 + w, 40 + h) and view.painted.sum() > 0
+    (counted,) = count_frames(engine, [frame])
+    assert counted.count == pytest.approx(float(counted.density.sum()), rel=1e-4)
+    cell = 4  # density maps are a quarter of the frame: the painted triangle's inner cells hold nothing
+    inner = counted.density[
+        (40 + 8) // cell : (40 + h // 4) // cell, (60 + 8) // cell : (60 + w // 4) // cell
+    ]
+    assert inner.size and inner.sum() == 0

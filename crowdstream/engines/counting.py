@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 
 from crowdstream.engines.adaptive import Window, refinement_windows
+from crowdstream.engines.paint import Unpainted, unpaint
 from crowdstream.engines.preprocess import (
     TileGrid,
     as_bgr,
-    content_box,
     normalise,
     parse_tiles,
     prepare_frame,
@@ -92,29 +92,31 @@ def count_frames(
     max_batch: int = 32,
 ) -> list[FrameCount]:
     """Count people in several frames with as few engine calls as possible (two with adaptive tiling).
-    A frame painted black at its edges is counted inside its content box (preprocess.content_box) and its
-    density put back in place; `grid` and `windows` are then those of the box."""
-    boxes = [content_box(frame) for frame in frames]
-    inner = [
-        frame if box is None else frame[box[1] : box[3], box[0] : box[2]]
-        for frame, box in zip(frames, boxes, strict=True)
-    ]
+    A frame painted black at its edges is counted as engines.paint shows it to the model, and its density
+    put back in place with nothing where the paint was; `grid` and `windows` are then those of the box."""
+    views = [unpaint(frame) for frame in frames]
+    inner = [frame if view is None else view.pixels for frame, view in zip(frames, views, strict=True)]
     results = count_content(engine, inner, tiles, scale, max_batch)
     return [
-        result if box is None else in_frame(result, box, frame.shape[:2])
-        for result, box, frame in zip(results, boxes, frames, strict=True)
+        result if view is None else in_frame(result, view, frame.shape[:2])
+        for result, view, frame in zip(results, views, frames, strict=True)
     ]
 
 
-def in_frame(result: FrameCount, box: tuple[int, int, int, int], size: tuple[int, int]) -> FrameCount:
-    """A content box's count as the whole frame's: its density map placed at the box in an empty map."""
-    x0, y0, x1, y1 = (round(v * result.scale) for v in box)
+def in_frame(result: FrameCount, view: Unpainted, size: tuple[int, int]) -> FrameCount:
+    """A painted frame's count from its view's: the density outside the paint, placed at the box in an
+    empty map of the frame; the count is what that map holds."""
+    x0, y0, x1, y1 = (round(v * result.scale) for v in view.box)
     frame_map = np.zeros(
         (max(1, round(size[0] * result.scale)), max(1, round(size[1] * result.scale))), np.float32
     )
     if y1 > y0 and x1 > x0:
-        frame_map[y0:y1, x0:x1] = resize_density(result.density, y1 - y0, x1 - x0)
-    return FrameCount(frame_map, result.count, result.grid, result.scale, result.windows)
+        inside = resize_density(result.density, y1 - y0, x1 - x0)
+        frame_map[y0:y1, x0:x1] = inside * view.keep(inside.shape)
+    count = (
+        result.count - float(result.density.sum(dtype=np.float64)) + float(frame_map.sum(dtype=np.float64))
+    )
+    return FrameCount(frame_map, max(count, 0.0), result.grid, result.scale, result.windows)
 
 
 def count_content(

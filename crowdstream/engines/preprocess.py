@@ -113,35 +113,6 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
     raise ValueError(f"frames must be HxW, HxWx3 or HxWx4, got shape {frame.shape}")
 
 
-BLACK_LEVEL = 16
-"""Brightest channel value at or under which a pixel counts as painted out: black paint comes back from a
-video encoder as 0–10."""
-MIN_PAINTED_SHARE = 0.05
-"""Black edges covering less of the frame than this are left in (a thin border changes nothing)."""
-
-
-def content_box(frame: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1) around everything not painted black, when black paint at the edges (a privacy mask,
-    the outside of a counting region, letterbox bars) covers at least MIN_PAINTED_SHARE of the frame; else
-    None. The model reads the people beside a large flat region at about half, at the same scale (a
-    context effect: its receptive field spans most of an input; `crowdstream check cameras`,
-    elevated_masked), so the paint is cut off before counting.
-
-    >>> frame = np.zeros((100, 200, 3), np.uint8)
-    >>> frame[20:80, 50:150] = 90
-    >>> content_box(frame)
-    (50, 20, 150, 80)
-    >>> content_box(np.full((100, 200, 3), 90, np.uint8)) is None
-    True
-    """
-    _, lit = cv2.threshold(as_bgr(frame), BLACK_LEVEL, 255, cv2.THRESH_BINARY)  # per channel
-    x, y, w, h = cv2.boundingRect(cv2.cvtColor(lit, cv2.COLOR_BGR2GRAY))  # non-zero: some channel lit
-    height, width = frame.shape[:2]
-    if w == 0 or h == 0 or w * h > (1 - MIN_PAINTED_SHARE) * height * width:
-        return None
-    return x, y, x + w, y + h
-
-
 def cut_tiles(frame: np.ndarray, grid: TileGrid) -> np.ndarray:
     """Cut a frame into its grid's tiles, each resized to the model input: (N, S, S, 3) BGR uint8."""
     frame = as_bgr(frame)
