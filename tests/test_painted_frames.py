@@ -12,7 +12,7 @@ import pytest
 
 from crowdstream.engines.counting import count_frames
 from crowdstream.engines.engine import load_engine
-from crowdstream.engines.paint import content_box, fill_from_scene, paint_inside, unpaint
+from crowdstream.engines.paint import content_box, fill_from_scene, lit, paint_inside, unpaint
 
 REPLAY = Path(__file__).resolve().parents[1] / "crowdstream" / "training" / "replay" / "check"
 
@@ -37,13 +37,13 @@ def painted(picture: np.ndarray, top: int, left: int, size: tuple[int, int]) -> 
 
 def test_content_box_finds_the_picture_and_ignores_thin_or_absent_paint(picture: np.ndarray) -> None:
     h, w = picture.shape[:2]
-    assert content_box(painted(picture, 40, 90, (h + 100, w + 200))) == (90, 40, 90 + w, 40 + h)
-    assert content_box(picture) is None
-    assert not paint_inside(picture).any()  # its row of dark caps at the left edge is not paint
-    assert content_box(painted(picture, 1, 1, (h + 2, w + 2))) is None  # a 1-px border: under 5 %
-    assert content_box(np.zeros((480, 640, 3), np.uint8)) is None  # all black: counted as it is
+    assert content_box(lit(painted(picture, 40, 90, (h + 100, w + 200)))) == (90, 40, 90 + w, 40 + h)
+    assert content_box(lit(picture)) is None
+    assert not paint_inside(picture, lit(picture)).any()  # its row of dark caps at the left edge is not paint
+    assert content_box(lit(painted(picture, 1, 1, (h + 2, w + 2)))) is None  # a 1-px border: under 5 %
+    assert content_box(lit(np.zeros((480, 640, 3), np.uint8))) is None  # all black: counted as it is
     dark = np.full((480, 640, 3), 30, np.uint8)  # a dark scene is not paint
-    assert content_box(dark) is None
+    assert content_box(lit(dark)) is None
 
 
 def test_a_painted_frame_counts_the_same_people_as_the_picture_alone(engine, picture: np.ndarray) -> None:
@@ -64,7 +64,7 @@ def test_only_large_black_patches_at_the_box_edge_are_paint() -> None:
     crop[:60, :80] = 0  # a painted corner
     crop[100:110, 150:160] = 0  # black hair in the scene: not at the edge
     crop[195:, 290:] = 0  # a tiny dark patch at the edge: under the share
-    painted = paint_inside(crop)
+    painted = paint_inside(crop, lit(crop))
     assert painted[:60, :80].all() and painted.sum() == 60 * 80
 
 

@@ -70,20 +70,21 @@ def lit(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(above, cv2.COLOR_BGR2GRAY)
 
 
-def content_box(frame: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1) around everything not painted, when the paint at the edges covers at least
-    MIN_PAINTED_SHARE of the frame; else None (an all-black frame too)."""
-    x, y, w, h = cv2.boundingRect(lit(frame))
-    height, width = frame.shape[:2]
+def content_box(scene: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) around everything not painted (`scene`: the frame's `lit` mask), when the paint at
+    the edges covers at least MIN_PAINTED_SHARE of the frame; else None (an all-black frame too)."""
+    x, y, w, h = cv2.boundingRect(scene)
+    height, width = scene.shape
     if w == 0 or h == 0 or w * h > (1 - MIN_PAINTED_SHARE) * height * width:
         return None
     return x, y, x + w, y + h
 
 
-def paint_inside(crop: np.ndarray) -> np.ndarray:
-    """Bool mask of the paint left inside a content box (the corners of a counting region that is not a
-    rectangle): black patches at the box's edge, large and flat (MIN_PATCH_SHARE, PAINT_MEAN)."""
-    black = (lit(crop) == 0).astype(np.uint8)
+def paint_inside(crop: np.ndarray, scene: np.ndarray) -> np.ndarray:
+    """Bool mask of the paint left inside a content box (`crop`, and `scene`, its `lit` mask): the corners
+    of a counting region that is not a rectangle, black patches at the box's edge, large and flat
+    (MIN_PATCH_SHARE, PAINT_MEAN). OpenCV throughout: a privacy-masked camera pays this on every frame."""
+    black = cv2.compare(scene, 0, cv2.CMP_EQ)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(black, connectivity=4)
     height, width = black.shape
     edge = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist())
@@ -92,14 +93,16 @@ def paint_inside(crop: np.ndarray) -> np.ndarray:
         for i in range(1, count)
         if i in edge and stats[i, cv2.CC_STAT_AREA] >= MIN_PATCH_SHARE * height * width
     ]
+    painted = np.zeros((height, width), bool)
     if not large:
-        return np.zeros_like(black, bool)
-    brightest = as_bgr(crop).max(axis=2)
-    means = np.bincount(labels.ravel(), weights=brightest.ravel(), minlength=count) / np.maximum(
-        stats[:, cv2.CC_STAT_AREA], 1
-    )
-    paint = [i for i in large if means[i] <= PAINT_MEAN]
-    return np.isin(labels, paint) if paint else np.zeros_like(black, bool)
+        return painted
+    blue, green, red = cv2.split(as_bgr(crop))
+    brightest = cv2.max(cv2.max(blue, green), red)
+    for index in large:
+        patch = labels == index
+        if cv2.mean(brightest, mask=patch.view(np.uint8))[0] <= PAINT_MEAN:
+            painted |= patch
+    return painted
 
 
 def fill_from_scene(crop: np.ndarray, painted: np.ndarray) -> np.ndarray:
@@ -120,10 +123,11 @@ def fill_from_scene(crop: np.ndarray, painted: np.ndarray) -> np.ndarray:
 
 def unpaint(frame: np.ndarray) -> Unpainted | None:
     """How the model should see a painted frame; None when it is not painted (most frames)."""
-    box = content_box(frame)
+    scene = lit(frame)
+    box = content_box(scene)
     if box is None:
         return None
     x0, y0, x1, y1 = box
     crop = frame[y0:y1, x0:x1]
-    painted = paint_inside(crop)
+    painted = paint_inside(crop, scene[y0:y1, x0:x1])
     return Unpainted(box, painted, fill_from_scene(crop, painted) if painted.any() else crop)
