@@ -1,15 +1,17 @@
 """Quantisation-aware fine-tune (issue 25, "stage 6" in the model card): a camera-like fine-tune whose student
-sees INT8's rounding — every activation before the FP32 tail fake-quantised to uint8 over its MinMax range on
-training tiles (as `crowdstream engine quantize` calibrates), every convolution's weights to per-channel int8,
-straight-through gradients — so that the INT8 copy, not only the FP32 model, learns to read textures as empty.
+sees the INT8 copy's rounding exactly where the copy rounds (fake_quantised: the copy's own activation scales
+and zero points, 7-bit per-channel weights, int32 biases; straight-through gradients), so that the INT8
+copy, not only the FP32 model, learns to read textures as empty.
 
-The first run (40 CPU minutes from stage 5) made the INT8 copy read people-free images at 0.33 per 512² and
-families at 0 but let the counts collapse (hold-out B −44 % bias): the anchor to the FP32 teacher must hold
-the count before this ships. Scratch-level: it wraps `training.finetune`'s student and skips its FP32 parity
-check (the student is the fake-quantised graph by design).
+The first run (40 CPU minutes from stage 5) quantised every Conv, Clip and Add over its own MinMax range and
+8-bit weights; that student counted +35 % over the real INT8 copy on training tiles (the copy fuses each
+Clip into its Conv), so the copy of what it learned undercounted (hold-out B −44 % bias). This simulation
+matches the copy to 0.8 people per tile (FP32 to the copy: 2.8). Scratch-level: it wraps
+`training.finetune`'s student and skips its FP32 parity check (the student is the fake-quantised graph).
 
-    python bench/qat_finetune.py --data runs/camera5/data --base runs/camera5/stage5.onnx \\
-        --out runs/qat/stage6.onnx --minutes 40
+    crowdstream engine quantize runs/camera5/stage5.onnx --images 128
+    python bench/qat_finetune.py --data runs/camera5/data --base runs/camera5/stage5.onnx \
+        --int8 runs/camera5/stage5-int8.onnx --out runs/qat/stage6.onnx --minutes 40
 """
 
 from __future__ import annotations
@@ -19,66 +21,88 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 
 import crowdstream.training.finetune as finetune
 from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root
 from crowdstream.engines.onnx_passes import optimised_model
-from crowdstream.engines.quantize import calibration_tiles
-
-QUANTISED_OPS = ("Conv", "Clip", "Relu", "Add", "Resize", "Mul")
 
 
-def fake_activation(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    scale = max(high - low, 1e-8) / 255.0
-    zero_point = int(min(255, max(0, round(-low / scale))))
+def fake_activation(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
     return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0, 255)
 
 
+WEIGHT_LEVELS = 64
+"""engines.quantize writes 7-bit weights (ONNX Runtime's reduce_range: max |w| maps to 64)."""
+
+
+def weight_scale(w: torch.Tensor) -> torch.Tensor:
+    """Per output channel, as ONNX Runtime's symmetric weights: max |w| maps to WEIGHT_LEVELS."""
+    return w.detach().abs().amax(dim=tuple(range(1, w.dim()))).clamp_min(1e-12) / WEIGHT_LEVELS
+
+
 def fake_weight(w: torch.Tensor) -> torch.Tensor:
-    scale = w.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1e-12) / 127.0
+    scale = weight_scale(w)
     return torch.fake_quantize_per_channel_affine(
-        w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -127, 127
+        w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -WEIGHT_LEVELS, WEIGHT_LEVELS
     )
 
 
-def activation_ranges(module, outputs: set[str], tiles: np.ndarray) -> dict[str, tuple[float, float]]:
-    """MinMax range of each named step output over `tiles` (always including 0, as uint8 does)."""
-    ranges = {name: [0.0, 0.0] for name in outputs}
-    steps = module.steps
-
-    def recorded(function, name):
-        def run(*args):
-            y = function(*args)
-            ranges[name] = [min(ranges[name][0], float(y.min())), max(ranges[name][1], float(y.max()))]
-            return y
-
-        return run
-
-    module.steps = [(recorded(f, out) if out in outputs else f, names, out) for f, names, out in steps]
-    with torch.no_grad():
-        for start in range(0, len(tiles), 16):
-            module(torch.from_numpy(tiles[start : start + 16]))
-    module.steps = steps
-    return {name: (low, high) for name, (low, high) in ranges.items()}
+def fake_bias(b: torch.Tensor, input_scale: float, w: torch.Tensor) -> torch.Tensor:
+    """The bias as QLinearConv holds it: int32 in steps of input scale × weight scale, saturating (a
+    channel whose weights are all near 0 gets a tiny step, and its bias is cut to what int32 can hold)."""
+    step = input_scale * weight_scale(w)
+    held = torch.clamp(torch.round(b.detach() / step), -(2**31), 2**31 - 1) * step
+    return b + (held - b.detach())
 
 
-def fake_quantised(module, path: Path, data_root: Path):
-    """`module` (training.finetune's student) with INT8's rounding simulated everywhere before the tail."""
-    nodes = list(onnx.load_from_string(optimised_model(path)).graph.node)
-    tail_start = [i for i, n in enumerate(nodes) if n.op_type == "Conv"][-1]
-    tail = {out for n in nodes[tail_start:] for out in n.output}
-    op = {out: n.op_type for n in nodes for out in n.output}
-    outputs = {out for out, kind in op.items() if kind in QUANTISED_OPS and out not in tail}
-    ranges = activation_ranges(module, outputs, calibration_tiles(data_root, 64))
+def quantisation_params(int8_model: Path) -> dict[str, tuple[float, int]]:
+    """Scale and zero point of every activation the INT8 copy quantises (QOperator names each
+    `<tensor>_scale` / `<tensor>_zero_point`; quantised weights have a `<weight>_quantized` beside them)."""
+    values = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(int8_model)).graph.initializer}
+    return {
+        name[: -len("_scale")]: (float(value), int(values[name[: -len("_scale")] + "_zero_point"]))
+        for name, value in values.items()
+        if name.endswith("_scale") and name[: -len("_scale")] + "_quantized" not in values
+    }
+
+
+def fake_quantised(module, fp32_model: Path, int8_model: Path):
+    """`module` (training.finetune's student) with the INT8 copy's rounding simulated exactly where the
+    copy rounds: each activation it quantises (with its calibrated scale and zero point; a Conv followed
+    by Clip is quantised at the Conv over the Clip's range, as ONNX Runtime fuses them), the input, every
+    quantised convolution's weights (per channel) and bias (int32). The first recipe quantised every
+    Conv, Clip and Add over its own MinMax range; its student counted +35 % over the real INT8 copy on
+    training tiles, and the copy of what it learned undercounted."""
+    params = quantisation_params(int8_model)
+    graph = onnx.load_from_string(optimised_model(fp32_model)).graph
+    convolutions = {node.output[0] for node in graph.node if node.op_type == "Conv"}
+    scale_of = {name: scale for name, (scale, _) in params.items()}
+    for node in graph.node:  # a Clip or Relu the copy fused away passes its input's scale on
+        if node.op_type in ("Clip", "Relu") and node.input[0] in scale_of:
+            scale_of.setdefault(node.output[0], scale_of[node.input[0]])
+    outputs = {out for _, _, out in module.steps}
+    missing = sorted(set(params) - outputs - set(module.input_names))
+    if missing:
+        raise SystemExit(f"{int8_model}: quantised tensors not in the FP32 graph: {missing[:5]}")
     wrapped = []
     for function, names, out in module.steps:
-        if op.get(out) == "Conv" and out not in tail:
-            function = (lambda f: lambda *a: f(a[0], fake_weight(a[1]), *a[2:]))(function)
-        if out in ranges:
-            function = (lambda f, r: lambda *a: fake_activation(f(*a), *r))(function, ranges[out])
+        if names and names[0] in module.input_names and names[0] in params:
+            function = (lambda f, p: lambda x, *a: f(fake_activation(x, *p), *a))(function, params[names[0]])
+        if out in convolutions and out in params:
+            scale = scale_of[names[0]]
+
+            def conv(f, scale):
+                def run(x, w, b=None, *rest):
+                    w_q = fake_weight(w)
+                    return f(x, w_q, None if b is None else fake_bias(b, scale, w), *rest)
+
+                return run
+
+            function = conv(function, scale)
+        if out in params:
+            function = (lambda f, p: lambda *a: fake_activation(f(*a), *p))(function, params[out])
         wrapped.append((function, names, out))
     module.steps = wrapped
     return module
@@ -92,6 +116,12 @@ def main() -> int:
         "--data", type=Path, required=True, help="snapshot folder (bench/camera_finetune.py's data/)"
     )
     parser.add_argument("--base", type=Path, required=True, help="FP32 model to start from")
+    parser.add_argument(
+        "--int8",
+        type=Path,
+        required=True,
+        help="its INT8 copy (engine quantize), whose rounding is simulated",
+    )
     parser.add_argument("--out", type=Path, required=True, help="model to write")
     parser.add_argument("--minutes", type=float, default=40.0, help="training budget (default 40)")
     parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
@@ -104,7 +134,7 @@ def main() -> int:
         module = plain_loader(path)
         loaded.append(path)
         return (
-            fake_quantised(module, Path(path), data_root) if len(loaded) == 1 else module
+            fake_quantised(module, Path(path), args.int8) if len(loaded) == 1 else module
         )  # then the teacher
 
     finetune.load_onnx_module = load_student_fake_quantised
