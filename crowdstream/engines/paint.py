@@ -99,25 +99,30 @@ def paint_inside(crop: np.ndarray, scene: np.ndarray) -> np.ndarray:
     blue, green, red = cv2.split(as_bgr(crop))
     brightest = cv2.max(cv2.max(blue, green), red)
     for index in large:
-        patch = labels == index
-        if cv2.mean(brightest, mask=patch.view(np.uint8))[0] <= PAINT_MEAN:
-            painted |= patch
+        x, y, w, h = stats[index, :4]
+        window = (slice(y, y + h), slice(x, x + w))  # the patch's bounding box: masks stay patch-sized
+        patch = labels[window] == index
+        if cv2.mean(brightest[window], mask=patch.view(np.uint8))[0] <= PAINT_MEAN:
+            painted[window] |= patch
     return painted
 
 
 def fill_from_scene(crop: np.ndarray, painted: np.ndarray) -> np.ndarray:
     """The crop with its painted pixels replaced by the scene shifted by each of SHIFTS in turn (the scene
-    gives the model the context it counts with; what lands on the paint is not counted)."""
-    out, todo = as_bgr(crop).copy(), painted.copy()
+    gives the model the context it counts with; what lands on the paint is not counted). Only the painted
+    pixels are looked up (a shift's source is never paint, so the order of the fills does not matter)."""
+    scene = as_bgr(crop)
+    out = scene.copy()
     height, width = painted.shape
+    flat_scene, flat_out, flat_painted = scene.reshape(-1, 3), out.reshape(-1, 3), painted.ravel()
+    ys, xs = np.nonzero(painted)
     for share_y, share_x in SHIFTS:
-        if not todo.any():
+        if not len(ys):
             break
-        shift = (round(height * share_y), round(width * share_x))
-        source, source_painted = np.roll(out, shift, (0, 1)), np.roll(painted, shift, (0, 1))
-        take = todo & ~source_painted
-        out[take] = source[take]
-        todo &= ~take
+        source = ((ys - round(height * share_y)) % height) * width + (xs - round(width * share_x)) % width
+        take = ~flat_painted[source]
+        flat_out[ys[take] * width + xs[take]] = flat_scene[source[take]]
+        ys, xs = ys[~take], xs[~take]
     return out
 
 
