@@ -10,6 +10,7 @@ the training package (the service images) still lists its commands, and running 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("crowdstream: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `crowdstream ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -92,3 +95,21 @@ def test_user_mistakes_give_one_line_and_exit_2(args, message):
     result = run_cli(*args)
     assert result.returncode == 2
     assert result.stderr == f"crowdstream: error: {message}\n"
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`crowdstream engine info | head -0`: stdout is a pipe nobody reads any more."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to write_end now fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "crowdstream.cli", "engine", "info"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr

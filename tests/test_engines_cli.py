@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from crowdstream.engines import bench as engine_bench
+from crowdstream.engines import info
 from crowdstream.engines.bench import bench_batches, bench_frames
 from crowdstream.engines.frames import shanghaitech_images
 from tests.data_paths import DATA_ROOT, needs_data
@@ -77,6 +78,26 @@ def test_engine_info_json_lists_every_backend() -> None:
         import tensorrt
 
         assert statuses["tensorrt"]["detail"].startswith(f"{tensorrt.__version__} on ")
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        ({"avx2", "avx512f", "avx512_vnni"}, "INT8 products exact (AVX-512 VNNI)"),
+        ({"avx2", "avx_vnni", "amx_int8"}, "INT8 products exact (AVX-VNNI, AMX)"),
+        ({"sse4_2", "avx", "avx2", "avx512f", "avx512bw"}, "saturating int16 pairs (AVX2, no VNNI)"),
+        ({"fp", "asimd"}, ""),  # not x86: nothing to say
+    ],
+)
+def test_engine_info_says_how_int8_products_are_added(flags: set[str], says: str) -> None:
+    assert says in info.int8_products(flags) and bool(says) == bool(info.int8_products(flags))
+
+
+def test_cpu_flags_come_from_the_first_processor(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_vnni\n\nprocessor\t: 1\nflags\t: fpu\n")
+    assert info.cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_vnni"}
+    assert info.cpu_flags(tmp_path / "missing") == set()
 
 
 @needs_data

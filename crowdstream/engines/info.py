@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from crowdstream.engines.errors import EngineError
 
@@ -20,14 +21,45 @@ class BackendStatus:
     detail: str
 
 
+EXACT_INT8_FLAGS = {"avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "amx_int8": "AMX"}
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The first CPU's feature flags as Linux lists them; empty elsewhere."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def int8_products(flags: set[str]) -> str:
+    """How this x86 CPU adds INT8 products in ONNX Runtime: exactly with VNNI or AMX; without, pairs of
+    uint8 × int8 products are added into int16 and saturate, so an 8-bit-weight model counts differently
+    here than elsewhere (the shipped copy and `engine quantize` use 7-bit weights, which cannot saturate)."""
+    exact = [name for flag, name in EXACT_INT8_FLAGS.items() if flag in flags]
+    if exact:
+        return f"INT8 products exact ({', '.join(exact)})"
+    if "avx2" in flags:
+        return (
+            "INT8 products in saturating int16 pairs (AVX2, no VNNI): use 7-bit INT8 models (engine quantize)"
+        )
+    return ""
+
+
 def onnxruntime_status() -> BackendStatus:
     try:
         import onnxruntime as ort
     except ImportError:
         return BackendStatus("onnxruntime", False, "not installed (pip install onnxruntime)")
     providers = ", ".join(ort.get_available_providers())
+    products = int8_products(cpu_flags())
     return BackendStatus(
-        "onnxruntime", True, f"{ort.__version__} on {os.cpu_count()} CPU cores; providers: {providers}"
+        "onnxruntime",
+        True,
+        f"{ort.__version__} on {os.cpu_count()} CPU cores; providers: {providers}"
+        + (f"; {products}" if products else ""),
     )
 
 
