@@ -49,9 +49,16 @@ def test_eval_every_5th_with_zoom_reports_buckets_nae_interval_and_zoom_rows():
 
 @needs_data
 def test_eval_holdout_defaults_to_every_5th_and_prints_the_table():
-    result = run_cli("eval", str(PART_B), "--holdout", "--limit", "1", "--zoom", "1.5")
+    result = run_cli("eval", str(PART_B), "--holdout", "--limit", "1", "--zoom", "0.5", "1.5")
     assert result.returncode == 0, result.stderr
-    for text in ("hold-out every 5th", "95 % CI", "NAE on images with at most 50 people", "bias %", "1.5x"):
+    for text in (
+        "hold-out every 5th",
+        "95 % CI",
+        "NAE on images with at most 50 people",
+        "bias %",
+        "1.5x",
+        "0.5x",
+    ):
         assert text in result.stdout, text
 
 
@@ -90,8 +97,8 @@ def test_eval_against_a_baseline_pairs_the_same_images():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("eval", str(PART_B), "--zoom", "0"), "--zoom: zoom must be above 1"),
-        (("eval", str(PART_B), "--zoom", "1"), "--zoom: zoom must be above 1"),
+        (("eval", str(PART_B), "--zoom", "0"), "--zoom: zoom must be between 0.1 and 10 and not 1"),
+        (("eval", str(PART_B), "--zoom", "1"), "--zoom: zoom must be between 0.1 and 10 and not 1"),
         (("eval", str(PART_B), "--every", "1"), "--every must be at least 2"),
         (("eval", "/no/such/folder", "--holdout"), "no such data set folder"),
         (("eval", str(PART_B), "--limit", "0"), "--limit must be at least 1"),

@@ -63,10 +63,19 @@ def test_crowd_crop_is_centred_on_a_head_and_fixed_per_image():
     assert zoom_scene(empty, 2, "crowd").image[:, 190].max() == 0  # no head: the centre crop
 
 
-@pytest.mark.parametrize("zoom", [0, 1, -2, 0.5, 10.5, math.nan, math.inf])
+@pytest.mark.parametrize("zoom", [0, 1, -2, 0.05, 10.5, math.nan, math.inf])
 def test_bad_zooms_are_refused(zoom):
-    with pytest.raises(ValueError, match="zoom must be above 1"):
+    with pytest.raises(ValueError, match="zoom must be between 0.1 and 10 and not 1"):
         check_zoom(zoom)
+
+
+def test_zooming_out_shrinks_the_whole_image_and_its_heads():
+    points = np.array([[0, 0], [399, 199], [200, 100]], np.float32)
+    smaller = zoom_scene(Scene("halves", halves(), points), 0.5, "centre")  # the crop kind is moot below 1
+    assert smaller.image.shape == (100, 200, 3) and smaller.name == "halves@0.5x-whole"
+    assert smaller.image[:, 95].max() == 0 and smaller.image[:, 105].min() == 255  # the edge at x=100 now
+    assert smaller.points.tolist() == [[0, 0], [199.5, 99.5], [100, 50]]  # every head kept, scaled
+    assert list(zoom_variants([0.5, 2])) == ["0.5x-whole", "2x-centre", "2x-crowd"]
 
 
 def test_variants_are_scored_against_their_own_annotation():

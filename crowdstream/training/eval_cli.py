@@ -90,7 +90,12 @@ def register(commands: Subcommands) -> None:
         help=f"hold out every N-th image (natural order) instead of every {HOLDOUT_EVERY}th; implies --holdout",
     )
     p.add_argument(
-        "--zoom", type=float, nargs="+", metavar="Z", help="also score crops zoomed Z times, e.g. 1.5 2 3"
+        "--zoom",
+        type=float,
+        nargs="+",
+        metavar="Z",
+        help="also score the images zoomed Z times: above 1 crops blown up (heads larger), below 1 the "
+        "whole image shrunk (heads smaller, as a camera further away), e.g. 0.35 0.5 1.5 2 3",
     )
     p.add_argument(
         "--baseline",

@@ -1,10 +1,12 @@
-"""Zoomed crops of annotated images: does the model count people whose heads are z times larger?
+"""Zoomed annotated images: does the model count people whose heads are z times larger, or smaller?
 
-A zoom of z cuts a window of 1/z of the image's width and height and resizes it back up to the image's
-size, so heads grow z times while the frame stays the size a camera would send. The window is either the
-image centre (`centre`) or centred on one annotated head drawn with a fixed seed (`crowd`, so the crop
+A zoom of z above 1 cuts a window of 1/z of the image's width and height and resizes it back up to the
+image's size, so heads grow z times while the frame stays the size a camera would send. The window is either
+the image centre (`centre`) or centred on one annotated head drawn with a fixed seed (`crowd`, so the crop
 holds people even where the crowd is off-centre). The crop's own annotation, the heads inside the window
-moved and scaled with it, is the truth."""
+moved and scaled with it, is the truth. A zoom below 1 shrinks the whole image (`whole`): heads z times
+smaller in a frame z times smaller, as a camera further away with fewer pixels sends them (the issue's
+VGA surveillance camera had heads of 8–15 px; part B's at 1024×768 are about 15–40)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ import numpy as np
 from crowdstream.training.evaluate import Evaluation, Scene, Variant
 
 CROPS = ("centre", "crowd")
-MAX_ZOOM = 10.0
+WHOLE = "whole"
+"""The one 'crop' of a zoom below 1: the whole image, shrunk."""
+MIN_ZOOM, MAX_ZOOM = 0.1, 10.0
 
 
 @dataclass(frozen=True)
@@ -38,9 +42,9 @@ class Window:
 
 
 def check_zoom(zoom: float) -> float:
-    """A usable zoom factor: above 1 (a crop) and at most MAX_ZOOM. Raises ValueError otherwise."""
-    if not (math.isfinite(zoom) and 1.0 < zoom <= MAX_ZOOM):
-        raise ValueError(f"zoom must be above 1 and at most {MAX_ZOOM:g}, got {zoom:g}")
+    """A usable zoom factor: MIN_ZOOM to MAX_ZOOM, and not 1 (the image itself). Raises ValueError otherwise."""
+    if not (math.isfinite(zoom) and MIN_ZOOM <= zoom <= MAX_ZOOM and zoom != 1.0):
+        raise ValueError(f"zoom must be between {MIN_ZOOM:g} and {MAX_ZOOM:g} and not 1, got {zoom:g}")
     return zoom
 
 
@@ -66,8 +70,14 @@ def crop_centre(scene: Scene, crop: str, seed: int = 0) -> tuple[float, float]:
 
 
 def zoom_scene(scene: Scene, zoom: float, crop: str = "centre", seed: int = 0) -> Scene:
-    """The zoomed crop of a scene at the scene's size, with the heads inside the window as its truth."""
+    """The zoomed crop of a scene at the scene's size, with the heads inside the window as its truth; below
+    zoom 1, the whole scene shrunk (`crop` is then `whole`)."""
     height, width = scene.image.shape[:2]
+    if check_zoom(zoom) < 1:
+        size = (max(1, round(width * zoom)), max(1, round(height * zoom)))
+        image = cv2.resize(scene.image, size, interpolation=cv2.INTER_AREA)
+        points = (scene.points * [size[0] / width, size[1] / height]).astype(np.float32)
+        return Scene(f"{scene.name}@{zoom:g}x-{WHOLE}", image, points.reshape(-1, 2))
     window = zoom_window(height, width, check_zoom(zoom), crop_centre(scene, crop, seed))
     piece = scene.image[window.y0 : window.y0 + window.height, window.x0 : window.x0 + window.width]
     image = cv2.resize(piece, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -78,11 +88,12 @@ def zoom_scene(scene: Scene, zoom: float, crop: str = "centre", seed: int = 0) -
 
 
 def zoom_variants(zooms: list[float], crops: tuple[str, ...] = CROPS, seed: int = 0) -> dict[str, Variant]:
-    """One variant per zoom and crop kind, named like `2x-centre`, for `evaluate_variants`."""
+    """One variant per zoom and crop kind, named like `2x-centre` (below 1: `0.5x-whole`), for
+    `evaluate_variants`."""
     return {
         f"{check_zoom(z):g}x-{crop}": partial(zoom_scene, zoom=z, crop=crop, seed=seed)
         for z in zooms
-        for crop in crops
+        for crop in (crops if z > 1 else (WHOLE,))
     }
 
 
