@@ -65,9 +65,18 @@ def test_stitch_puts_each_tile_back_in_its_place():
 
 @pytest.mark.parametrize(
     ("size", "expected"),
-    [((768, 1024), (2, 2)), ((720, 1280), (2, 3)), ((200, 300), (1, 1)), ((1080, 1920), (2, 4))],
+    [
+        ((768, 1024), (2, 2)),
+        ((720, 1280), (2, 3)),
+        ((200, 300), (1, 1)),
+        ((1080, 1920), (2, 4)),
+        ((480, 640), (1, 1)),
+        ((576, 720), (2, 2)),  # PAL: the nearest grid, 1x2, would squeeze 360x576 tiles (0.625) into squares
+        ((600, 800), (2, 2)),  # likewise 1x2 of 400x600
+        ((100, 1000), (1, 2)),  # no neighbouring grid gives a trained shape: the nearest one stays
+    ],
 )
-def test_auto_tiles_keep_tiles_near_the_target_size(size, expected):
+def test_auto_tiles_keep_tiles_near_the_target_size_and_shape(size, expected):
     grid = plan_tiles(*size, "auto")
     assert (grid.rows, grid.cols) == expected
 

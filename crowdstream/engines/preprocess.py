@@ -6,13 +6,14 @@ production. Frames are OpenCV BGR uint8 arrays (H, W, 3); greyscale (H, W) frame
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from crowdstream.engines.spec import INPUT_SIZE, PIXEL_MEAN, PIXEL_STD, TILE_TARGET_SIDE
+from crowdstream.engines.spec import INPUT_SIZE, PIXEL_MEAN, PIXEL_STD, TILE_ASPECTS, TILE_TARGET_SIDE
 
 _GRID_PATTERN = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
@@ -61,6 +62,28 @@ def parse_tiles(tiles: str | tuple[int, int]) -> str | tuple[int, int]:
     return (rows, cols)
 
 
+def auto_grid(height: int, width: int) -> tuple[int, int]:
+    """(rows, cols) of tiles near TILE_TARGET_SIDE frame pixels on a side, with a width over height inside
+    TILE_ASPECTS: the nearest rounding when its tiles have such a shape, else the neighbouring grid (one row
+    or column more or fewer) whose tiles do and are closest to the target size.
+
+    >>> auto_grid(768, 1024), auto_grid(576, 720), auto_grid(480, 640)
+    ((2, 2), (2, 2), (1, 1))
+    """
+    rows, cols = max(1, round(height / TILE_TARGET_SIDE)), max(1, round(width / TILE_TARGET_SIDE))
+
+    def shaped(grid: tuple[int, int]) -> bool:
+        return TILE_ASPECTS[0] <= (width / grid[1]) / (height / grid[0]) <= TILE_ASPECTS[1]
+
+    def off_target(grid: tuple[int, int]) -> float:
+        return abs(math.log(math.sqrt(height / grid[0] * width / grid[1]) / TILE_TARGET_SIDE))
+
+    if shaped((rows, cols)):
+        return rows, cols
+    near = [(r, c) for r in range(max(1, rows - 1), rows + 2) for c in range(max(1, cols - 1), cols + 2)]
+    return min(filter(shaped, near), key=off_target, default=(rows, cols))
+
+
 def plan_tiles(height: int, width: int, tiles: str | tuple[int, int] = "auto") -> TileGrid:
     """Choose the tile grid for a frame. `auto` keeps tiles near TILE_TARGET_SIDE frame pixels so heads
     keep a similar size in model pixels whatever the camera resolution; `adaptive` starts from that grid
@@ -69,8 +92,7 @@ def plan_tiles(height: int, width: int, tiles: str | tuple[int, int] = "auto") -
         raise ValueError(f"frame must be at least 1x1 pixels, got {width}x{height}")
     setting = parse_tiles(tiles)
     if setting in ("auto", "adaptive"):
-        rows = max(1, round(height / TILE_TARGET_SIDE))
-        cols = max(1, round(width / TILE_TARGET_SIDE))
+        rows, cols = auto_grid(height, width)
     else:
         rows, cols = setting
     return TileGrid(height, width, min(rows, height), min(cols, width))
