@@ -1,8 +1,8 @@
 """Every accuracy figure of the model card from the commands a user runs, in one JSON file.
 
-Runs `crowdstream eval` on both ShanghaiTech parts (the every-5th hold-out with adaptive and auto tiling and
-zoomed crops; the every-10th hold-out, which no shipped model ever trained on, for comparison with the
-previous model), `crowdstream check negatives` and `crowdstream check demo`, and writes their JSON outputs
+Runs `crowdstream eval` on both ShanghaiTech parts (the every-5th hold-out with adaptive and auto tiling, and
+the zoom sweep: the images shrunk 0.35-0.75× and zoomed crops 1.5-3×; the every-10th hold-out, which no
+shipped model ever trained on, for comparison with the previous model), `crowdstream check negatives` and `crowdstream check demo`, and writes their JSON outputs
 side by side:
 
     python bench/model_report.py --model crowd-lite0 -o crowdstream/engines/models/crowd-lite0.metrics.json
@@ -20,8 +20,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+ZOOMS = ["0.35", "0.5", "0.75", "1.5", "2", "3"]
+"""The zoom sweep: below 1 the whole image shrunk (a camera further away), above 1 crops blown up."""
 RUNS = {
-    "every5-adaptive": ["--every", "5", "--tiles", "adaptive", "--zoom", "1.5", "2", "3"],
+    "every5-adaptive": ["--every", "5", "--tiles", "adaptive", "--zoom", *ZOOMS],
     "every5-auto": ["--every", "5", "--tiles", "auto"],
     "every10-adaptive": ["--every", "10", "--tiles", "adaptive"],
     "every10-auto": ["--every", "10", "--tiles", "auto"],
