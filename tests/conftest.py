@@ -230,6 +230,16 @@ async def eventually(probe, check, timeout: float = 45):
     pytest.fail(f"gave up waiting; last value {value!r}")
 
 
+async def until_true(page, expression: str, timeout: float = 45) -> None:
+    """Wait until the JavaScript `expression` holds in `page`, polled from here with page.evaluate. Not
+    page.wait_for_function: Playwright re-checks a string expression with eval, which the page's CSP
+    (script-src 'self') refuses, so such a wait failed whenever the expression was not already true at its
+    first check — on a loaded CI machine, the camera's model name in the teach dialog."""
+    if expression.lstrip().startswith(("(", "function")):
+        raise ValueError(f"until_true takes an expression, not a function: {expression!r}")
+    await eventually(lambda: page.evaluate(f"() => Boolean({expression})"), bool, timeout)
+
+
 # --- video: frames that say which they are, an RTSP camera, a WebRTC viewer --------------------------
 
 

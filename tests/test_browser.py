@@ -15,7 +15,7 @@ import aiohttp
 from crowdstream.stream.config import build_config
 from crowdstream.stream.service import Service
 from crowdstream.stream.web.config import HttpConfig
-from tests.conftest import ARTIFACTS, eventually
+from tests.conftest import ARTIFACTS, eventually, until_true
 from tests.web_support import TOKEN, Served, get_json, serve
 
 FRAMES_DECODED = """async (id) => {
@@ -74,7 +74,7 @@ async def test_dashboard_plays_video_and_shows_the_api_counts(browser) -> None:
         assert await page.text_content("#feed") == "live"
         source = await page.text_content("article[data-camera=hall] .source")
         assert source == "rtsp://admin:***@10.0.0.7:554/stream1"  # where it is read from, password redacted
-        await page.wait_for_function("window.crowdstream.cameras.get('gate').history.length > 3")
+        await until_true(page, "window.crowdstream.cameras.get('gate').history.length > 3")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=ARTIFACTS / "dashboard.png")
         await page.click("article[data-camera=hall]")

@@ -10,7 +10,7 @@ import yaml
 
 from crowdstream.stream.config import load_config
 from crowdstream.stream.service import Service
-from tests.conftest import ARTIFACTS, eventually
+from tests.conftest import ARTIFACTS, eventually, until_true
 from tests.web_support import get_json
 
 CONFIG = """\
@@ -50,9 +50,7 @@ async def test_a_zone_drawn_with_the_mouse_is_saved_to_the_config_file_and_count
         await eventually(lambda: api_zones(url), lambda zones: zones and zones[0]["count"] is not None)
         await page.click("article[data-camera=demo] .edit-zones")
         await page.wait_for_selector("#zone-editor[open] img.editor-frame")
-        await page.wait_for_function(
-            "document.querySelector('#zone-editor img.editor-frame').naturalWidth > 0"
-        )
+        await until_true(page, "document.querySelector('#zone-editor img.editor-frame').naturalWidth > 0")
         width, height = await page.evaluate(
             "(() => { const b = document.querySelector('#zone-editor svg').viewBox.baseVal; return [b.width, b.height]; })()"
         )
@@ -107,8 +105,8 @@ async def test_a_zone_drawn_with_the_mouse_is_saved_to_the_config_file_and_count
         await page.mouse.up()
         await page.click("#zone-editor .editor-zones li:first-child .delete")
         await page.click("#zone-editor .editor-save")
-        await page.wait_for_function(
-            "() => document.querySelector('#zone-editor .editor-message').textContent.startsWith('Saved')"
+        await until_true(
+            page, "document.querySelector('#zone-editor .editor-message').textContent.startsWith('Saved')"
         )
         (moved,) = yaml.safe_load(path.read_text())["cameras"][0]["zones"]
         assert moved["name"] == "east side"
