@@ -6,8 +6,9 @@ copy, not only the FP32 model, learns to read textures as empty.
 The first run (40 CPU minutes from stage 5) quantised every Conv, Clip and Add over its own MinMax range and
 8-bit weights; that student counted +35 % over the real INT8 copy on training tiles (the copy fuses each
 Clip into its Conv), so the copy of what it learned undercounted (hold-out B −44 % bias). This simulation
-matches the copy to 0.8 people per tile (FP32 to the copy: 2.8). Scratch-level: it wraps
-`training.finetune`'s student and skips its FP32 parity check (the student is the fake-quantised graph).
+matches the copy to 0.8 people per tile (stage 3's 7-bit copy, 33 training tiles; FP32 to the copy: 2.8).
+Scratch-level: it wraps `training.finetune`'s student and skips its FP32 parity check (the student is the
+fake-quantised graph).
 
     crowdstream engine quantize runs/camera5/stage5.onnx --images 128
     python bench/qat_finetune.py --data runs/camera5/data --base runs/camera5/stage5.onnx \
@@ -42,17 +43,16 @@ def weight_scale(w: torch.Tensor) -> torch.Tensor:
     return w.detach().abs().amax(dim=tuple(range(1, w.dim()))).clamp_min(1e-12) / WEIGHT_LEVELS
 
 
-def fake_weight(w: torch.Tensor) -> torch.Tensor:
-    scale = weight_scale(w)
+def fake_weight(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """`w` rounded per output channel to multiples of `scale` (weight_scale(w)), straight-through."""
     return torch.fake_quantize_per_channel_affine(
         w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -WEIGHT_LEVELS, WEIGHT_LEVELS
     )
 
 
-def fake_bias(b: torch.Tensor, input_scale: float, w: torch.Tensor) -> torch.Tensor:
+def fake_bias(b: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     """The bias as QLinearConv holds it: int32 in steps of input scale × weight scale, saturating (a
     channel whose weights are all near 0 gets a tiny step, and its bias is cut to what int32 can hold)."""
-    step = input_scale * weight_scale(w)
     held = torch.clamp(torch.round(b.detach() / step), -(2**31), 2**31 - 1) * step
     return b + (held - b.detach())
 
@@ -61,10 +61,11 @@ def quantisation_params(int8_model: Path) -> dict[str, tuple[float, int]]:
     """Scale and zero point of every activation the INT8 copy quantises (QOperator names each
     `<tensor>_scale` / `<tensor>_zero_point`; quantised weights have a `<weight>_quantized` beside them)."""
     values = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(int8_model)).graph.initializer}
+    tensors = [name.removesuffix("_scale") for name in values if name.endswith("_scale")]
     return {
-        name[: -len("_scale")]: (float(value), int(values[name[: -len("_scale")] + "_zero_point"]))
-        for name, value in values.items()
-        if name.endswith("_scale") and name[: -len("_scale")] + "_quantized" not in values
+        tensor: (float(values[f"{tensor}_scale"]), int(values[f"{tensor}_zero_point"]))
+        for tensor in tensors
+        if f"{tensor}_quantized" not in values
     }
 
 
@@ -93,10 +94,11 @@ def fake_quantised(module, fp32_model: Path, int8_model: Path):
         if out in convolutions and out in params:
             scale = scale_of[names[0]]
 
-            def conv(f, scale):
+            def conv(f, input_scale):
                 def run(x, w, b=None, *rest):
-                    w_q = fake_weight(w)
-                    return f(x, w_q, None if b is None else fake_bias(b, scale, w), *rest)
+                    scale = weight_scale(w)
+                    b_q = None if b is None else fake_bias(b, input_scale * scale)
+                    return f(x, fake_weight(w, scale), b_q, *rest)
 
                 return run
 
