@@ -2,8 +2,8 @@
 
 Runs `crowdstream eval` on both ShanghaiTech parts (the every-5th hold-out with adaptive and auto tiling, and
 the zoom sweep: the images shrunk 0.35-0.75× and zoomed crops 1.5-3×; the every-10th hold-out, which no
-shipped model ever trained on, for comparison with the previous model), `crowdstream check negatives` and `crowdstream check demo`, and writes their JSON outputs
-side by side:
+shipped model ever trained on, for comparison with the previous model), `crowdstream check negatives` and
+`crowdstream check demo`, and writes their JSON outputs side by side:
 
     python bench/model_report.py --model crowd-lite0 -o crowdstream/engines/models/crowd-lite0.metrics.json
     python bench/model_report.py --model crowd-lite0-int8 -o crowdstream/engines/models/crowd-lite0-int8.metrics.json

@@ -148,7 +148,7 @@ async def take_snapshot(page, expected: int) -> None:
     async def answered_press() -> int:
         listed = await snapshots.count()
         if listed < expected:
-            await page.evaluate("document.querySelector('#teach .teach-message').textContent = ''")
+            await message.evaluate("element => { element.textContent = ''; }")
             await page.keyboard.press("t")
             await eventually(
                 lambda: asyncio.gather(snapshots.count(), message.text_content()),

@@ -84,11 +84,12 @@ def quantize_model(
     calibration tile in memory: with 443 tiles of this model the percentile run was killed for memory on a
     24 GiB machine after six minutes, so MinMax is the one method offered.
 
-    Weights are 7-bit (`reduce_range`): x86 CPUs without VNNI (AVX2 and plain AVX-512, this project's CI
-    machine among them) add uint8 × int8 products in pairs into int16 and saturate, so an 8-bit copy
-    counted differently from one host to the next — on the AVX2 host its first convolution was off by up to
-    the whole uint8 range, and its people-free `check negatives` read 1.7 per 512² (worst 61) where the
-    7-bit copy of the same model reads 0.24 (worst 10) and its FP32 source 0.27 (13)."""
+    Weights are 7-bit (`reduce_range`): x86 CPUs without VNNI (AVX2 and plain AVX-512; one of this
+    project's CI hosts exposes AVX2 only) add uint8 × int8 products in pairs into int16 and saturate, so an
+    8-bit copy counted differently from one host to the next — on that host the stage-3 model's 8-bit
+    copy's first convolution was off by up to the whole uint8 range, and its people-free `check negatives`
+    read 0.91 per 512² (worst 29.6) where its 7-bit copy reads 0.24 (worst 10.1) and its FP32 source 0.27
+    (13.5)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 

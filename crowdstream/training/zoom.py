@@ -72,13 +72,14 @@ def crop_centre(scene: Scene, crop: str, seed: int = 0) -> tuple[float, float]:
 def zoom_scene(scene: Scene, zoom: float, crop: str = "centre", seed: int = 0) -> Scene:
     """The zoomed crop of a scene at the scene's size, with the heads inside the window as its truth; below
     zoom 1, the whole scene shrunk (`crop` is then `whole`)."""
+    zoom = check_zoom(zoom)
     height, width = scene.image.shape[:2]
-    if check_zoom(zoom) < 1:
+    if zoom < 1:
         size = (max(1, round(width * zoom)), max(1, round(height * zoom)))
         image = cv2.resize(scene.image, size, interpolation=cv2.INTER_AREA)
         points = (scene.points * [size[0] / width, size[1] / height]).astype(np.float32)
         return Scene(f"{scene.name}@{zoom:g}x-{WHOLE}", image, points.reshape(-1, 2))
-    window = zoom_window(height, width, check_zoom(zoom), crop_centre(scene, crop, seed))
+    window = zoom_window(height, width, zoom, crop_centre(scene, crop, seed))
     piece = scene.image[window.y0 : window.y0 + window.height, window.x0 : window.x0 + window.width]
     image = cv2.resize(piece, (width, height), interpolation=cv2.INTER_LINEAR)
     scale = np.array([width / window.width, height / window.height])
