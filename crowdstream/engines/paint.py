@@ -111,18 +111,19 @@ def fill_from_scene(crop: np.ndarray, painted: np.ndarray) -> np.ndarray:
     """The crop with its painted pixels replaced by the scene shifted by each of SHIFTS in turn (the scene
     gives the model the context it counts with; what lands on the paint is not counted). Only the painted
     pixels are looked up (a shift's source is never paint, so the order of the fills does not matter)."""
-    scene = as_bgr(crop)
-    out = scene.copy()
+    pixels = as_bgr(crop)
+    out = pixels.copy()
     height, width = painted.shape
-    flat_scene, flat_out, flat_painted = scene.reshape(-1, 3), out.reshape(-1, 3), painted.ravel()
-    ys, xs = np.nonzero(painted)
+    flat_pixels, flat_out, flat_painted = pixels.reshape(-1, 3), out.reshape(-1, 3), painted.ravel()
+    todo = np.flatnonzero(painted)
     for share_y, share_x in SHIFTS:
-        if not len(ys):
+        if not len(todo):
             break
+        ys, xs = np.divmod(todo, width)
         source = ((ys - round(height * share_y)) % height) * width + (xs - round(width * share_x)) % width
         take = ~flat_painted[source]
-        flat_out[ys[take] * width + xs[take]] = flat_scene[source[take]]
-        ys, xs = ys[~take], xs[~take]
+        flat_out[todo[take]] = flat_pixels[source[take]]
+        todo = todo[~take]
     return out
 
 
