@@ -16,6 +16,12 @@ report) and `<out>/crowd-lite0-camera-refit.onnx`.
     nice -n 5 python bench/camera_finetune.py --out runs/camera5 --base runs/camera/crowd-lite0-camera.onnx \
         --minutes 80 --elevated 400 --masked 0.4 --head-free 80
     python bench/camera_finetune.py --out runs/camera-smoke --minutes 1 --elevated 8 --degraded 2 --variants 1
+
+Quantisation-aware (stage 7 of the model card): the student trains under the INT8 copy's rounding.
+
+    crowdstream engine quantize runs/camera5/stage5.onnx --images 128
+    python bench/camera_finetune.py --out runs/qat7 --data runs/camera5/data --base runs/camera5/stage5.onnx \
+        --quantisation-aware runs/camera5/stage5-int8.onnx --minutes 35 --lr 3e-5
 """
 
 from __future__ import annotations
@@ -68,9 +74,18 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
     parser.add_argument("--replay-weight", type=float, default=3.0, help="anchor weight (default 3)")
     parser.add_argument("--standard-limit", type=int, default=None, help="standard hold-out images per part")
+    parser.add_argument(
+        "--data", type=Path, help="snapshot folder to train on (default <out>/data, written when missing)"
+    )
+    parser.add_argument(
+        "--quantisation-aware",
+        type=Path,
+        metavar="INT8",
+        help="the base's INT8 copy: train under its rounding (training.quantisation_aware)",
+    )
     args = parser.parse_args()
     data_root = resolve_data_root(args.data_root)
-    data = args.out / "data"
+    data = args.data or args.out / "data"
     if not data.is_dir():
         print(f"wrote {write_training_set(data, data_root, args)} snapshots to {data}", file=sys.stderr)
     config = FinetuneRunConfig(
@@ -89,6 +104,7 @@ def main() -> int:
         threads=2,
         checkpoint_minutes=5.0,
         count_gain=False,
+        quantisation_aware=args.quantisation_aware,
         data_root=data_root,
     )
     report = run_finetune_logged(config, args.out / "progress.jsonl")

@@ -46,6 +46,7 @@ from crowdstream.training.onnx_weights import (
     tuned_tensors,
     write_tuned,
 )
+from crowdstream.training.quantisation_aware import simulate_int8
 from crowdstream.training.replay_set import shipped_replay_images
 from crowdstream.training.schedule import WarmupCosine
 from crowdstream.training.snapshots import MixedTiles, SnapshotTiles, read_snapshots, split_snapshots
@@ -122,6 +123,11 @@ class FinetuneRunConfig(BaseModel):
         ge=0,
         description="save a resumable checkpoint (<out>.checkpoint.pt) this often (0: every step); the same "
         "run started again resumes from it exactly, and it is removed once the model is written",
+    )
+    quantisation_aware: Path | None = Field(
+        None,
+        description="the base model's INT8 copy (engine quantize): the student trains under its rounding "
+        "(training.quantisation_aware), so that copy learns what the FP32 model does",
     )
     count_gain: bool = Field(
         True, description="rescale the count head so the training snapshots' counts add up to their heads"
@@ -466,6 +472,9 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
     counted = resolve_model(config.base)  # what the camera counts with now: "before" is judged on it
     base = trainable_base(counted)
     module = load_onnx_module(base)  # a corrupt or unsupported file is a one-line EngineError here
+    plain_steps = (
+        simulate_int8(module, base, config.quantisation_aware) if config.quantisation_aware else module.steps
+    )
     names = trainable_names(onnx.load(str(base)), config.last_blocks)
     parameters = make_trainable(module, names)
     standard_set, standard = standard_sets(config.data_root, config.standard_limit)
@@ -497,6 +506,7 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
     expose_raw_density(teacher, graph)
     run = train(config, module, teacher, parameters, tiles, progress)
     module.output_names = outputs
+    module.steps = plain_steps  # the FP32 weights are written, and checked, without the INT8 rounding
     write_tuned(base, config.out, tuned_tensors(module, names))
     check_parity(module.eval(), config.out)
     config.checkpoint_path.unlink(missing_ok=True)  # the model is written: nothing left to resume
