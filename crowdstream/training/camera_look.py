@@ -9,7 +9,7 @@ real 640×480 camera at half its count (issue 25). Training images and check ima
 >>> import numpy as np
 >>> image = np.full((480, 640, 3), 128, np.uint8)
 >>> out, scale = degrade(image, np.random.default_rng(0), CameraLook())
->>> out.dtype, out.ndim, 0.3 <= scale <= 1.0
+>>> out.dtype, out.ndim, 352 <= round(640 * scale) <= 800  # CameraLook.width
 (dtype('uint8'), 3, True)
 """
 
