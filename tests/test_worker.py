@@ -10,6 +10,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 
+import cv2
 import numpy as np
 import pytest
 
@@ -25,6 +26,7 @@ from crowdstream.stream.sources import Frame, Source, open_source
 from crowdstream.stream.worker import Worker
 from tests.conftest import free_port
 from tests.data_paths import PART_A, needs_data
+from tests.test_painted_frames import REPLAY, region_frame
 
 
 class Recorder:
@@ -167,6 +169,36 @@ async def test_frames_between_two_counted_ones_are_dropped_without_max_fps(engin
     worker.close()
     assert len(recorder.readings) == 5
     assert sample(metrics, "crowd_frames_dropped_total", camera="a") == 3 + 2  # 3, 4, 5 and 8, 9
+
+
+class Frames:
+    """A reader handing out the given images in turn, one frame each."""
+
+    status, reconnects, fps, last_error, next_retry, on_frame = "up", 0, 1.0, None, None, None
+
+    def __init__(self, images: list[np.ndarray]) -> None:
+        self.frames = [Frame(image, time.time(), seq) for seq, image in enumerate(images, 1)]
+
+    def latest(self, after_seq: int = 0) -> Frame | None:
+        return next((f for f in self.frames if f.seq > after_seq), None)
+
+
+async def test_a_painted_camera_keeps_its_paint_from_frame_to_frame(engine) -> None:
+    """A fixed camera's frames come painted alike: the worker finds the paint on the first frame and reuses
+    it (engines.paint.unpaint's previous), and each reading is what counting that frame alone gives."""
+    picture = cv2.imread(str(sorted(REPLAY.glob("*.jpg"))[0]))
+    images = [region_frame(np.roll(picture, shift, axis=1)) for shift in (0, 23, 51)]
+    metrics, recorder = StreamMetrics(), Recorder()
+    worker = Worker(engine, Hub(), metrics, publishers=[recorder])
+    worker.add_camera(CameraConfig(id="a", url="demo", max_fps=None), Frames(images), [])
+    first = None
+    while await worker.step():
+        first = first or worker.tasks["a"].paint
+    worker.close()
+    assert first is not None and worker.tasks["a"].paint.painted is first.painted
+    counts = [r.count for r in recorder.of("a")]
+    alone = [c.count for c in count_frames(engine, images, "adaptive", DENSITY_SCALE)]
+    assert counts == pytest.approx(alone, rel=0.01) and min(counts) > 1
 
 
 @needs_data

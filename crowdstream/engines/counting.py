@@ -90,11 +90,15 @@ def count_frames(
     tiles: str | tuple[int, int] = DEFAULT_TILES,
     scale: float = DENSITY_SCALE,
     max_batch: int = 32,
+    views: list[Unpainted | None] | None = None,
 ) -> list[FrameCount]:
     """Count people in several frames with as few engine calls as possible (two with adaptive tiling).
     A frame painted black at its edges is counted as engines.paint shows it to the model, and its density
-    put back in place with nothing where the paint was; `grid` and `windows` are then those of the box."""
-    views = [unpaint(frame) for frame in frames]
+    put back in place with nothing where the paint was; `grid` and `windows` are then those of the box.
+    `views`: each frame's `unpaint` when the caller has it (the stream reuses each camera's last one); None:
+    made here."""
+    if views is None:
+        views = [unpaint(frame) for frame in frames]
     inner = [frame if view is None else view.pixels for frame, view in zip(frames, views, strict=True)]
     results = count_content(engine, inner, tiles, scale, max_batch)
     return [

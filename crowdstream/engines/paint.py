@@ -36,6 +36,11 @@ PAINT_MEAN = 4.0
 """Inside the box a black patch is paint when it touches the box's edge, covers MIN_PATCH_SHARE of it and
 is flat black (mean brightest channel at most PAINT_MEAN; paint is 0 away from its JPEG-rung edge): a row of
 dark caps at the edge of a crowd photograph (values up to 16, 0.6 % of it) is not."""
+MAX_LIT_SHARE = 0.01
+"""A camera's paint is reused (see `unpaint`) while at most this share of its pixels is lit in the new frame:
+the black component first found takes in the odd dark scene pixel touching the paint, which people walking
+by light again; a redrawn region lights far more (a triangle cut from half to a third of the box's sides:
+more than half of it)."""
 SHIFTS = (
     (0, 1 / 2),
     (1 / 2, 0),
@@ -49,14 +54,21 @@ SHIFTS = (
 """Where the fill is copied from, as shares of the box's height and width (wrapping round)."""
 
 
+FillPlan = tuple[np.ndarray, np.ndarray]
+"""Flat pixel indices (destination, source) into a crop: each painted pixel and the scene pixel filling it."""
+NO_FILL: FillPlan = (np.zeros(0, np.intp), np.zeros(0, np.intp))
+
+
 @dataclass(frozen=True)
 class Unpainted:
     """A painted frame as the model should see it: `pixels` (the frame inside `box` = (x0, y0, x1, y1), its
-    paint filled with the scene) and `painted`, the paint's pixels inside the box."""
+    paint filled with the scene), `painted`, the paint's pixels inside the box, and `fill`, where each
+    painted pixel's fill came from (kept for the camera's next frame, see `unpaint`)."""
 
     box: tuple[int, int, int, int]
     painted: np.ndarray
     pixels: np.ndarray
+    fill: FillPlan = NO_FILL
 
     def keep(self, shape: tuple[int, int]) -> np.ndarray:
         """The share of each cell of a `shape` density map over the box that is not paint (0..1)."""
@@ -107,33 +119,66 @@ def paint_inside(crop: np.ndarray, scene: np.ndarray) -> np.ndarray:
     return painted
 
 
-def fill_from_scene(crop: np.ndarray, painted: np.ndarray) -> np.ndarray:
-    """The crop with its painted pixels replaced by the scene shifted by each of SHIFTS in turn (the scene
-    gives the model the context it counts with; what lands on the paint is not counted). Only the painted
-    pixels are looked up (a shift's source is never paint, so the order of the fills does not matter)."""
-    pixels = as_bgr(crop)
-    out = pixels.copy()
+def fill_plan(painted: np.ndarray) -> FillPlan:
+    """Where each painted pixel is filled from: the scene shifted by each of SHIFTS in turn, the first shift
+    whose source is not paint (so the order of the fills does not matter); a pixel no shift reaches stays
+    black. The scene gives the model the context it counts with; what lands on the paint is not counted."""
     height, width = painted.shape
-    flat_pixels, flat_out, flat_painted = pixels.reshape(-1, 3), out.reshape(-1, 3), painted.ravel()
+    flat_painted = painted.ravel()
     todo = np.flatnonzero(painted)
+    destinations, sources = [NO_FILL[0]], [NO_FILL[1]]
     for share_y, share_x in SHIFTS:
         if not len(todo):
             break
         ys, xs = np.divmod(todo, width)
         source = ((ys - round(height * share_y)) % height) * width + (xs - round(width * share_x)) % width
         take = ~flat_painted[source]
-        flat_out[todo[take]] = flat_pixels[source[take]]
+        destinations.append(todo[take])
+        sources.append(source[take])
         todo = todo[~take]
+    return np.concatenate(destinations), np.concatenate(sources)
+
+
+def fill_from_scene(crop: np.ndarray, plan: FillPlan) -> np.ndarray:
+    """The crop with its painted pixels filled as `plan` (fill_plan) says."""
+    pixels = as_bgr(crop)
+    out = pixels.copy()
+    destination, source = plan
+    out.reshape(-1, 3)[destination] = pixels.reshape(-1, 3)[source]
     return out
 
 
-def unpaint(frame: np.ndarray) -> Unpainted | None:
-    """How the model should see a painted frame; None when it is not painted (most frames)."""
+def still_painted(scene: np.ndarray, painted: np.ndarray) -> bool:
+    """Whether `painted` is still unlit in `scene` (a crop's `lit` mask of the same shape), but for at most
+    MAX_LIT_SHARE of its pixels."""
+    if scene.shape != painted.shape:
+        return False
+    mask = painted.view(np.uint8)
+    return cv2.countNonZero(cv2.bitwise_and(scene, mask)) <= MAX_LIT_SHARE * cv2.countNonZero(mask)
+
+
+def unpaint(frame: np.ndarray, previous: Unpainted | None = None) -> Unpainted | None:
+    """How the model should see a painted frame; None when it is not painted (most frames).
+
+    `previous`, the same camera's last view, saves looking for paint inside the box (connected components)
+    and working out where each painted pixel's fill comes from — most of unpaint's time — while the paint
+    stays put: the same box, paint inside it then, and that paint still black (MAX_LIT_SHARE). A fixed
+    camera's mask never moves; when it does, or the scene lights more of the old paint, the paint is looked
+    for again (and in every frame of a box without paint inside, so paint added there is found)."""
     scene = lit(frame)
     box = content_box(scene)
     if box is None:
         return None
     x0, y0, x1, y1 = box
-    crop = frame[y0:y1, x0:x1]
-    painted = paint_inside(crop, scene[y0:y1, x0:x1])
-    return Unpainted(box, painted, fill_from_scene(crop, painted) if painted.any() else crop)
+    crop, inside = frame[y0:y1, x0:x1], scene[y0:y1, x0:x1]
+    if (
+        previous is not None
+        and previous.box == box
+        and previous.painted.any()
+        and still_painted(inside, previous.painted)
+    ):
+        painted, plan = previous.painted, previous.fill
+    else:
+        painted = paint_inside(crop, inside)
+        plan = fill_plan(painted) if painted.any() else NO_FILL
+    return Unpainted(box, painted, fill_from_scene(crop, plan) if painted.any() else crop, plan)

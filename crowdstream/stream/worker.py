@@ -25,6 +25,7 @@ import numpy as np
 
 from crowdstream.engines.counting import DENSITY_SCALE, FrameCount, count_frames
 from crowdstream.engines.engine import load_engine
+from crowdstream.engines.paint import Unpainted, unpaint
 from crowdstream.engines.spec import Engine
 from crowdstream.engines.uncertainty import Uncertainty, frame_uncertainty
 from crowdstream.stream.config import CameraConfig, EngineConfig
@@ -89,6 +90,7 @@ class CameraTask:
     checked_sizes: set[tuple[int, int]] = dataclasses.field(default_factory=set)
     uncertainty: Uncertainty | None = None  # the latest self-check of its count
     checked_at: float = float("-inf")  # monotonic time of that self-check
+    paint: Unpainted | None = None  # its last frame's paint (engines.paint.unpaint reuses it for the next)
 
     @property
     def id(self) -> str:
@@ -266,8 +268,11 @@ class Worker:
     ) -> list[tuple[CameraTask, Frame, FrameCount]]:
         """One batch for all members; if it fails, each frame alone, so one bad frame costs only its camera."""
         try:
+            views = [unpaint(frame.image, task.paint) for task, frame in members]
+            for (task, _), view in zip(members, views, strict=True):
+                task.paint = view
             results = count_frames(
-                engine, [f.image for _, f in members], tiles, DENSITY_SCALE, self.max_batch
+                engine, [f.image for _, f in members], tiles, DENSITY_SCALE, self.max_batch, views
             )
             return [(task, frame, result) for (task, frame), result in zip(members, results, strict=True)]
         except Exception:
