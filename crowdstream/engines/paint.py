@@ -149,12 +149,13 @@ def fill_from_scene(crop: np.ndarray, plan: FillPlan) -> np.ndarray:
 
 
 def still_painted(scene: np.ndarray, painted: np.ndarray) -> bool:
-    """Whether `painted` is still unlit in `scene` (a crop's `lit` mask of the same shape), but for at most
-    MAX_LIT_SHARE of its pixels."""
+    """Whether there is paint in `painted` and it is still unlit in `scene` (a crop's `lit` mask of the same
+    shape), but for at most MAX_LIT_SHARE of its pixels."""
     if scene.shape != painted.shape:
         return False
     mask = painted.view(np.uint8)
-    return cv2.countNonZero(cv2.bitwise_and(scene, mask)) <= MAX_LIT_SHARE * cv2.countNonZero(mask)
+    paint = cv2.countNonZero(mask)
+    return paint > 0 and cv2.countNonZero(cv2.bitwise_and(scene, mask)) <= MAX_LIT_SHARE * paint
 
 
 def unpaint(frame: np.ndarray, previous: Unpainted | None = None) -> Unpainted | None:
@@ -171,14 +172,9 @@ def unpaint(frame: np.ndarray, previous: Unpainted | None = None) -> Unpainted |
         return None
     x0, y0, x1, y1 = box
     crop, inside = frame[y0:y1, x0:x1], scene[y0:y1, x0:x1]
-    if (
-        previous is not None
-        and previous.box == box
-        and previous.painted.any()
-        and still_painted(inside, previous.painted)
-    ):
+    if previous is not None and previous.box == box and still_painted(inside, previous.painted):
         painted, plan = previous.painted, previous.fill
     else:
         painted = paint_inside(crop, inside)
-        plan = fill_plan(painted) if painted.any() else NO_FILL
-    return Unpainted(box, painted, fill_from_scene(crop, plan) if painted.any() else crop, plan)
+        plan = fill_plan(painted)
+    return Unpainted(box, painted, fill_from_scene(crop, plan) if len(plan[0]) else crop, plan)
