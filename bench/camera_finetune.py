@@ -73,6 +73,13 @@ def main() -> int:
     parser.add_argument("--last-blocks", type=int, default=4, help="backbone blocks trained (default 4)")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
     parser.add_argument("--replay-weight", type=float, default=3.0, help="anchor weight (default 3)")
+    parser.add_argument(
+        "--replay-images", type=int, default=80, help="training images replayed per part (default 80)"
+    )
+    parser.add_argument(
+        "--replay-share", type=float, default=0.5, help="share of tiles replayed (default 0.5)"
+    )
+    parser.add_argument("--anchor", help="model the replayed tiles are held to (default: --base)")
     parser.add_argument("--standard-limit", type=int, default=None, help="standard hold-out images per part")
     parser.add_argument(
         "--data", type=Path, help="snapshot folder to train on (default <out>/data, written when missing)"
@@ -95,9 +102,10 @@ def main() -> int:
         minutes=args.minutes,
         lr=args.lr,
         last_blocks=args.last_blocks,
-        replay_share=0.5,
+        replay_share=args.replay_share,
         replay_weight=args.replay_weight,
-        replay_images=80,
+        replay_images=args.replay_images,
+        anchor=args.anchor,
         replay_negatives="zero",
         standard_limit=args.standard_limit,
         holdout=40,

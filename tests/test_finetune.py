@@ -371,6 +371,48 @@ def test_replayed_tiles_cost_only_how_far_the_model_moved_from_the_base():
         assert step_loss(student, teacher, batch, config).item() > 0.0
 
 
+def test_replayed_tiles_are_held_to_the_anchor_model_when_one_is_named(tmp_path, monkeypatch):
+    """A continued run (stage 10 of the model card) trains the later model and holds ShanghaiTech tiles to an
+    earlier one: the teacher is the anchor's weights, the student the base's."""
+    import shutil
+
+    from crowdstream.training import finetune
+    from crowdstream.training.replay_set import REPLAY_DIR
+
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    for annotation in sorted((REPLAY_DIR / "check").glob("B-*.json"))[-2:]:
+        shutil.copy(annotation, camera)
+        shutil.copy(annotation.with_suffix(".jpg"), camera)
+    graph = onnx.load(str(DEFAULT_MODEL))
+    head = next(t for t in graph.graph.initializer if t.name == "model.head.2.weight")
+    head.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(head) * 1.5, head.name))
+    onnx.save(graph, tmp_path / "earlier.onnx")
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(config, module, teacher, *_):
+        seen["student"], seen["teacher"] = (
+            getattr(m, m.buffer_names["model.head.2.weight"]).detach().numpy() for m in (module, teacher)
+        )
+        raise Stop
+
+    monkeypatch.setattr(finetune, "train", capture)
+    config = finetune.FinetuneRunConfig(
+        dataset=camera, out=tmp_path / "gate.onnx", anchor=str(tmp_path / "earlier.onnx"), holdout=1,
+        standard_limit=1, replay_images=2, threads=1,
+    )  # fmt: skip
+    with pytest.raises(Stop):
+        finetune.run_finetune(config)
+    shipped = numpy_helper.to_array(
+        next(t for t in onnx.load(str(DEFAULT_MODEL)).graph.initializer if t.name == "model.head.2.weight")
+    )
+    np.testing.assert_array_equal(seen["student"], shipped)
+    np.testing.assert_allclose(seen["teacher"], shipped * 1.5, rtol=1e-6)
+
+
 @pytest.mark.parametrize("loss", ["points", "density"])
 def test_head_loss_prefers_the_right_map_and_is_zero_on_an_empty_tile(loss):
     """Either loss on hand-made tiles: a map that puts one person where each head is scores less than the

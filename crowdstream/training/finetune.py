@@ -106,7 +106,12 @@ class FinetuneRunConfig(BaseModel):
         3, ge=0, description="point loss: widen each head's geometry with its k nearest neighbours (0: off)"
     )
     replay_weight: float = Field(
-        0.15, ge=0, description="weight of replayed tiles' distance from the base model"
+        0.15, ge=0, description="weight of replayed tiles' distance from the anchor model"
+    )
+    anchor: str | None = Field(
+        None,
+        description="model the replayed tiles are held to (default: the base); an earlier model lets a "
+        "continued run keep its new camera answers while ShanghaiTech tiles go back to what that model said",
     )
     empty_weight: float = Field(1.0, ge=0, description="weight of the density inside 'nobody here' boxes")
     replay_negatives: Literal["anchor", "zero", "none"] = Field(
@@ -471,6 +476,7 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
     train_set, held = split_snapshots(samples, config.holdout)
     counted = resolve_model(config.base)  # what the camera counts with now: "before" is judged on it
     base = trainable_base(counted)
+    anchor = trainable_base(resolve_model(config.anchor)) if config.anchor else base
     module = load_onnx_module(base)  # a corrupt or unsupported file is a one-line EngineError here
     plain_steps = (
         simulate_int8(module, base, config.quantisation_aware) if config.quantisation_aware else module.steps
@@ -501,7 +507,7 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
     before.pop("count_gain")
     progress.eval_seconds = max(time.perf_counter() - started, 5.0)
     tiles, replayed = tile_source(config, train_set)
-    graph, teacher = onnx.load(str(base)), load_onnx_module(base)
+    graph, teacher = onnx.load(str(anchor)), load_onnx_module(anchor)
     outputs = expose_raw_density(module, graph)
     expose_raw_density(teacher, graph)
     run = train(config, module, teacher, parameters, tiles, progress)
@@ -523,6 +529,7 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
     better, rule = judge(before, after)
     report = {
         "base_model": str(base),
+        "anchor_model": str(anchor),
         "counted_before": str(counted),
         "model": str(config.out),
         "snapshots": len(samples),
