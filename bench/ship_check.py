@@ -1,0 +1,78 @@
+"""Should this model become the default? Issue 25's rule, as a command: the candidate and the shipped default
+on the same images — the every-5th hold-out of both ShanghaiTech parts paired image by image (`crowdstream
+eval --baseline`), the camera-like sets and held-out texture families (`crowdstream check cameras`), the
+people-free images and portraits (`crowdstream check negatives`) — and the verdict of
+`crowdstream.training.ship_rule`: nothing worse, and better on at least one camera-like set.
+
+    crowdstream engine quantize runs/camera9/stage9.onnx --images 128
+    python bench/ship_check.py runs/camera9/stage9-int8.onnx -o runs/camera9/ship-check
+
+Compare INT8 with INT8 (the default the service counts with is `crowd-lite0-int8`) and run both on the same
+host: the figures move with the CPU (see the model card's "INT8 and the CPU it runs on"). Writes each
+command's JSON into OUT and prints one row per figure; exits 0 when the candidate may ship, 1 when not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model_report import crowdstream  # noqa: E402
+
+from crowdstream.training.ship_rule import check_figures, holdout_figures, ship  # noqa: E402
+
+
+def checks(model: str, out: Path, label: str, data_root: list[str]) -> dict:
+    """`check cameras` and `check negatives` of one model, each also written to OUT/<label>-<check>.json."""
+    results = {}
+    for check in ("cameras", "negatives"):
+        print(f"{label}: check {check}", file=sys.stderr)
+        results[check] = crowdstream("check", check, "--model", model, *data_root)
+        (out / f"{label}-{check}.json").write_text(json.dumps(results[check], indent=1) + "\n")
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("candidate", help="ONNX file or shipped model name")
+    parser.add_argument(
+        "--default", default="crowd-lite0-int8", help="what it would replace (default: %(default)s)"
+    )
+    parser.add_argument("-o", "--out", type=Path, required=True, help="folder for the commands' JSON")
+    parser.add_argument("--data-root", help="folder holding shanghaitech/ (default: $CROWDSTREAM_DATA)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    data_root = ["--data-root", args.data_root] if args.data_root else []
+    paired = {}
+    for part in ("A", "B"):
+        print(f"candidate: eval {part} --holdout --baseline {args.default}", file=sys.stderr)
+        paired[part] = crowdstream(
+            "eval", part, "--holdout", "--model", args.candidate, "--baseline", args.default, *data_root
+        )
+        (args.out / f"candidate-holdout-{part}.json").write_text(json.dumps(paired[part], indent=1) + "\n")
+    rows = holdout_figures(paired) + check_figures(
+        checks(args.default, args.out, "default", data_root),
+        checks(args.candidate, args.out, "candidate", data_root),
+    )
+    print(f"{'figure':40} {'default':>9} {'candidate':>9}  verdict")
+    for row in rows:
+        interval = (
+            f"  paired {row.change:+.2f} ({row.change_ci95[0]:+.2f}..{row.change_ci95[1]:+.2f})"
+            if row.change_ci95
+            else ""
+        )
+        print(f"{row.name:40} {row.default:9.2f} {row.candidate:9.2f}  {row.verdict}{interval}")
+    shipped, why = ship(rows)
+    print(("ship: " if shipped else "do not ship: ") + why)
+    return 0 if shipped else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
