@@ -116,7 +116,7 @@ class FinetuneRunConfig(BaseModel):
     empty_weight: float = Field(1.0, ge=0, description="weight of the density inside 'nobody here' boxes")
     replay_negatives: Literal["anchor", "zero", "none"] = Field(
         "anchor",
-        description="replayed people-free tiles: anchored to the base model's answer like the rest of the "
+        description="replayed people-free tiles: held to the anchor model's answer like the rest of the "
         "replay, trained towards zero, or not drawn",
     )
     tiles: str = DEFAULT_TILES
@@ -199,8 +199,8 @@ def step_loss(
 ) -> torch.Tensor:
     """Mean over the batch's tiles of: on camera tiles, the point loss on the density before the count head
     (the modules' last output while training, see training.onnx_weights.raw_density_name) plus the density
-    left in "nobody here" boxes; on replayed tiles, how far the density moved from the base model's
-    (people per 4×4-pixel cell, L1). Replay holds the base model's own answers, not the annotations: the
+    left in "nobody here" boxes; on replayed tiles, how far the density moved from the anchor model's
+    (people per 4×4-pixel cell, L1; the base unless `anchor` names another). Replay holds a model's own answers, not the annotations: the
     point loss alone on replayed tiles still let the standard hold-out drift 14-24 % in ten minutes."""
     images = normalise_rgb(batch["images"])
     *_, density = module(images)
@@ -507,9 +507,9 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
     before.pop("count_gain")
     progress.eval_seconds = max(time.perf_counter() - started, 5.0)
     tiles, replayed = tile_source(config, train_set)
-    graph, teacher = onnx.load(str(anchor)), load_onnx_module(anchor)
-    outputs = expose_raw_density(module, graph)
-    expose_raw_density(teacher, graph)
+    teacher = load_onnx_module(anchor)
+    outputs = expose_raw_density(module, onnx.load(str(base)))
+    expose_raw_density(teacher, onnx.load(str(anchor)))
     run = train(config, module, teacher, parameters, tiles, progress)
     module.output_names = outputs
     module.steps = plain_steps  # the FP32 weights are written, and checked, without the INT8 rounding
