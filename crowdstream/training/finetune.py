@@ -200,8 +200,9 @@ def step_loss(
     """Mean over the batch's tiles of: on camera tiles, the point loss on the density before the count head
     (the modules' last output while training, see training.onnx_weights.raw_density_name) plus the density
     left in "nobody here" boxes; on replayed tiles, how far the density moved from the anchor model's
-    (people per 4×4-pixel cell, L1; the base unless `anchor` names another). Replay holds a model's own answers, not the annotations: the
-    point loss alone on replayed tiles still let the standard hold-out drift 14-24 % in ten minutes."""
+    (people per 4×4-pixel cell, L1; the base unless `anchor` names another). Replay holds a model's own
+    answers, not the annotations: the point loss alone on replayed tiles still let the standard hold-out
+    drift 14-24 % in ten minutes."""
     images = normalise_rgb(batch["images"])
     *_, density = module(images)
     camera, replay = ~batch["replay"], batch["replay"]
