@@ -482,7 +482,8 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
     plain_steps = (
         simulate_int8(module, base, config.quantisation_aware) if config.quantisation_aware else module.steps
     )
-    names = trainable_names(onnx.load(str(base)), config.last_blocks)
+    graph = onnx.load(str(base))
+    names = trainable_names(graph, config.last_blocks)
     parameters = make_trainable(module, names)
     standard_set, standard = standard_sets(config.data_root, config.standard_limit)
     emit(
@@ -509,8 +510,8 @@ def run_finetune(config: FinetuneRunConfig, emit: Emit = lambda _event: None) ->
     progress.eval_seconds = max(time.perf_counter() - started, 5.0)
     tiles, replayed = tile_source(config, train_set)
     teacher = load_onnx_module(anchor)
-    outputs = expose_raw_density(module, onnx.load(str(base)))
-    expose_raw_density(teacher, onnx.load(str(anchor)))
+    outputs = expose_raw_density(module, graph)
+    expose_raw_density(teacher, graph if anchor == base else onnx.load(str(anchor)))
     run = train(config, module, teacher, parameters, tiles, progress)
     module.output_names = outputs
     module.steps = plain_steps  # the FP32 weights are written, and checked, without the INT8 rounding

@@ -108,8 +108,7 @@ def ship(rows: list[Figure]) -> tuple[bool, str]:
     worse = [row.name for row in rows if row.verdict == "worse"]
     if worse:
         return False, "worse on " + ", ".join(worse)
-    if not any(row.verdict == "better" for row in rows if row.want == "lower"):
+    better = [row.name for row in rows if row.want == "lower" and row.verdict == "better"]
+    if not better:
         return False, "better on no camera-like set"
-    return True, "not worse anywhere and better on " + ", ".join(
-        row.name for row in rows if row.want == "lower" and row.verdict == "better"
-    )
+    return True, "not worse anywhere and better on " + ", ".join(better)
