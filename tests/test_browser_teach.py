@@ -51,6 +51,7 @@ finetune:
   quick_standard_limit: 5
   quick_steps: {steps}
   threads: 1
+  nice: 0   # the flow under test, not the priority (test_finetune_jobs): a niced job starves beside a busy CI
 """
 VIEW = "#teach svg.teach-svg"
 IMAGE_SIZE = f"(i => [Number(i.getAttribute('width')), Number(i.getAttribute('height'))])(document.querySelector('{VIEW} image'))"

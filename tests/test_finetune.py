@@ -156,6 +156,7 @@ def test_a_step_budget_gives_the_same_model_twice(tmp_path):
         command = [
             sys.executable, "-m", "crowdstream", "finetune", str(camera), "-o", str(out), "--steps", "3",
             "--minutes", "10", "--holdout", "1", "--standard-limit", "1", "--threads", "1", "--replay-images", "4",
+            "--nice", "0",
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
         assert result.returncode == 0, result.stderr[-2000:]
@@ -168,10 +169,11 @@ def test_a_step_budget_gives_the_same_model_twice(tmp_path):
 
 
 def finetune_command(camera: Path, out: Path, *extra: str) -> list[str]:
-    """A repeatable three-second fine-tune: a step budget, one thread, one standard image per part."""
+    """A repeatable three-second fine-tune: a step budget, one thread, one standard image per part, at the
+    test's own priority (the default niceness of 10 starves it beside a busy CI; `quick_run` checks it)."""
     return [
         sys.executable, "-m", "crowdstream", "finetune", str(camera), "-o", str(out), "--minutes", "10",
-        "--holdout", "1", "--standard-limit", "1", "--threads", "1", "--replay-images", "4", *extra,
+        "--holdout", "1", "--standard-limit", "1", "--threads", "1", "--replay-images", "4", "--nice", "0", *extra,
     ]  # fmt: skip
 
 
