@@ -10,6 +10,10 @@ people-free images and portraits (`crowdstream check negatives`) — and the ver
 Compare INT8 with INT8 (the default the service counts with is `crowd-lite0-int8`) and run both on the same
 host: the figures move with the CPU (see the model card's "INT8 and the CPU it runs on"). Writes each
 command's JSON into OUT and prints one row per figure; exits 0 when the candidate may ship, 1 when not.
+
+`--fp32` also pairs the two INT8 copies' FP32 sources on the hold-out, shown and not judged: a hold-out
+change as large as an INT8 copy's own rounding (the shipped copy reads part B 1.4 better than its FP32
+source) is told apart from one the training made.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model_report import crowdstream  # noqa: E402
 
-from crowdstream.training.ship_rule import check_figures, holdout_figures, ship  # noqa: E402
+from crowdstream.engines.models import resolve_model  # noqa: E402
+from crowdstream.training.finetune import trainable_base  # noqa: E402
+from crowdstream.training.ship_rule import Figure, check_figures, holdout_figures, ship  # noqa: E402
 
 
 def checks(model: str, out: Path, label: str, data_root: list[str]) -> dict:
@@ -37,6 +44,33 @@ def checks(model: str, out: Path, label: str, data_root: list[str]) -> dict:
     return results
 
 
+def paired_holdout(candidate: str, default: str, out: Path, label: str, data_root: list[str]) -> dict:
+    """`eval A|B --holdout --baseline DEFAULT` of the candidate, each also written to OUT/<label>-<part>.json."""
+    paired = {}
+    for part in ("A", "B"):
+        print(f"{label}: eval {part} --holdout --baseline {default}", file=sys.stderr)
+        paired[part] = crowdstream(
+            "eval", part, "--holdout", "--model", candidate, "--baseline", default, *data_root
+        )
+        (out / f"{label}-{part}.json").write_text(json.dumps(paired[part], indent=1) + "\n")
+    return paired
+
+
+def fp32_source(model: str) -> str:
+    """The FP32 file an INT8 copy was quantised from (the model itself when it is FP32)."""
+    return str(trainable_base(resolve_model(model)))
+
+
+def print_rows(rows: list[Figure]) -> None:
+    for row in rows:
+        interval = (
+            f"  paired {row.change:+.2f} ({row.change_ci95[0]:+.2f}..{row.change_ci95[1]:+.2f})"
+            if row.change_ci95
+            else ""
+        )
+        print(f"{row.name:40} {row.default:9.2f} {row.candidate:9.2f}  {row.verdict}{interval}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -47,30 +81,26 @@ def main() -> int:
     )
     parser.add_argument("-o", "--out", type=Path, required=True, help="folder for the commands' JSON")
     parser.add_argument("--data-root", help="folder holding shanghaitech/ (default: $CROWDSTREAM_DATA)")
+    parser.add_argument(
+        "--fp32", action="store_true", help="also pair the FP32 sources on the hold-out (shown, not judged)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     data_root = ["--data-root", args.data_root] if args.data_root else []
-    paired = {}
-    for part in ("A", "B"):
-        print(f"candidate: eval {part} --holdout --baseline {args.default}", file=sys.stderr)
-        paired[part] = crowdstream(
-            "eval", part, "--holdout", "--model", args.candidate, "--baseline", args.default, *data_root
-        )
-        (args.out / f"candidate-holdout-{part}.json").write_text(json.dumps(paired[part], indent=1) + "\n")
+    paired = paired_holdout(args.candidate, args.default, args.out, "candidate-holdout", data_root)
     rows = holdout_figures(paired) + check_figures(
         checks(args.default, args.out, "default", data_root),
         checks(args.candidate, args.out, "candidate", data_root),
     )
     print(f"{'figure':40} {'default':>9} {'candidate':>9}  verdict")
-    for row in rows:
-        interval = (
-            f"  paired {row.change:+.2f} ({row.change_ci95[0]:+.2f}..{row.change_ci95[1]:+.2f})"
-            if row.change_ci95
-            else ""
-        )
-        print(f"{row.name:40} {row.default:9.2f} {row.candidate:9.2f}  {row.verdict}{interval}")
+    print_rows(rows)
     shipped, why = ship(rows)
     print(("ship: " if shipped else "do not ship: ") + why)
+    if args.fp32:
+        sources = fp32_source(args.candidate), fp32_source(args.default)
+        fp32 = paired_holdout(*sources, args.out, "candidate-fp32-holdout", data_root)
+        print(f"FP32 sources, not judged: {sources[0]} against {sources[1]}")
+        print_rows([replace(row, name=f"{row.name} (FP32)") for row in holdout_figures(fp32)])
     return 0 if shipped else 1
 
 
