@@ -153,16 +153,12 @@ def test_a_step_budget_gives_the_same_model_twice(tmp_path):
     models = []
     for run in ("first", "second"):
         out = tmp_path / run / "gate.onnx"
-        command = [
-            sys.executable, "-m", "crowdstream", "finetune", str(camera), "-o", str(out), "--steps", "3",
-            "--minutes", "10", "--holdout", "1", "--standard-limit", "1", "--threads", "1", "--replay-images", "4",
-            "--nice", "0",
-        ]  # fmt: skip
+        command = finetune_command(camera, out, "--steps", "3")
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
         assert result.returncode == 0, result.stderr[-2000:]
         assert json.loads(out.with_suffix(".report.json").read_text())["steps"] == 3
-        models.append({t.name: numpy_helper.to_array(t) for t in onnx.load(str(out)).graph.initializer})
-    base = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(DEFAULT_MODEL)).graph.initializer}
+        models.append(initializers(out))
+    base = initializers(DEFAULT_MODEL)
     assert any(not np.array_equal(models[0][name], base[name]) for name in base)
     for name, value in models[0].items():
         np.testing.assert_array_equal(value, models[1][name])
