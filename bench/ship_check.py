@@ -34,26 +34,26 @@ from crowdstream.training.finetune import trainable_base  # noqa: E402
 from crowdstream.training.ship_rule import Figure, check_figures, holdout_figures, ship  # noqa: E402
 
 
+def saved(out: Path, name: str, *arguments: str) -> dict:
+    """`crowdstream ARGUMENTS --json`, its answer also written to OUT/<name>.json."""
+    print(f"{name}: {' '.join(arguments)}", file=sys.stderr)
+    result = crowdstream(*arguments)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def checks(model: str, out: Path, label: str, data_root: list[str]) -> dict:
-    """`check cameras` and `check negatives` of one model, each also written to OUT/<label>-<check>.json."""
-    results = {}
-    for check in ("cameras", "negatives"):
-        print(f"{label}: check {check}", file=sys.stderr)
-        results[check] = crowdstream("check", check, "--model", model, *data_root)
-        (out / f"{label}-{check}.json").write_text(json.dumps(results[check], indent=1) + "\n")
-    return results
+    """`check cameras` and `check negatives` of one model (OUT/<label>-<check>.json)."""
+    return {
+        check: saved(out, f"{label}-{check}", "check", check, "--model", model, *data_root)
+        for check in ("cameras", "negatives")
+    }
 
 
 def paired_holdout(candidate: str, default: str, out: Path, label: str, data_root: list[str]) -> dict:
-    """`eval A|B --holdout --baseline DEFAULT` of the candidate, each also written to OUT/<label>-<part>.json."""
-    paired = {}
-    for part in ("A", "B"):
-        print(f"{label}: eval {part} --holdout --baseline {default}", file=sys.stderr)
-        paired[part] = crowdstream(
-            "eval", part, "--holdout", "--model", candidate, "--baseline", default, *data_root
-        )
-        (out / f"{label}-{part}.json").write_text(json.dumps(paired[part], indent=1) + "\n")
-    return paired
+    """`eval A|B --holdout --baseline DEFAULT` of the candidate (OUT/<label>-<part>.json)."""
+    models = ["--model", candidate, "--baseline", default, *data_root]
+    return {part: saved(out, f"{label}-{part}", "eval", part, "--holdout", *models) for part in ("A", "B")}
 
 
 def fp32_source(model: str) -> str:
