@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from crowdstream.stream.finetune_config import FinetuneConfig
-from crowdstream.stream.finetune_jobs import FinetuneJobs, JobError, JobLimit, JobState
+from crowdstream.stream.finetune_jobs import FinetuneJobs, JobError, JobLimit, JobState, group_running
 
 STAND_IN = textwrap.dedent(
     """
@@ -208,9 +209,27 @@ async def test_of_eight_starts_sent_together_one_gets_the_job_and_cancel_ends_it
     assert not gone(child)
     state = await jobs.cancel("gate", grace=5)
     assert state.state == "cancelled" and jobs.running == []
-    await until(lambda: gone(child), timeout=10)  # the job's child went with it
+    assert gone(child)  # the job's child went with it, before the answer
     assert await asyncio.gather(jobs.cancel("gate"), jobs.cancel("gate")) == [state, state]
     assert {event.output for event in events} == {state.output}  # the refused starts announced nothing
+
+
+def test_a_group_runs_while_one_member_is_alive_and_not_once_all_are_zombies() -> None:
+    leader = subprocess.Popen(["sleep", "60"], process_group=0)
+    member = subprocess.Popen(["sleep", "60"], process_group=leader.pid)
+    try:
+        assert group_running(leader.pid)
+        leader.kill()
+        leader.wait()
+        assert group_running(leader.pid)  # the leader is gone; its group still has a live member
+        member.kill()
+        os.waitid(os.P_PID, member.pid, os.WEXITED | os.WNOWAIT)  # dead, not reaped: a zombie
+        assert "State:\tZ" in Path(f"/proc/{member.pid}/status").read_text()
+        assert not group_running(leader.pid)
+    finally:
+        for process in (leader, member):
+            process.kill()
+            process.wait()
 
 
 async def test_the_service_runs_at_most_max_running_jobs_and_says_which_runs(setup, tmp_path) -> None:

@@ -322,10 +322,14 @@ class FinetuneJobs:
             await stderr
         finally:
             _signal_group(process, signal.SIGKILL)  # anything the command left running in its group
-            if code is None:  # this task was cancelled (the loop is closing): reap what it can
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-            self._end(job, self._finished(job.state, code, job))
+            try:
+                if code is None:  # this task was cancelled (the loop is closing): reap what it can
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                else:
+                    await group_ended(process.pid)
+            finally:
+                self._end(job, self._finished(job.state, code, job))
 
     @staticmethod
     async def _keep_stderr(job: _Job, log_path: Path) -> None:
@@ -364,3 +368,27 @@ class FinetuneJobs:
 def _signal_group(process: asyncio.subprocess.Process, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
+
+
+async def group_ended(group: int, timeout: float = STOP_GRACE_S) -> None:
+    """Wait (at most `timeout` seconds) until no process of `group` still runs.
+
+    A signal is delivered when its target is next scheduled, so on a busy machine a killed child can
+    still run for a moment after `killpg` returns; a job counts as ended only once its whole group
+    has. A zombie (dead, waiting for its new parent to reap it) no longer runs."""
+    deadline = time.monotonic() + timeout
+    while group_running(group) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+def group_running(group: int) -> bool:
+    """Whether a process of `group` is alive and not a zombie, read from /proc (Linux); False where
+    there is no /proc to read."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if fields and fields[0] not in "ZX" and int(fields[2]) == group:
+            return True
+    return False
