@@ -208,6 +208,16 @@ def demo_cameras(count: int, max_fps: float = 4.0) -> list[dict]:
 # --- waiting for something that happens in another thread or process ---------------------------------
 
 
+def process_gone(pid: int) -> bool:
+    """Whether no process runs as `pid`: none has it, or only a zombie (dead; reaped by now or never
+    will be, where the container's first process does not reap)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status
+
+
 def wait_until(
     condition: Callable[[], bool], timeout: float, what: str, details: Callable[[], str] = str
 ) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from crowdstream.stream.finetune_config import FinetuneConfig
 from crowdstream.stream.finetune_jobs import FinetuneJobs, JobError, JobLimit, JobState, group_running
+from tests.conftest import process_gone
 
 STAND_IN = textwrap.dedent(
     """
@@ -178,15 +179,6 @@ async def test_the_service_data_root_reaches_the_command_unless_the_environment_
             log.unlink()
 
 
-def gone(pid: int) -> bool:
-    """Whether no process (zombies included: they are reaped by now or never will be) has `pid`."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return "State:\tZ" in status
-
-
 async def until(condition, timeout: float = 30) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
@@ -206,10 +198,10 @@ async def test_of_eight_starts_sent_together_one_gets_the_job_and_cancel_ends_it
     child_file = Path(started[0].output + ".child")
     await until(child_file.exists)
     child = int(child_file.read_text())
-    assert not gone(child)
+    assert not process_gone(child)
     state = await jobs.cancel("gate", grace=5)
     assert state.state == "cancelled" and jobs.running == []
-    assert gone(child)  # the job's child went with it, before the answer
+    assert process_gone(child)  # the job's child went with it, before the answer
     assert await asyncio.gather(jobs.cancel("gate"), jobs.cancel("gate")) == [state, state]
     assert {event.output for event in events} == {state.output}  # the refused starts announced nothing
 

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from crowdstream.stream.config import load_config
 from crowdstream.stream.service import Service
+from tests.conftest import process_gone
 
 TOKEN = "a-token-of-twenty-chars"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -248,13 +249,6 @@ STAND_IN = textwrap.dedent(
 )
 
 
-def gone(pid: int) -> bool:
-    try:
-        return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-
-
 async def test_eight_starts_sent_together_run_one_job_and_delete_leaves_no_process(running, tmp_path) -> None:
     script = tmp_path / "stand_in.py"
     script.write_text(STAND_IN)
@@ -285,11 +279,11 @@ async def test_eight_starts_sent_together_run_one_job_and_delete_leaves_no_proce
         pids_file = Path(job["model"] + ".pids")
         wait_until(pids_file.exists, timeout=30)
         pids = json.loads(pids_file.read_text())
-        assert not any(gone(pid) for pid in pids)
+        assert not any(process_gone(pid) for pid in pids)
         async with session.delete(url, headers=BEARER) as response:
             cancelled = await response.json()
             assert response.status == 200 and cancelled["job"]["state"] == "cancelled"
-        assert all(gone(pid) for pid in pids)  # the answer came after the whole group ended
+        assert all(process_gone(pid) for pid in pids)  # the answer came after the whole group ended
         async with session.delete(url, headers=BEARER) as response:
             assert response.status == 200 and (await response.json()) == cancelled  # idempotent
         models = running.service.config.finetune.models_dir("north")
