@@ -229,6 +229,15 @@ def wait_until(
         time.sleep(0.02)
 
 
+async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """`wait_until` for a test on the event loop: poll without blocking it, so the server it waits on runs."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.05)
+
+
 async def eventually(probe, check, timeout: float = 45):
     """Poll an async `probe` until `check(value)` holds; return the value or fail with the last one."""
     deadline, value = time.monotonic() + timeout, None

@@ -17,7 +17,7 @@ import pytest
 
 from crowdstream.stream.finetune_config import FinetuneConfig
 from crowdstream.stream.finetune_jobs import FinetuneJobs, JobError, JobLimit, JobState, group_running
-from tests.conftest import process_gone
+from tests.conftest import process_gone, until
 
 STAND_IN = textwrap.dedent(
     """
@@ -179,12 +179,6 @@ async def test_the_service_data_root_reaches_the_command_unless_the_environment_
             log.unlink()
 
 
-async def until(condition, timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
-
-
 async def test_of_eight_starts_sent_together_one_gets_the_job_and_cancel_ends_its_whole_group(setup) -> None:
     _, make, events = setup
     jobs = make("family")
@@ -196,7 +190,7 @@ async def test_of_eight_starts_sent_together_one_gets_the_job_and_cancel_ends_it
     assert len(started) == 1 and len(refused) == 7, results
     assert all("camera gate is already being fine-tuned (started" in str(error) for error in refused)
     child_file = Path(started[0].output + ".child")
-    await until(child_file.exists)
+    await until(child_file.exists, 30, "the fine-tune's child started")
     child = int(child_file.read_text())
     assert not process_gone(child)
     state = await jobs.cancel("gate", grace=5)

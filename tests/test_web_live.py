@@ -28,16 +28,8 @@ from crowdstream.stream.web.app import LIVE_VIEW, VIEWER_SLOTS
 from crowdstream.stream.web.config import HttpConfig
 from crowdstream.stream.web.frames import LiveCursor
 from crowdstream.stream.web.webrtc import AnnotatedTrack, _negotiate
-from tests.conftest import offer_answer, receive, watch
+from tests.conftest import offer_answer, receive, until, watch
 from tests.web_support import Served, serve
-
-
-async def until(condition, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def released(served: Served) -> bool:
@@ -101,7 +93,7 @@ async def test_viewer_gets_every_camera_frame_with_the_newest_overlay() -> None:
         }
         assert len(matches) >= 4, matches  # the video moves on between counts: many clip frames shown
         await pc.close()
-        await until(lambda: released(served))
+        await until(lambda: released(served), 20, "every peer, slot and watcher released")
 
 
 async def test_viewers_of_a_camera_share_one_rendered_picture(monkeypatch) -> None:
@@ -193,8 +185,10 @@ async def test_a_peer_that_never_connects_is_closed() -> None:
         with socket.create_connection(("127.0.0.1", port)) as raw:
             raw.sendall(request)  # and hang up before reading the answer
         ignored, _ = await offer_answer(served.url, "gate")  # answered, but never applied
-        await until(lambda: len(served.app[LIVE_VIEW].viewers) == 2 or released(served), 5)
-        await until(lambda: released(served), 10)
+        await until(
+            lambda: len(served.app[LIVE_VIEW].viewers) == 2 or released(served), 5, "both viewers seen"
+        )
+        await until(lambda: released(served), 10, "every peer, slot and watcher released")
         await offer.close()
         await ignored.close()
 
@@ -217,7 +211,7 @@ async def test_a_stopped_camera_stops_its_viewers_encoding() -> None:
         pc, track = await watch(served.url, "gate")
         await receive(track, 2)
         served.sources["gate"].stop()  # the reader stops: the worker reports it, the viewer's track ends
-        await until(lambda: not served.hub.watching("gate"), 5)
+        await until(lambda: not served.hub.watching("gate"), 5, "nobody watching gate")
         await pc.close()
 
 
@@ -228,7 +222,7 @@ async def test_a_stalled_mjpeg_viewer_is_dropped_and_others_keep_playing() -> No
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stalled.connect(("127.0.0.1", port))
         stalled.sendall(b"GET /api/cameras/gate/mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
-        await until(lambda: served.hub.viewers.get("gate") == 1, 5)
+        await until(lambda: served.hub.viewers.get("gate") == 1, 5, "one viewer of gate")
         async with (
             aiohttp.ClientSession() as session,
             session.get(f"{served.url}/api/cameras/gate/mjpeg") as live,
@@ -245,7 +239,7 @@ async def test_a_stalled_mjpeg_viewer_is_dropped_and_others_keep_playing() -> No
             while stalled.recv(1 << 20):
                 pass
         stalled.close()
-        await until(lambda: released(served))
+        await until(lambda: released(served), 20, "every peer, slot and watcher released")
 
 
 def alive(*kinds: type) -> dict[str, int]:
@@ -288,8 +282,12 @@ async def test_twenty_viewers_at_once_with_half_of_them_not_reading() -> None:
             # one track and one cursor per viewer, whoever reads: nothing is made per frame
             assert alive(*server_side) == {"AnnotatedTrack": 20, "LiveCursor": 20}
             await asyncio.gather(*(pc.close() for pc, _ in viewers))
-            await until(lambda: released(served), 30)
+            await until(lambda: released(served), 30, "every peer, slot and watcher released")
             del viewers, reading, received
             # a round of 20 viewers leaves nothing behind, on the server or in the clients (their
             # closing tasks finish a moment after the slots are freed)
-            await until(lambda: alive(*server_side, RTCPeerConnection) == before, 30)
+            await until(
+                lambda: alive(*server_side, RTCPeerConnection) == before,
+                30,
+                "the server's peer connections collected",
+            )

@@ -16,7 +16,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from crowdstream.stream.config import load_config
 from crowdstream.stream.service import Service
-from tests.conftest import process_gone
+from tests.conftest import process_gone, wait_until
 
 TOKEN = "a-token-of-twenty-chars"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -117,21 +117,17 @@ def running(tmp_path_factory) -> Iterator[Running]:
         raise holder.get("error") or RuntimeError("the service did not start")
     service = holder["service"]
     served = Running(service, f"http://127.0.0.1:{service.bound_port}", path, problems)
-    wait_until(lambda: all(c["count"] is not None for c in served.get("/api/cameras").json()["cameras"]))
+    wait_until(
+        lambda: all(c["count"] is not None for c in served.get("/api/cameras").json()["cameras"]),
+        60,
+        "every camera counted",
+    )
     try:
         yield served
     finally:
         holder["loop"].call_soon_threadsafe(holder["stop"].set)
         thread.join(30)
         logging.getLogger().removeHandler(problems)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("gave up waiting")
-        time.sleep(0.1)
 
 
 def strict_json(text: str) -> object:
@@ -202,7 +198,9 @@ async def test_zone_saves_and_model_switches_sent_together_all_survive(running, 
         wait_until(
             lambda c=camera, n=names: (
                 [z["name"] for z in running.get(f"/api/cameras/{c}").json()["zones"]] == n
-            )
+            ),
+            60,
+            f"camera {camera} counting with its saved zones",
         )
     text = running.path.read_text()
     assert "# two cameras of the concourse" in text and "# kept by every edit" in text
@@ -224,12 +222,12 @@ def test_a_deleted_zone_leaves_metrics(running) -> None:
         f"{running.url}/api/cameras/south/zones", json={"zones": [zone]}, headers=BEARER, timeout=30
     )
     assert put.status_code == 200, put.text
-    wait_until(lambda: zone_series(running, "south", "short lived"), timeout=30)
+    wait_until(lambda: zone_series(running, "south", "short lived"), 30, "the zone's series exported")
     put = requests.put(
         f"{running.url}/api/cameras/south/zones", json={"zones": []}, headers=BEARER, timeout=30
     )
     assert put.status_code == 200, put.text
-    wait_until(lambda: not zone_series(running, "south", "short lived"), timeout=5)
+    wait_until(lambda: not zone_series(running, "south", "short lived"), 5, "the zone's series removed")
     time.sleep(2)  # several more counted frames: nothing brings it back
     metrics = requests.get(f"{running.url}/metrics", timeout=30).text
     assert 'zone="short lived"' not in metrics and 'crowd_people{camera="south",zone=""}' in metrics
@@ -277,7 +275,7 @@ async def test_eight_starts_sent_together_run_one_job_and_delete_leaves_no_proce
             refused = await response.json()
             assert response.status == 429 and "running now: camera north (started" in refused["error"]
         pids_file = Path(job["model"] + ".pids")
-        wait_until(pids_file.exists, timeout=30)
+        wait_until(pids_file.exists, 30, "the fine-tune wrote its process ids")
         pids = json.loads(pids_file.read_text())
         assert not any(process_gone(pid) for pid in pids)
         async with session.delete(url, headers=BEARER) as response:
