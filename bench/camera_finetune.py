@@ -43,7 +43,7 @@ def write_training_set(folder: Path, data_root: Path, args: argparse.Namespace) 
     written = write_set(folder, elevated, "elevated")
     written += write_set(folder, degraded_images(data_root, "train", args.degraded), "degraded")
     written += write_set(folder, family_textures("train", args.variants), "families")
-    written += len(write_textures(folder, 1, (2.0,)))
+    written += len(write_textures(folder, args.texture_variants, tuple(args.texture_zooms)))
     written += len(write_head_free_crops(folder, args.head_free, data_root=data_root))
     return written
 
@@ -70,6 +70,19 @@ def main() -> int:
         "--degraded", type=int, default=80, help="degraded training images per part (default 80)"
     )
     parser.add_argument("--variants", type=int, default=6, help="textures per trained family (default 6)")
+    parser.add_argument(
+        "--texture-variants",
+        type=int,
+        default=1,
+        help="people-free ground covers (grass, gravel, ...) per kind and zoom (default 1; stage 3 had 3)",
+    )
+    parser.add_argument(
+        "--texture-zooms",
+        type=float,
+        nargs="+",
+        default=[2.0],
+        help="zooms of the ground covers (default 2; stage 3 had 2 1)",
+    )
     parser.add_argument("--last-blocks", type=int, default=4, help="backbone blocks trained (default 4)")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
     parser.add_argument("--replay-weight", type=float, default=3.0, help="anchor weight (default 3)")
