@@ -17,6 +17,12 @@ report) and `<out>/crowd-lite0-camera-refit.onnx`.
         --minutes 80 --elevated 400 --masked 0.4 --head-free 80
     python bench/camera_finetune.py --out runs/camera-smoke --minutes 1 --elevated 8 --degraded 2 --variants 1
 
+Every layer at a low rate, with stage 3's ground covers (stage 15 of the model card):
+
+    nice -n 5 python bench/camera_finetune.py --out runs/camera15 --elevated 400 --masked 0.4 --variants 12 \
+        --head-free 160 --texture-variants 3 --texture-zooms 2 1 --replay-images 240 --replay-weight 6 \
+        --last-blocks 16 --lr 1e-5 --minutes 85
+
 Quantisation-aware (stage 7 of the model card): the student trains under the INT8 copy's rounding.
 
     crowdstream engine quantize runs/camera5/stage5.onnx --images 128
