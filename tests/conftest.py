@@ -226,7 +226,7 @@ def wait_until(
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"not within {timeout} s: {what}\n{details()}")
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
