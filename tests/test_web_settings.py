@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from crowdstream.stream.config import load_config
 from crowdstream.stream.service import Service
-from tests.conftest import process_gone, wait_until
+from tests.conftest import process_gone, until, wait_until
 
 TOKEN = "a-token-of-twenty-chars"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -275,7 +275,7 @@ async def test_eight_starts_sent_together_run_one_job_and_delete_leaves_no_proce
             refused = await response.json()
             assert response.status == 429 and "running now: camera north (started" in refused["error"]
         pids_file = Path(job["model"] + ".pids")
-        wait_until(pids_file.exists, 30, "the fine-tune wrote its process ids")
+        await until(pids_file.exists, 30, "the fine-tune wrote its process ids")
         pids = json.loads(pids_file.read_text())
         assert not any(process_gone(pid) for pid in pids)
         async with session.delete(url, headers=BEARER) as response:
