@@ -145,6 +145,11 @@ def test_check_negatives_reports_every_image_and_the_portraits():
     assert sources["synthetic"]["images"] == 12 and sources["holdout-crop"]["images"] > 10
     assert {p["name"] for p in report["portraits"]} >= {"skimage:astronaut", "skimage:camera"}
     assert isinstance(report["people_free"]["all"]["target_met"], bool)
+    flags = [row["uncertain"] for row in report["images"]]
+    assert {type(flag) for flag in flags} == {bool}
+    assert report["uncertainty"]["flagged"] == sum(flags)
+    within_one = [abs(row["count"] - row["people"]) <= 1.0 for row in report["images"]]  # truths 0 and 1
+    assert report["uncertainty"]["small_errors"] == sum(within_one)
 
 
 @needs_data

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from crowdstream.engines.frames import shanghaitech_part
+from crowdstream.engines.uncertainty import judge
 from crowdstream.training.annotations import load_shanghaitech
 from crowdstream.training.people_free import (
     CheckResult,
@@ -41,11 +42,16 @@ def test_textures_are_deterministic_distinct_and_images():
     assert not np.array_equal(first["gravel-1"], first["gravel-2"])
 
 
+def checked(name: str, source: str, side: int, count: float) -> CheckResult:
+    """A square people-free check image's result, its self-check calm."""
+    return CheckResult(name, source, side, side, 0, count, judge(count, count, detail=0.7))
+
+
 def test_summary_scales_counts_to_512_squared_and_checks_the_target():
     results = [
-        CheckResult("a", "package", 512, 512, 0, 0.5),
-        CheckResult("b", "package", 1024, 1024, 0, 8.0),  # 8 on four 512² areas: 2 per 512²
-        CheckResult("c", "synthetic", 256, 256, 0, 0.25),  # 0.25 on a quarter: 1 per 512²
+        checked("a", "package", 512, 0.5),
+        checked("b", "package", 1024, 8.0),  # 8 on four 512² areas: 2 per 512²
+        checked("c", "synthetic", 256, 0.25),  # 0.25 on a quarter: 1 per 512²
     ]
     assert [r.per_512 for r in results] == [0.5, 2.0, 1.0]
     summary = summarise_people_free(results)
@@ -58,7 +64,7 @@ def test_summary_scales_counts_to_512_squared_and_checks_the_target():
     assert summary["all"]["mean_per_512"] == pytest.approx(3.5 / 3)
     assert summary["all"]["target_met"] is False  # mean 1.17 is not under 1
     assert summarise_people_free(results[:1])["all"]["target_met"] is True
-    over = [CheckResult("d", "synthetic", 512, 512, 0, 3.5)] + [results[0]] * 10
+    over = [checked("d", "synthetic", 512, 3.5)] + [results[0]] * 10
     assert summarise_people_free(over)["all"]["target_met"] is False  # mean 0.77 but one above 3
 
 

@@ -62,6 +62,11 @@ def test_judge_flags_disagreeing_counts_and_soft_frames_with_people_only() -> No
     assert not judge(1.0, 1.2, detail=0.45).uncertain  # soft but empty: nothing to get wrong
 
 
+def test_a_frame_read_as_empty_is_not_flagged_by_a_second_count_that_finds_texture_in_it() -> None:
+    assert not judge(0.0, 9.2, detail=0.7).uncertain  # a cobweb photo: 0.0, then 9.2 at finer tiles
+    assert judge(1.0, 7.8, detail=0.7).uncertain  # one person read where the finer tiles see eight
+
+
 def test_a_count_that_grows_with_the_number_of_tiles_is_uncertain() -> None:
     engine, frame = PerInputEngine(10.0), sharp_frame()
     (first,) = count_frames(engine, [frame], "auto")  # 640x480: one tile

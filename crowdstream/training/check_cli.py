@@ -102,6 +102,7 @@ def register(commands: Subcommands) -> None:
 
 
 def _negatives(args: argparse.Namespace) -> int:
+    from crowdstream.training.metrics import flag_rates
     from crowdstream.training.people_free import (
         count_checks,
         people_free_set,
@@ -125,9 +126,12 @@ def _negatives(args: argparse.Namespace) -> int:
     report = {
         "model": str(engine.model_path),
         "tiles": args.tiles,
-        "images": [{**vars(r), "per_512": r.per_512} for r in results],
+        "images": [r.as_dict() for r in results],
         "people_free": summarise_people_free(free),
         "portraits": [{"name": r.name, "people": r.people, "count": r.count} for r in results if r.people],
+        "uncertainty": flag_rates(
+            [r.count for r in results], [r.people for r in results], [r.self_check.uncertain for r in results]
+        ),
         "left_out": left_out_sets(data_root),
     }
     print(json.dumps(report) if args.json else format_negatives(report))
@@ -203,6 +207,11 @@ def format_negatives(report: dict) -> str:
     lines += [
         f"portrait {p['name']}: {p['count']:.2f} counted, {p['people']} person" for p in report["portraits"]
     ]
+    flagged = [r["name"] for r in report["images"] if r["uncertain"]]
+    lines.append(
+        f"flagged uncertain: {len(flagged)} of {len(report['images'])}"
+        + (f" ({', '.join(flagged)})" if flagged else "")
+    )
     return "\n".join(lines)
 
 

@@ -25,6 +25,7 @@ from crowdstream.engines.counting import count_frames
 from crowdstream.engines.errors import CrowdstreamError
 from crowdstream.engines.frames import HOLDOUT_EVERY, PARTS, shanghaitech_part
 from crowdstream.engines.spec import Engine
+from crowdstream.engines.uncertainty import Uncertainty, frame_uncertainty
 from crowdstream.training.annotations import load_any, split_items
 from crowdstream.training.textures import synthetic_textures
 from crowdstream.training.zoom import Window
@@ -174,7 +175,8 @@ AREA = 512 * 512
 
 @dataclass
 class CheckResult:
-    """What the model counted on one check image."""
+    """What the model counted on one check image, and its self-check: a people-free photo flagged
+    uncertain is a false alarm the operator would see."""
 
     name: str
     source: str
@@ -182,6 +184,11 @@ class CheckResult:
     height: int
     people: int
     count: float
+    self_check: Uncertainty
+
+    def as_dict(self) -> dict:
+        fields = {key: value for key, value in vars(self).items() if key != "self_check"}
+        return {**fields, "per_512": self.per_512, **self.self_check.as_dict()}
 
     @property
     def per_512(self) -> float:
@@ -192,12 +199,15 @@ class CheckResult:
 def count_checks(
     engine: Engine, images: Iterable[CheckImage], tiles: str = "auto", progress: bool = True
 ) -> list[CheckResult]:
-    """Count every check image with the stream's own tiling."""
+    """Count every check image with the stream's own tiling, and self-check each count."""
     results = []
     for item in tqdm(images, desc="counting", unit="img", disable=not progress):
         (frame,) = count_frames(engine, [item.image], tiles)
         height, width = item.image.shape[:2]
-        results.append(CheckResult(item.name, item.source, width, height, item.people, frame.count))
+        self_check = frame_uncertainty(engine, item.image, frame)
+        results.append(
+            CheckResult(item.name, item.source, width, height, item.people, frame.count, self_check)
+        )
     return results
 
 
