@@ -40,7 +40,11 @@ from pathlib import Path
 from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root
 from crowdstream.training.camera_sets import degraded_images, elevated_views, family_textures, write_set
 from crowdstream.training.finetune import FinetuneRunConfig, refit_count_head, run_finetune_logged
-from crowdstream.training.people_free_snapshots import write_head_free_crops, write_textures
+from crowdstream.training.people_free_snapshots import (
+    write_body_crops,
+    write_head_free_crops,
+    write_textures,
+)
 
 
 def write_training_set(folder: Path, data_root: Path, args: argparse.Namespace) -> int:
@@ -51,6 +55,7 @@ def write_training_set(folder: Path, data_root: Path, args: argparse.Namespace) 
     written += write_set(folder, family_textures("train", args.variants), "families")
     written += len(write_textures(folder, args.texture_variants, tuple(args.texture_zooms)))
     written += len(write_head_free_crops(folder, args.head_free, data_root=data_root))
+    written += len(write_body_crops(folder, args.body_crops, data_root))
     return written
 
 
@@ -71,6 +76,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--head-free", type=int, default=20, help="head-free training-image crops per part (default 20)"
+    )
+    parser.add_argument(
+        "--body-crops",
+        type=int,
+        default=0,
+        help="crops under the heads, bodies without heads, per part (default 0; stage 17 had 160)",
     )
     parser.add_argument(
         "--degraded", type=int, default=80, help="degraded training images per part (default 80)"

@@ -13,8 +13,11 @@ from crowdstream.engines.frames import HOLDOUT_EVERY, shanghaitech_part
 from crowdstream.training.annotations import list_dataset, load_any
 from crowdstream.training.negatives import GENERATORS, MORE_GENERATORS
 from crowdstream.training.people_free_snapshots import (
+    BODY_MIN_HEADS,
     SIDE,
+    body_window,
     link_training_images,
+    write_body_crops,
     write_head_free_crops,
     write_textures,
 )
@@ -62,6 +65,38 @@ def test_crops_come_from_training_images_and_hold_no_annotated_head(tmp_path) ->
         heads = load_any(items[index - 1]).points
         inside = (heads[:, 0] >= x0) & (heads[:, 0] < x0 + w) & (heads[:, 1] >= y0) & (heads[:, 1] < y0 + h)
         assert not inside.any() and record["points"] == [] and record["empty_regions"] == [[0, 0, w, h]]
+
+
+def test_the_body_window_is_the_clear_one_right_under_the_most_heads() -> None:
+    # three people side by side at the top of a 600×600 image, one alone further down on the right
+    heads = np.array([[60.0, 40.0], [120.0, 40.0], [180.0, 40.0], [520.0, 300.0]])
+    x0, y0, under = body_window(heads, 600, 600, 192)
+    assert under == 3 and x0 <= 60 and x0 + 192 > 180  # all three above it
+    assert 40 + 64 <= y0 <= 40 + 192  # clear of the heads by the check's margin, within a window of them
+    inside = (heads[:, 0] >= x0 - 64) & (heads[:, 0] < x0 + 256) & (heads[:, 1] >= y0 - 64)
+    assert not (inside & (heads[:, 1] < y0 + 256)).any()
+    assert body_window(heads[3:], 600, 600, 192) is None  # one head is not a crowd's bodies (BODY_MIN_HEADS)
+    assert BODY_MIN_HEADS == 2
+
+
+@needs_data
+def test_body_crops_are_training_images_under_heads_with_no_head_inside(tmp_path) -> None:
+    written = write_body_crops(tmp_path, per_part=6, data_root=DATA_ROOT)
+    assert len(written) >= 4 and all(path.name.startswith("body-") for path in written)
+    for path in written:
+        record = json.loads(path.read_text())
+        part, rest = record["source"].split("/", 1)
+        name, rest = rest.split(" ", 1)
+        box, under = rest.split(" under ")
+        y0, x0, h, w = json.loads(box.replace("(", "[").replace(")", "]"))
+        items = list_dataset(shanghaitech_part(part, DATA_ROOT))
+        index = [item.name for item in items].index(name) + 1
+        assert index % HOLDOUT_EVERY != 0  # never an every-5th hold-out image
+        heads = load_any(items[index - 1]).points
+        inside = (heads[:, 0] >= x0) & (heads[:, 0] < x0 + w) & (heads[:, 1] >= y0) & (heads[:, 1] < y0 + h)
+        above = (heads[:, 0] >= x0) & (heads[:, 0] < x0 + w) & (heads[:, 1] < y0) & (heads[:, 1] >= y0 - h)
+        assert not inside.any() and above.sum() == int(under.split()[0]) >= BODY_MIN_HEADS
+        assert record["points"] == [] and record["empty_regions"] == [[0, 0, w, h]]
 
 
 def test_linked_training_images_carry_their_heads_and_never_a_holdout_image(tmp_path) -> None:

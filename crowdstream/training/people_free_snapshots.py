@@ -5,7 +5,9 @@ Each snapshot is `<stem>.jpg` + `<stem>.json` with no points and one "nobody her
 (the format of training.snapshots). Two sources, both independent of the checks in training.people_free:
 - procedural textures (training.negatives: the shipped families and the ground covers added for this, drawn
   with seeds of their own) at zooms 2 and 1, with uneven light, sensor noise and often in grey;
-- head-free crops of ShanghaiTech *training-split* images (never the every-5th hold-out).
+- head-free crops of ShanghaiTech *training-split* images (never the every-5th hold-out): anywhere in the
+  image, or right under the most heads, where people's bodies are and their heads are not (a hold-out crop of
+  legs and torsos is the people-free check's worst image, 20.5 per 512² with the shipped model).
 training.textures (the check set's own generator) and the samples inside third-party packages are never used.
 The same folder can also hold the annotated training-split images themselves (`link_training_images`), for a
 fine-tune that trains the point loss on them as well.
@@ -26,6 +28,7 @@ from crowdstream.training.annotations import list_dataset, load_any
 from crowdstream.training.camera_demo import write_snapshot
 from crowdstream.training.finetune_eval import standard_parts
 from crowdstream.training.negatives import GENERATORS, MORE_GENERATORS, fractal_noise, head_free_box
+from crowdstream.training.people_free import head_free_windows
 
 SIDE = 512
 ZOOMS = (2.0, 1.0)
@@ -34,6 +37,9 @@ default: zoomed-out pebbles look like a dense crowd (one counted 1,881), and tra
 A's dense images more in a 3-minute trial."""
 GREY_SHARE = 0.4
 CROP_SIDES = (512, 384, 256)
+BODY_SIDES = (256, 192)
+BODY_MIN_HEADS = 2
+"""A body crop is kept only when at least this many heads stand right above it."""
 SEED = 20261130
 """The textures' own random stream (TextureBank uses (seed, 7), training.textures 7919)."""
 
@@ -99,6 +105,46 @@ def write_head_free_crops(folder: Path, per_part: int, data_root: Path, seed: in
             crop = sample.load_image()[y0 : y0 + ch, x0 : x0 + cw]
             stem = f"crop-{part}-{sample.image_path.stem}"
             written.append(write_empty(folder, stem, crop, f"{part}/{sample.image_path.name} {box}"))
+    return written
+
+
+def heads_above(points: np.ndarray, x0: int, y0: int, side: int) -> int:
+    """Heads within one window height above the window (x0, y0, side) and across its width: the people
+    whose bodies hang down into it."""
+    x, y = points[:, 0], points[:, 1]
+    return int(((x >= x0) & (x < x0 + side) & (y < y0) & (y >= y0 - side)).sum())
+
+
+def body_window(points: np.ndarray, height: int, width: int, side: int) -> tuple[int, int, int] | None:
+    """The head-free side×side window (x0, y0, heads above) with the most heads right above it, at least
+    BODY_MIN_HEADS; None when there is none. Heads are kept CROP_MARGIN pixels clear, as the check's crops."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    scored = [
+        (heads_above(points, w.x0, w.y0, side), w) for w in head_free_windows(points, height, width, side)
+    ]
+    if not scored:
+        return None
+    heads, best = max(scored, key=lambda pair: (pair[0], -pair[1].y0, -pair[1].x0))
+    return (best.x0, best.y0, heads) if heads >= BODY_MIN_HEADS else None
+
+
+def write_body_crops(folder: Path, per_part: int, data_root: Path) -> list[Path]:
+    """Up to `per_part` crops of each part's training images where bodies are and heads are not (one per
+    image, spread over the part, sides alternating in BODY_SIDES): trained to zero, they teach that a torso
+    or a pair of patterned leggings is nobody until a head is on it."""
+    written = []
+    for part, root in standard_parts(data_root).items():
+        train, _ = holdout_split(list_dataset(root))
+        for index, path in enumerate(spread(train, per_part)):
+            sample = load_any(path)
+            side = BODY_SIDES[index % len(BODY_SIDES)]
+            found = body_window(sample.points, sample.height, sample.width, side)
+            if found is None:
+                continue
+            x0, y0, heads = found
+            crop = sample.load_image()[y0 : y0 + side, x0 : x0 + side]
+            source = f"{part}/{sample.image_path.name} ({y0}, {x0}, {side}, {side}) under {heads} heads"
+            written.append(write_empty(folder, f"body-{part}-{sample.image_path.stem}", crop, source))
     return written
 
 
