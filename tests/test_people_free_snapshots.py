@@ -50,6 +50,14 @@ def test_textures_form_a_snapshot_folder_with_nobody_anywhere(tmp_path) -> None:
     ).read_bytes()
 
 
+def training_image_heads(part: str, name: str) -> np.ndarray:
+    """The annotated heads of a crop's source image, after checking it is not an every-5th hold-out image."""
+    items = list_dataset(shanghaitech_part(part, DATA_ROOT))
+    index = [item.name for item in items].index(name) + 1  # counted from 1, as holdout_split does
+    assert index % HOLDOUT_EVERY != 0  # never an every-5th hold-out image
+    return load_any(items[index - 1]).points
+
+
 @needs_data
 def test_crops_come_from_training_images_and_hold_no_annotated_head(tmp_path) -> None:
     written = write_head_free_crops(tmp_path, per_part=4, data_root=DATA_ROOT)
@@ -59,10 +67,7 @@ def test_crops_come_from_training_images_and_hold_no_annotated_head(tmp_path) ->
         part, rest = record["source"].split("/", 1)
         name, box = rest.split(" ", 1)
         y0, x0, h, w = json.loads(box.replace("(", "[").replace(")", "]"))
-        items = list_dataset(shanghaitech_part(part, DATA_ROOT))
-        index = [item.name for item in items].index(name) + 1  # counted from 1, as holdout_split does
-        assert index % HOLDOUT_EVERY != 0  # never an every-5th hold-out image
-        heads = load_any(items[index - 1]).points
+        heads = training_image_heads(part, name)
         inside = (heads[:, 0] >= x0) & (heads[:, 0] < x0 + w) & (heads[:, 1] >= y0) & (heads[:, 1] < y0 + h)
         assert not inside.any() and record["points"] == [] and record["empty_regions"] == [[0, 0, w, h]]
 
@@ -89,10 +94,7 @@ def test_body_crops_are_training_images_under_heads_with_no_head_inside(tmp_path
         name, rest = rest.split(" ", 1)
         box, under = rest.split(" under ")
         y0, x0, h, w = json.loads(box.replace("(", "[").replace(")", "]"))
-        items = list_dataset(shanghaitech_part(part, DATA_ROOT))
-        index = [item.name for item in items].index(name) + 1
-        assert index % HOLDOUT_EVERY != 0  # never an every-5th hold-out image
-        heads = load_any(items[index - 1]).points
+        heads = training_image_heads(part, name)
         inside = (heads[:, 0] >= x0) & (heads[:, 0] < x0 + w) & (heads[:, 1] >= y0) & (heads[:, 1] < y0 + h)
         above = (heads[:, 0] >= x0) & (heads[:, 0] < x0 + w) & (heads[:, 1] < y0) & (heads[:, 1] >= y0 - h)
         assert not inside.any() and above.sum() == int(under.split()[0]) >= BODY_MIN_HEADS
