@@ -38,7 +38,13 @@ import sys
 from pathlib import Path
 
 from crowdstream.engines.data_root import DATA_ROOT_HELP, resolve_data_root
-from crowdstream.training.camera_sets import degraded_images, elevated_views, family_textures, write_set
+from crowdstream.training.camera_sets import (
+    degraded_images,
+    elevated_views,
+    family_textures,
+    sharp_images,
+    write_set,
+)
 from crowdstream.training.finetune import FinetuneRunConfig, refit_count_head, run_finetune_logged
 from crowdstream.training.people_free_snapshots import (
     write_body_crops,
@@ -53,6 +59,8 @@ def write_training_set(folder: Path, data_root: Path, args: argparse.Namespace) 
     written = write_set(folder, elevated, "elevated")
     written += write_set(folder, degraded_images(data_root, "train", args.degraded), "degraded")
     written += write_set(folder, family_textures("train", args.variants), "families")
+    if args.sharp:
+        written += write_set(folder, sharp_images(data_root, "train", args.sharp), "sharp")
     written += len(write_textures(folder, args.texture_variants, tuple(args.texture_zooms)))
     written += len(write_head_free_crops(folder, args.head_free, data_root=data_root))
     written += len(write_body_crops(folder, args.body_crops, data_root))
@@ -85,6 +93,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--degraded", type=int, default=80, help="degraded training images per part (default 80)"
+    )
+    parser.add_argument(
+        "--sharp",
+        type=int,
+        default=0,
+        help="training images as they are, trained on their heads, per part (default 0; stage 18: 320, all)",
     )
     parser.add_argument("--variants", type=int, default=6, help="textures per trained family (default 6)")
     parser.add_argument(

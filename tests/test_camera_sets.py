@@ -13,7 +13,12 @@ import pytest
 from crowdstream.engines.frames import HOLDOUT_EVERY
 from crowdstream.training.annotations import Sample
 from crowdstream.training.camera_look import CHECK_LOOK, CameraLook, degrade, mask_outside_region
-from crowdstream.training.camera_sets import elevated_views, split_samples, write_camera_sets
+from crowdstream.training.camera_sets import (
+    elevated_views,
+    sharp_images,
+    split_samples,
+    write_camera_sets,
+)
 from crowdstream.training.elevated_scenes import Cutout, cutouts, elevated_scene, paste
 from crowdstream.training.texture_families import CHECK_FAMILIES, TRAIN_FAMILIES
 from tests.data_paths import DATA_ROOT, needs_data
@@ -126,3 +131,15 @@ def test_masked_elevated_views_are_the_same_views_black_outside_with_the_heads_i
         np.testing.assert_array_equal(masked_frame[inside], frame[inside])
         assert len(kept) < len(heads) or inside.all()
         assert {tuple(h) for h in kept.tolist()} <= {tuple(h) for h in heads.tolist()}
+
+
+@needs_data
+def test_sharp_images_are_training_images_untouched_with_their_annotated_heads() -> None:
+    sharp = list(sharp_images(DATA_ROOT, "train", 2))
+    assert [stem.split("-")[1] for stem, _, _ in sharp] == ["A", "A", "B", "B"]
+    for stem, image, heads in sharp:
+        part, name = stem.split("-")[1:]
+        (sample,) = [s for s in split_samples(DATA_ROOT, part, "train", 2) if s.image_path.stem == name]
+        assert int(name.split("_")[1]) % HOLDOUT_EVERY
+        np.testing.assert_array_equal(image, sample.load_image())
+        np.testing.assert_array_equal(heads, sample.points)
