@@ -23,6 +23,12 @@ Every layer at a low rate, with stage 3's ground covers (stage 15 of the model c
         --head-free 160 --texture-variants 3 --texture-zooms 2 1 --replay-images 240 --replay-weight 6 \
         --last-blocks 16 --lr 1e-5 --minutes 85
 
+Stage 17's folder plus the training photographs themselves, trained on their heads (stage 18 of the model card):
+
+    python bench/camera_finetune.py --out runs/camera18 --data runs/camera18/data \
+        --base runs/camera17/crowd-lite0-camera.onnx --anchor default --replay-images 240 \
+        --replay-share 0.3 --replay-weight 3 --last-blocks 16 --lr 3e-5 --minutes 75
+
 Quantisation-aware (stage 7 of the model card): the student trains under the INT8 copy's rounding.
 
     crowdstream engine quantize runs/camera5/stage5.onnx --images 128
@@ -121,6 +127,13 @@ def main() -> int:
         "--replay-images", type=int, default=80, help="training images replayed per part (default 80)"
     )
     parser.add_argument(
+        "--replay-parts",
+        nargs="+",
+        choices=("A", "B"),
+        default=["A", "B"],
+        help="ShanghaiTech parts replayed (default A B; stage 19: A)",
+    )
+    parser.add_argument(
         "--replay-share", type=float, default=0.5, help="share of tiles replayed (default 0.5)"
     )
     parser.add_argument("--anchor", help="model the replayed tiles are held to (default: --base)")
@@ -149,6 +162,7 @@ def main() -> int:
         replay_share=args.replay_share,
         replay_weight=args.replay_weight,
         replay_images=args.replay_images,
+        replay_parts=tuple(args.replay_parts),
         anchor=args.anchor,
         replay_negatives="zero",
         standard_limit=args.standard_limit,

@@ -23,7 +23,13 @@ from crowdstream.engines.models import DEFAULT_MODEL
 from crowdstream.training.annotations import load_nwpu, load_shanghaitech
 from crowdstream.training.calibrate import COEFFICIENTS
 from crowdstream.training.camera_demo import View, write_snapshot, zoomed
-from crowdstream.training.finetune import FinetuneError, judge, trainable_base
+from crowdstream.training.finetune import (
+    FinetuneError,
+    FinetuneRunConfig,
+    judge,
+    replay_images,
+    trainable_base,
+)
 from crowdstream.training.snapshots import empty_mask
 from tests.data_paths import DATA_ROOT, PART_B, needs_data
 
@@ -439,3 +445,17 @@ def test_the_camera_gain_makes_the_training_counts_add_up_and_is_bounded():
     assert camera_gain([1.0, 2.0], [40, 30]) == 2.0  # clipped: a broken model, not a scale
     assert camera_gain([3.0, 1.0], [2, 1]) is None  # too few heads to fit on
     assert camera_gain([0.0, 0.0], [10, 15]) is None
+
+
+@pytest.mark.parametrize("data_root", [DATA_ROOT, None], ids=["data root", "shipped replay crops"])
+def test_replay_parts_limits_the_replayed_images_to_the_named_parts(data_root, tmp_path):
+    if data_root is not None and not PART_B.is_dir():
+        pytest.skip("ShanghaiTech data not found")
+    config = dict(dataset=tmp_path, out=tmp_path / "m.onnx", replay_images=3, data_root=data_root)
+    both, _ = replay_images(FinetuneRunConfig(**config))
+    only_a, _ = replay_images(FinetuneRunConfig(**config, replay_parts=("A",)))
+    assert sorted({image.part for image in both}) == ["A", "B"]
+    assert {image.part for image in only_a} == {"A"}
+    assert [image.sample.image_path for image in only_a] == [
+        image.sample.image_path for image in both if image.part == "A"
+    ]

@@ -36,7 +36,13 @@ from crowdstream.training.calibrate import camera_gain, refit_onnx_count_head, r
 from crowdstream.training.datasets import Augment, LoadedImage, TileDataset, load_images, normalise_rgb
 from crowdstream.training.density import DensityConfig, density_map
 from crowdstream.training.export import check_parity
-from crowdstream.training.finetune_eval import snapshot_mae, standard_mae, standard_parts, standard_sets
+from crowdstream.training.finetune_eval import (
+    PARTS,
+    snapshot_mae,
+    standard_mae,
+    standard_parts,
+    standard_sets,
+)
 from crowdstream.training.losses import PointLossConfig, density_loss, point_loss
 from crowdstream.training.negatives import TextureBank
 from crowdstream.training.onnx_weights import (
@@ -97,6 +103,12 @@ class FinetuneRunConfig(BaseModel):
         0.5, ge=0, lt=1, description="share of tiles from ShanghaiTech training images"
     )
     replay_images: int = Field(40, ge=0, description="ShanghaiTech training images per part kept in memory")
+    replay_parts: tuple[Literal["A", "B"], ...] = Field(
+        ("A", "B"),
+        min_length=1,
+        description="ShanghaiTech parts replayed: part A alone holds its dense photographs, which no camera "
+        "snapshot resembles, to the anchor with every replayed tile",
+    )
     loss: Literal["points", "density"] = Field(
         "points",
         description="camera tiles: the point loss on the heads, or the previous loss (pixel, count and "
@@ -154,18 +166,23 @@ class FinetuneRunConfig(BaseModel):
 def replay_images(config: FinetuneRunConfig) -> tuple[list[LoadedImage], str]:
     """(images, where from): `replay_images` training-split images of each ShanghaiTech part under the data
     root, spread over the part; without the data, the training crops that ship with the package."""
-    images = training_split_images(config.data_root, config.replay_images)
+    images = training_split_images(config.data_root, config.replay_images, config.replay_parts)
     if images:
         return images, f"ShanghaiTech training split under {config.data_root}"
     shipped = shipped_replay_images(config.replay_images)
+    shipped = [image for image in shipped if image.part in config.replay_parts]
     return shipped, "the training crops shipped with crowdstream (training/replay/train)"
 
 
-def training_split_images(data_root: Path | None, per_part: int | None = None) -> list[LoadedImage]:
-    """Training-split images of each ShanghaiTech part (never the standard hold-out), `per_part` of them
-    spread over the part (all: None); none when the data is not on this machine."""
+def training_split_images(
+    data_root: Path | None, per_part: int | None = None, parts: tuple[str, ...] = PARTS
+) -> list[LoadedImage]:
+    """Training-split images of each ShanghaiTech part in `parts` (never the standard hold-out), `per_part`
+    of them spread over the part (all: None); none when the data is not on this machine."""
     images = []
     for part, root in standard_parts(data_root).items():
+        if part not in parts:
+            continue
         train, _ = holdout_split(list_dataset(root))
         images += load_images(train if per_part is None else spread(train, per_part), part, None)
     return images
