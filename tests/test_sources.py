@@ -543,6 +543,19 @@ def test_http_mjpeg_camera_streams_and_reconnects_after_hangup(mjpeg_server: Mjp
     assert source.status == "up" and source.last_error == "stream ended"
 
 
+def test_whoever_is_told_of_a_frame_already_sees_the_source_up(mjpeg_server: MjpegServer) -> None:
+    """Frame and status change together: the first frame after the camera hung up came with "down" (CI, loaded)."""
+    statuses: list[str] = []
+    source = open_source("mjpeg", f"{mjpeg_server.url}/stream", **FAST)
+    source.on_frame = lambda: statuses.append(source.status)
+    source.start()
+    try:
+        wait_until(lambda: source.reconnects >= 1 and len(statuses) > 20, 20, "frames of two connections")
+    finally:
+        source.stop(timeout=1.0)
+    assert set(statuses) == {"up"}
+
+
 def test_http_garbage_goes_down(mjpeg_server: MjpegServer, started) -> None:
     source = started("junk", f"{mjpeg_server.url}/garbage", **FAST)
     wait_until(lambda: source.reconnects >= 2, 15, "retries")

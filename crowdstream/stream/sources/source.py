@@ -196,16 +196,19 @@ class Source:
         return self._frame if self._newer(after_seq) else None
 
     def _publish(self, image: np.ndarray | Pixels) -> None:
+        """Hand a frame to readers. The status turns "up" under the same lock, so nobody who sees a new
+        frame reads the status of the outage before it."""
         now = time.time()
         skipped, self._skipped = self._reader.skipped - self._skipped, self._reader.skipped
         with self._changed:
             seq = (self._frame.seq if self._frame else 0) + skipped + 1
             self._frame = Frame(image, now, seq)
+            came_up = self._set_status("up")
             self._changed.notify_all()
         if self.on_frame is not None:
             self.on_frame()
         self._update_fps(now)
-        if self._set_status("up"):
+        if came_up:
             log.info(
                 "source up",
                 extra={"camera": self.camera_id, "url": self.safe_url, "reconnects": self.reconnects},
