@@ -169,8 +169,7 @@ def replay_images(config: FinetuneRunConfig) -> tuple[list[LoadedImage], str]:
     images = training_split_images(config.data_root, config.replay_images, config.replay_parts)
     if images:
         return images, f"ShanghaiTech training split under {config.data_root}"
-    shipped = shipped_replay_images(config.replay_images)
-    shipped = [image for image in shipped if image.part in config.replay_parts]
+    shipped = shipped_replay_images(config.replay_images, parts=config.replay_parts)
     return shipped, "the training crops shipped with crowdstream (training/replay/train)"
 
 

@@ -84,12 +84,15 @@ def shipped_samples(kind: Kind, folder: Path = REPLAY_DIR) -> dict[str, list[Sam
     return parts
 
 
-def shipped_replay_images(per_part: int | None = None, folder: Path = REPLAY_DIR) -> list[LoadedImage]:
-    """`per_part` of the `train` crops of each part (all: None) in memory, each tagged with its part
-    (replay draws the parts equally)."""
+def shipped_replay_images(
+    per_part: int | None = None, folder: Path = REPLAY_DIR, parts: tuple[str, ...] = ("A", "B")
+) -> list[LoadedImage]:
+    """`per_part` of the `train` crops of each part in `parts` (all: None) in memory, each tagged with its
+    part (replay draws the parts equally)."""
     return [
         LoadedImage(sample, sample.load_image(), None, part)
         for part, samples in shipped_samples("train", folder).items()
+        if part in parts
         for sample in (samples if per_part is None else spread(samples, per_part))
     ]
 
