@@ -134,6 +134,12 @@ def main() -> int:
         help="ShanghaiTech parts replayed (default A B; stage 19: A)",
     )
     parser.add_argument(
+        "--replay-heads-power",
+        type=float,
+        default=0.0,
+        help="replayed images drawn in proportion to (heads + 1) to this power (default 0: equally)",
+    )
+    parser.add_argument(
         "--replay-share", type=float, default=0.5, help="share of tiles replayed (default 0.5)"
     )
     parser.add_argument("--anchor", help="model the replayed tiles are held to (default: --base)")
@@ -163,6 +169,7 @@ def main() -> int:
         replay_weight=args.replay_weight,
         replay_images=args.replay_images,
         replay_parts=tuple(args.replay_parts),
+        replay_heads_power=args.replay_heads_power,
         anchor=args.anchor,
         replay_negatives="zero",
         standard_limit=args.standard_limit,

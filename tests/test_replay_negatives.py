@@ -1,5 +1,6 @@
-"""The fine-tune's `replay_negatives` option: replayed people-free tiles are anchored to the base model's
-answer by default, trained towards zero with "zero", and not drawn with "none"."""
+"""The fine-tune's replay options: replayed people-free tiles are anchored to the base model's answer by
+default, trained towards zero with `replay_negatives="zero"` and not drawn with "none"; `replay_heads_power`
+draws the denser replayed images more often."""
 
 from __future__ import annotations
 
@@ -113,3 +114,22 @@ def test_none_draws_no_people_free_replay_tiles(tmp_path, monkeypatch, option: s
     assert replayed == {"replay_images": 1, "replay_source": "test images"}
     assert tiles.zero_replayed_negatives == (option == "zero")
     assert any(tiles.replay[i].negative for i in range(60)) == drawn
+
+
+def test_replay_heads_power_draws_the_denser_replayed_image_more_often(tmp_path, monkeypatch) -> None:
+    import crowdstream.training.finetune as finetune
+
+    camera = loaded([], "camera", 1)
+    cv2.imwrite(str(tmp_path / "camera.png"), camera.image)
+    sparse = loaded([[30, 30]], "A", 2)
+    dense = loaded([[x, y] for x in range(20, 440, 20) for y in range(20, 440, 20)], "A", 3)  # 441 heads
+    monkeypatch.setattr(finetune, "replay_images", lambda _config: ([sparse, dense], "test images"))
+    snapshot = Sample(tmp_path / "camera.png", camera.sample.points, 448, 448)
+    shares = []
+    for power in (0.0, 1.0):
+        config = FinetuneRunConfig(
+            dataset=Path("d"), out=Path("o.onnx"), replay_heads_power=power, replay_negatives="none"
+        )
+        tiles, _ = finetune.tile_source(config, [snapshot])
+        shares.append(np.mean([tiles.replay[i].plan.source == 1 for i in range(400)]))
+    assert 0.4 < shares[0] < 0.6 and shares[1] > 0.95  # (441 + 1) / (441 + 1 + 2) = 0.995

@@ -106,6 +106,15 @@ def test_planned_batches_are_reproducible_and_people_free_tiles_have_no_heads():
     assert pixels.shape == (40, 3, 224, 224) and float(pixels.min()) >= 0 and float(pixels.max()) <= 255
 
 
+@pytest.mark.parametrize("power, dense_share", [(0.0, 0.5), (1.0, 100 / 110)])
+def test_heads_power_draws_the_dense_image_in_proportion_to_its_heads(power, dense_share):
+    sparse = loaded([(20.0 + 50 * i, 30.0) for i in range(9)])  # (9 + 1) ** power
+    dense = loaded([(5.0 + 6 * (i % 99), 40.0 + 3 * (i // 99)) for i in range(99)])  # (99 + 1) ** power
+    tiles = TileDataset([sparse, dense], "auto", 4000, Augment(flip=False), seed=3, heads_power=power)
+    drawn = np.array([tiles[i].plan.source for i in range(4000)])
+    assert abs((drawn == 1).mean() - dense_share) < 0.025  # about 4 binomial standard deviations
+
+
 def test_head_free_boxes_keep_their_distance_from_every_head():
     rng = np.random.default_rng(1)
     points = rng.uniform(0, 600, size=(40, 2)).astype(np.float32)

@@ -78,7 +78,11 @@ class PlannedTile:
 
 class TileDataset(Dataset):
     """Random tiles at random scales, as plans for a TileRenderer over `sources` (the images, then the
-    synthetic textures). Each part contributes equally per epoch (balanced dense/sparse)."""
+    synthetic textures). Each part contributes equally per epoch (balanced dense/sparse).
+
+    `heads_power`: within a part, an image is drawn in proportion to (its annotated heads + 1) to this
+    power; 0 draws each image equally, 1 draws a photograph of 999 people ten times as often as one of 99.
+    A fine-tune's replay uses it to hold the densest photographs, whose counts drift first, closer."""
 
     def __init__(
         self,
@@ -88,12 +92,21 @@ class TileDataset(Dataset):
         augment: Augment,
         seed: int,
         textures: TextureBank | None = None,
+        heads_power: float = 0.0,
     ):
         self.images = images
         self.groups: dict[str, list[int]] = {}
         for index, image in enumerate(images):
             self.groups.setdefault(image.part, []).append(index)
         self.parts = sorted(self.groups)
+        self.draw_odds = (
+            None
+            if heads_power == 0
+            else {
+                part: heads_odds([images[index] for index in group], heads_power)
+                for part, group in self.groups.items()
+            }
+        )
         self.tiles = tiles
         self.samples_per_part = samples_per_part
         self.augment = augment
@@ -111,8 +124,14 @@ class TileDataset(Dataset):
 
     def __getitem__(self, index: int) -> PlannedTile:
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        group = self.groups[self.parts[index % len(self.parts)]]
-        tile = self.sample(group[rng.integers(len(group))], rng)
+        part = self.parts[index % len(self.parts)]
+        group = self.groups[part]
+        drawn = (
+            rng.integers(len(group))
+            if self.draw_odds is None
+            else rng.choice(len(group), p=self.draw_odds[part])
+        )
+        tile = self.sample(group[drawn], rng)
         if self.augment.flip and rng.random() < 0.5:
             tile = flip(tile)
         return replace(tile, plan=self._photometric(tile.plan, rng))
@@ -151,6 +170,12 @@ class TileDataset(Dataset):
             )
             gain, offset = tuple(float(g) for g in channel), float(rng.uniform(-strength, strength) * 64)
         return replace(plan, grey=grey, blur=blur, gain=gain, offset=offset)
+
+
+def heads_odds(images: list[LoadedImage], power: float) -> np.ndarray:
+    """Each image's chance of being drawn: (annotated heads + 1) ** power, normalised."""
+    weights = np.array([(len(image.sample.points) + 1.0) ** power for image in images], dtype=np.float64)
+    return weights / weights.sum()
 
 
 def crop_plan(source: int, item: LoadedImage, y0: int, x0: int, ch: int, cw: int) -> PlannedTile:

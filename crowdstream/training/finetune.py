@@ -109,6 +109,14 @@ class FinetuneRunConfig(BaseModel):
         description="ShanghaiTech parts replayed: part A alone holds its dense photographs, which no camera "
         "snapshot resembles, to the anchor with every replayed tile",
     )
+    replay_heads_power: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="replayed images drawn in proportion to (annotated heads + 1) to this power "
+        "(training.datasets.TileDataset): 0 draws each equally, 1 holds the densest photographs, whose "
+        "counts drift first, to the anchor most often",
+    )
     loss: Literal["points", "density"] = Field(
         "points",
         description="camera tiles: the point loss on the heads, or the previous loss (pixel, count and "
@@ -202,7 +210,9 @@ def tile_source(config: FinetuneRunConfig, train: list[Sample]) -> tuple[MixedTi
         augment = REPLAY_AUGMENT
         if config.replay_negatives == "none":
             augment = replace(REPLAY_AUGMENT, negatives=0.0)
-        replay = TileDataset(replay_set, "auto", 1, augment, config.seed, camera.textures)
+        replay = TileDataset(
+            replay_set, "auto", 1, augment, config.seed, camera.textures, config.replay_heads_power
+        )
     else:
         log.warning("no ShanghaiTech training images to replay: the model may forget what it knew")
     zero = config.replay_negatives == "zero"
