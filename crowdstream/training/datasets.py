@@ -99,11 +99,11 @@ class TileDataset(Dataset):
         for index, image in enumerate(images):
             self.groups.setdefault(image.part, []).append(index)
         self.parts = sorted(self.groups)
-        self.draw_odds = (
+        self.draw_chances = (
             None
             if heads_power == 0
             else {
-                part: heads_odds([images[index] for index in group], heads_power)
+                part: heads_chances([images[index] for index in group], heads_power)
                 for part, group in self.groups.items()
             }
         )
@@ -128,8 +128,8 @@ class TileDataset(Dataset):
         group = self.groups[part]
         drawn = (
             rng.integers(len(group))
-            if self.draw_odds is None
-            else rng.choice(len(group), p=self.draw_odds[part])
+            if self.draw_chances is None
+            else rng.choice(len(group), p=self.draw_chances[part])
         )
         tile = self.sample(group[drawn], rng)
         if self.augment.flip and rng.random() < 0.5:
@@ -172,8 +172,8 @@ class TileDataset(Dataset):
         return replace(plan, grey=grey, blur=blur, gain=gain, offset=offset)
 
 
-def heads_odds(images: list[LoadedImage], power: float) -> np.ndarray:
-    """Each image's chance of being drawn: (annotated heads + 1) ** power, normalised."""
+def heads_chances(images: list[LoadedImage], power: float) -> np.ndarray:
+    """Each image's chance of being drawn: (annotated heads + 1) ** power, normalised to sum to 1."""
     weights = np.array([(len(image.sample.points) + 1.0) ** power for image in images], dtype=np.float64)
     return weights / weights.sum()
 
