@@ -140,6 +140,13 @@ def main() -> int:
         help="replayed images drawn in proportion to (heads + 1) to this power (default 0: equally)",
     )
     parser.add_argument(
+        "--snapshot-heads-power",
+        type=float,
+        default=0.0,
+        help="snapshots with heads drawn in proportion to (heads + 1) to this power, people-free ones at "
+        "their equal share (default 0: equally)",
+    )
+    parser.add_argument(
         "--replay-share", type=float, default=0.5, help="share of tiles replayed (default 0.5)"
     )
     parser.add_argument("--anchor", help="model the replayed tiles are held to (default: --base)")
@@ -170,6 +177,7 @@ def main() -> int:
         replay_images=args.replay_images,
         replay_parts=tuple(args.replay_parts),
         replay_heads_power=args.replay_heads_power,
+        snapshot_heads_power=args.snapshot_heads_power,
         anchor=args.anchor,
         replay_negatives="zero",
         standard_limit=args.standard_limit,

@@ -133,3 +133,24 @@ def test_replay_heads_power_draws_the_denser_replayed_image_more_often(tmp_path,
         tiles, _ = finetune.tile_source(config, [snapshot])
         shares.append(np.mean([tiles.replay[i].plan.source == 1 for i in range(400)]))
     assert 0.4 < shares[0] < 0.6 and shares[1] > 0.95  # (441 + 1) / (441 + 1 + 2) = 0.995
+
+
+def test_snapshot_heads_power_reaches_the_camera_tiles(tmp_path) -> None:
+    import crowdstream.training.finetune as finetune
+
+    snapshots = []
+    for name, points in (
+        ("sparse", [[30, 30]]),
+        ("dense", [[x, y] for x in range(20, 440, 20) for y in (40, 400)]),
+    ):
+        image = loaded(points, "camera", len(snapshots))
+        cv2.imwrite(str(tmp_path / f"{name}.png"), image.image)
+        snapshots.append(Sample(tmp_path / f"{name}.png", image.sample.points, 448, 448))
+    shares = []
+    for power in (0.0, 1.0):
+        config = FinetuneRunConfig(
+            dataset=Path("d"), out=Path("o.onnx"), replay_images=0, snapshot_heads_power=power
+        )
+        tiles, _ = finetune.tile_source(config, snapshots)
+        shares.append(np.mean([tiles.camera[i].plan.source == 1 for i in range(400)]))
+    assert 0.4 < shares[0] < 0.6 and shares[1] > 0.85  # (42 + 1) / (42 + 1 + 2) = 0.96

@@ -115,6 +115,17 @@ def test_heads_power_draws_the_dense_image_in_proportion_to_its_heads(power, den
     assert abs((drawn == 1).mean() - dense_share) < 0.025  # about 4 binomial standard deviations
 
 
+def test_heads_power_leaves_people_free_images_their_equal_share():
+    empty = loaded([])
+    sparse = loaded([(20.0 + 50 * i, 30.0) for i in range(9)])
+    dense = loaded([(5.0 + 6 * (i % 99), 40.0 + 3 * (i // 99)) for i in range(99)])
+    tiles = TileDataset([empty, sparse, dense], "auto", 6000, Augment(flip=False), seed=4, heads_power=1.0)
+    drawn = np.array([tiles[i].plan.source for i in range(6000)])
+    # the empty image keeps 1/3; the other 2/3 go 10 : 100 to the sparse and the dense image
+    for source, share in enumerate((1 / 3, 2 / 3 * 10 / 110, 2 / 3 * 100 / 110)):
+        assert abs((drawn == source).mean() - share) < 0.025
+
+
 def test_head_free_boxes_keep_their_distance_from_every_head():
     rng = np.random.default_rng(1)
     points = rng.uniform(0, 600, size=(40, 2)).astype(np.float32)

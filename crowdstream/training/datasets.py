@@ -80,8 +80,9 @@ class TileDataset(Dataset):
     """Random tiles at random scales, as plans for a TileRenderer over `sources` (the images, then the
     synthetic textures). Each part contributes equally per epoch (balanced dense/sparse).
 
-    `heads_power`: within a part, an image is drawn in proportion to (its annotated heads + 1) to this
-    power; 0 draws each image equally, 1 draws a photograph of 999 people ten times as often as one of 99.
+    `heads_power`: within a part, an image with heads is drawn in proportion to (its annotated heads + 1) to
+    this power; 0 draws each image equally, 1 draws a photograph of 999 people ten times as often as one of 99.
+    Images without heads keep their equal share (`heads_chances`).
     A fine-tune's replay uses it to hold the densest photographs, whose counts drift first, closer."""
 
     def __init__(
@@ -173,9 +174,15 @@ class TileDataset(Dataset):
 
 
 def heads_chances(images: list[LoadedImage], power: float) -> np.ndarray:
-    """Each image's chance of being drawn: (annotated heads + 1) ** power, normalised to sum to 1."""
-    weights = np.array([(len(image.sample.points) + 1.0) ** power for image in images], dtype=np.float64)
-    return weights / weights.sum()
+    """Each image's chance of being drawn: images without heads keep the share an equal draw gives them (the
+    people-free pictures a fine-tune learns zero from), the rest share theirs in proportion to
+    (annotated heads + 1) ** power."""
+    heads = np.array([len(image.sample.points) for image in images], dtype=np.float64)
+    weights = np.where(heads > 0, (heads + 1.0) ** power, 0.0)
+    chances = np.where(heads > 0, 0.0, 1.0 / len(images))
+    if weights.sum() > 0:
+        chances += weights / weights.sum() * (heads > 0).mean()
+    return chances
 
 
 def crop_plan(source: int, item: LoadedImage, y0: int, x0: int, ch: int, cw: int) -> PlannedTile:

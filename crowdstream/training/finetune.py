@@ -109,6 +109,14 @@ class FinetuneRunConfig(BaseModel):
         description="ShanghaiTech parts replayed: part A alone holds its dense photographs, which no camera "
         "snapshot resembles, to the anchor with every replayed tile",
     )
+    snapshot_heads_power: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="camera snapshots with heads drawn in proportion to (annotated heads + 1) to this power, "
+        "people-free ones at their equal share (training.datasets.heads_chances): the dense snapshots, which "
+        "few cameras' sets hold many of, trained more often",
+    )
     replay_heads_power: float = Field(
         0.0,
         ge=0,
@@ -202,7 +210,13 @@ def loaded(samples: list[Sample]) -> list[LoadedImage]:
 def tile_source(config: FinetuneRunConfig, train: list[Sample]) -> tuple[MixedTiles, dict]:
     """The training tile stream, and how many replay images it draws from and where they come from."""
     camera = SnapshotTiles(
-        loaded(train), "auto", 1, CAMERA_AUGMENT, config.seed, TextureBank(config.seed, TEXTURES)
+        loaded(train),
+        "auto",
+        1,
+        CAMERA_AUGMENT,
+        config.seed,
+        TextureBank(config.seed, TEXTURES),
+        config.snapshot_heads_power,
     )
     replay_set, source = replay_images(config) if config.replay_images and config.replay_share else ([], None)
     replay = None
