@@ -1,6 +1,6 @@
 """The fine-tune's replay options: replayed people-free tiles are anchored to the base model's answer by
 default, trained towards zero with `replay_negatives="zero"` and not drawn with "none"; `replay_heads_power`
-draws the denser replayed images more often."""
+and `snapshot_heads_power` draw the denser replayed images and camera snapshots more often."""
 
 from __future__ import annotations
 

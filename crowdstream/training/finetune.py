@@ -114,8 +114,8 @@ class FinetuneRunConfig(BaseModel):
         ge=0,
         le=2,
         description="camera snapshots with heads drawn in proportion to (annotated heads + 1) to this power, "
-        "people-free ones at their equal share (training.datasets.heads_chances): the dense snapshots, which "
-        "few cameras' sets hold many of, trained more often",
+        "people-free ones at their equal share (training.datasets.heads_chances): most snapshots are sparse "
+        "or people-free, so the dense ones are trained more often",
     )
     replay_heads_power: float = Field(
         0.0,
