@@ -106,10 +106,13 @@ def test_planned_batches_are_reproducible_and_people_free_tiles_have_no_heads():
     assert pixels.shape == (40, 3, 224, 224) and float(pixels.min()) >= 0 and float(pixels.max()) <= 255
 
 
+NINE_HEADS = [(20.0 + 50 * i, 30.0) for i in range(9)]
+NINETY_NINE_HEADS = [(5.0 + 6 * (i % 99), 40.0 + 3 * (i // 99)) for i in range(99)]
+
+
 @pytest.mark.parametrize("power, dense_share", [(0.0, 0.5), (1.0, 100 / 110)])
 def test_heads_power_draws_the_dense_image_in_proportion_to_its_heads(power, dense_share):
-    sparse = loaded([(20.0 + 50 * i, 30.0) for i in range(9)])  # (9 + 1) ** power
-    dense = loaded([(5.0 + 6 * (i % 99), 40.0 + 3 * (i // 99)) for i in range(99)])  # (99 + 1) ** power
+    sparse, dense = loaded(NINE_HEADS), loaded(NINETY_NINE_HEADS)  # (9 + 1) ** power, (99 + 1) ** power
     tiles = TileDataset([sparse, dense], "auto", 4000, Augment(flip=False), seed=3, heads_power=power)
     drawn = np.array([tiles[i].plan.source for i in range(4000)])
     assert abs((drawn == 1).mean() - dense_share) < 0.025  # over 3 binomial standard deviations
@@ -117,8 +120,7 @@ def test_heads_power_draws_the_dense_image_in_proportion_to_its_heads(power, den
 
 def test_heads_power_leaves_people_free_images_their_equal_share():
     empty = loaded([])
-    sparse = loaded([(20.0 + 50 * i, 30.0) for i in range(9)])
-    dense = loaded([(5.0 + 6 * (i % 99), 40.0 + 3 * (i // 99)) for i in range(99)])
+    sparse, dense = loaded(NINE_HEADS), loaded(NINETY_NINE_HEADS)
     tiles = TileDataset([empty, sparse, dense], "auto", 6000, Augment(flip=False), seed=4, heads_power=1.0)
     drawn = np.array([tiles[i].plan.source for i in range(6000)])
     # the empty image keeps 1/3; the other 2/3 go 10 : 100 to the sparse and the dense image

@@ -83,7 +83,8 @@ class TileDataset(Dataset):
     `heads_power`: within a part, an image with heads is drawn in proportion to (its annotated heads + 1) to
     this power; 0 draws each image equally, 1 draws a photograph of 999 people ten times as often as one of 99.
     Images without heads keep their equal share (`heads_chances`).
-    A fine-tune's replay uses it to hold the densest photographs, whose counts drift first, closer."""
+    A fine-tune uses it to hold its densest replayed photographs, whose counts drift first, closer, and to
+    train its dense camera snapshots more often."""
 
     def __init__(
         self,

@@ -36,13 +36,7 @@ from crowdstream.training.calibrate import camera_gain, refit_onnx_count_head, r
 from crowdstream.training.datasets import Augment, LoadedImage, TileDataset, load_images, normalise_rgb
 from crowdstream.training.density import DensityConfig, density_map
 from crowdstream.training.export import check_parity
-from crowdstream.training.finetune_eval import (
-    PARTS,
-    snapshot_mae,
-    standard_mae,
-    standard_parts,
-    standard_sets,
-)
+from crowdstream.training.finetune_eval import snapshot_mae, standard_mae, standard_parts, standard_sets
 from crowdstream.training.losses import PointLossConfig, density_loss, point_loss
 from crowdstream.training.negatives import TextureBank
 from crowdstream.training.onnx_weights import (
@@ -53,7 +47,7 @@ from crowdstream.training.onnx_weights import (
     write_tuned,
 )
 from crowdstream.training.quantisation_aware import simulate_int8
-from crowdstream.training.replay_set import shipped_replay_images
+from crowdstream.training.replay_set import PARTS, shipped_replay_images
 from crowdstream.training.schedule import WarmupCosine
 from crowdstream.training.snapshots import MixedTiles, SnapshotTiles, read_snapshots, split_snapshots
 
@@ -109,6 +103,14 @@ class FinetuneRunConfig(BaseModel):
         description="ShanghaiTech parts replayed: part A alone holds its dense photographs, which no camera "
         "snapshot resembles, to the anchor with every replayed tile",
     )
+    replay_heads_power: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="replayed images drawn in proportion to (annotated heads + 1) to this power "
+        "(training.datasets.heads_chances): 0 draws each equally, 1 holds the densest photographs, whose "
+        "counts drift first, to the anchor most often",
+    )
     snapshot_heads_power: float = Field(
         0.0,
         ge=0,
@@ -116,14 +118,6 @@ class FinetuneRunConfig(BaseModel):
         description="camera snapshots with heads drawn in proportion to (annotated heads + 1) to this power, "
         "people-free ones at their equal share (training.datasets.heads_chances): most snapshots are sparse "
         "or people-free, so the dense ones are trained more often",
-    )
-    replay_heads_power: float = Field(
-        0.0,
-        ge=0,
-        le=2,
-        description="replayed images drawn in proportion to (annotated heads + 1) to this power "
-        "(training.datasets.TileDataset): 0 draws each equally, 1 holds the densest photographs, whose "
-        "counts drift first, to the anchor most often",
     )
     loss: Literal["points", "density"] = Field(
         "points",

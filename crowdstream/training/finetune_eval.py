@@ -22,10 +22,9 @@ from crowdstream.engines.frames import HOLDOUT_EVERY, shanghaitech_part
 from crowdstream.training.annotations import Sample
 from crowdstream.training.evaluate import dataset_samples, evaluate
 from crowdstream.training.metrics import mae
-from crowdstream.training.replay_set import shipped_samples
+from crowdstream.training.replay_set import PARTS, shipped_samples
 
 log = logging.getLogger(__name__)
-PARTS = ("A", "B")
 
 
 def snapshot_mae(model: Path, samples: list[Sample], tiles: str, threads: int) -> tuple[float, list[float]]:

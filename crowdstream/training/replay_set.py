@@ -31,6 +31,8 @@ from crowdstream.training.annotations import Sample, list_dataset, load_any
 from crowdstream.training.datasets import LoadedImage
 
 REPLAY_DIR = Path(__file__).resolve().parent / "replay"
+PARTS = ("A", "B")
+"""The ShanghaiTech parts, as `LoadedImage.part` names them."""
 Kind = Literal["train", "check"]
 PER_PART: dict[str, int] = {"train": 16, "check": 10}
 """Crops per ShanghaiTech part in each folder."""
@@ -85,7 +87,7 @@ def shipped_samples(kind: Kind, folder: Path = REPLAY_DIR) -> dict[str, list[Sam
 
 
 def shipped_replay_images(
-    per_part: int | None = None, folder: Path = REPLAY_DIR, parts: tuple[str, ...] = ("A", "B")
+    per_part: int | None = None, folder: Path = REPLAY_DIR, parts: tuple[str, ...] = PARTS
 ) -> list[LoadedImage]:
     """`per_part` of the `train` crops of each part in `parts` (all: None) in memory, each tagged with its
     part (replay draws the parts equally)."""
