@@ -197,3 +197,37 @@ async def test_live_video_plays_at_the_camera_rate_while_counting_stays_at_2_fps
         await service.stop()
     assert counted > 0 and video_frames > counted, (video_frames, counted, seconds)
     assert counted <= 2 * seconds + 1, (counted, seconds)  # max_fps caps it; a slow machine only lowers it
+
+
+async def test_an_uncertain_count_says_why_and_opens_the_correction_dialog(browser) -> None:
+    """The card's "count uncertain — teach this camera" follows /api/cameras: shown with the self-check's
+    reason on hover when the camera's count is uncertain, hidden otherwise, and it opens the correction
+    dialog for that camera."""
+    async with serve(self_check_every=0.5) as served:
+        page = await browser.new_page(viewport={"width": 1280, "height": 860})
+        await page.goto(served.url)
+        async with aiohttp.ClientSession() as session:
+
+            async def cameras() -> list[dict]:
+                return (await get_json(session, f"{served.url}/api/cameras"))[1]["cameras"]
+
+            await eventually(cameras, lambda got: all(c["uncertain"] is not None for c in got))
+            await served.pause_counting()  # the readings, and so their self-checks, stay as they are
+            body = await cameras()
+        for camera in body:
+            doubt = f"article[data-camera={camera['id']}] button.doubt"
+            shown, title = await eventually(
+                lambda doubt=doubt: page.eval_on_selector(doubt, "b => [!b.hidden, b.title]"),
+                lambda got, camera=camera: got[0] == camera["uncertain"],
+                timeout=10,
+            )
+            assert (
+                title.startswith(f"{camera['uncertain_reason']}:")
+                if shown
+                else camera["uncertain_reason"] == ""
+            )
+        doubted = [camera for camera in body if camera["uncertain"]]
+        assert doubted  # the demo clip's frames read 40 % apart at two tilings with the shipped model
+        await page.click(f"article[data-camera={doubted[0]['id']}] button.doubt")
+        await page.wait_for_selector("#teach[open]")
+        assert doubted[0]["name"] in await page.text_content("#teach")

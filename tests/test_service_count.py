@@ -56,6 +56,14 @@ def test_video_count_samples_frames_and_writes_an_overlay_video(tmp_path) -> Non
     ok, frame = video.read()
     video.release()
     assert ok and frame.shape == (720, 1280, 3) and frames == len(times)
+    flagged = [f for f in report["counts"] if f["uncertain"]]
+    assert (
+        flagged
+        and all(f["reason"] for f in flagged)
+        and not any(f["reason"] for f in report["counts"] if not f["uncertain"])
+    )
+    text = crowdstream("count", "demo", "--fps", "0.25").stdout
+    assert all(f"(uncertain: {f['reason']})" in text for f in flagged)  # the text says what the JSON says
 
 
 def test_png_with_alpha_and_a_one_pixel_image_are_counted(tmp_path) -> None:

@@ -62,6 +62,19 @@ def test_judge_flags_disagreeing_counts_and_soft_frames_with_people_only() -> No
     assert not judge(1.0, 1.2, detail=0.45).uncertain  # soft but empty: nothing to get wrong
 
 
+def test_the_reason_names_the_rule_that_fired_and_only_that_one() -> None:
+    """A soft frame whose two counts agree must not be explained by a disagreement (`count` once printed
+    "uncertain: 9% apart at two tilings" for such a frame)."""
+    agreeing_soft = judge(20.0, 19.0, detail=0.45)
+    assert "soft" in agreeing_soft.reason and "tilings" not in agreeing_soft.reason
+    disagreeing_sharp = judge(20.0, 12.0, detail=0.7)
+    assert "20 and 12" in disagreeing_sharp.reason and "soft" not in disagreeing_sharp.reason
+    both = judge(20.0, 12.0, detail=0.45)
+    assert "tilings" in both.reason and "soft" in both.reason
+    assert judge(20.0, 19.0, detail=0.7).reason == ""
+    assert judge(20.0, 19.0, detail=0.45).as_dict()["reason"] == agreeing_soft.reason
+
+
 def test_a_frame_read_as_empty_is_not_flagged_by_a_second_count_that_finds_texture_in_it() -> None:
     assert not judge(0.0, 9.2, detail=0.7).uncertain  # a cobweb photo: 0.0, then 9.2 at finer tiles
     assert judge(1.0, 7.8, detail=0.7).uncertain  # one person read where the finer tiles see eight

@@ -317,6 +317,8 @@ async def test_each_camera_gets_a_self_check_that_its_readings_and_metrics_carry
         assert sample(metrics, "crowd_count_uncertainty", camera=camera) == pytest.approx(judged.spread)
         assert sample(metrics, "crowd_count_uncertain", camera=camera) == float(judged.uncertain)
         assert readings[-1].as_dict()["uncertain"] == judged.uncertain
+        assert readings[-1].as_dict()["uncertain_reason"] == judged.reason
+        assert bool(judged.reason) == judged.uncertain
 
 
 async def test_no_self_check_when_it_is_turned_off(engine, sources) -> None:

@@ -165,17 +165,26 @@ async def serve(
     redis_url: str | None = None,
     thresholds: dict[str, float] | None = None,
     silent: tuple[str, ...] = (),
+    self_check_every: float = 0.0,
 ) -> AsyncIterator[Served]:
     """Serve the app on 127.0.0.1 for cameras playing the demo clip (`silent` ones never deliver a frame),
-        counted by the real worker with a zone over the left half of each (editable, not saved: no config
-    file); always shuts everything down."""
+    counted by the real worker with a zone over the left half of each (editable, not saved: no config
+    file), self-checking each camera's count every `self_check_every` seconds (0: never); always shuts
+    everything down."""
     http, clip = http or HttpConfig(), demo_clip()
     thresholds = thresholds or {"gate": 1.0, "hall": 10_000.0}
     registry = CollectorRegistry()
     Gauge("crowd_test_gauge", "a metric the test registry holds", registry=registry).set(3)
     hub = Hub()
     alerts = AlertStore(hub, AlertTracker(end_after_s=1.0), redis_url, DEFAULT_PREFIX)
-    worker = Worker(shipped_engine(), hub, StreamMetrics(registry), alpha=0.5, publishers=[alerts])
+    worker = Worker(
+        shipped_engine(),
+        hub,
+        StreamMetrics(registry),
+        alpha=0.5,
+        publishers=[alerts],
+        self_check_every=self_check_every,
+    )
     height, width = clip.frames[0].shape[:2]
     sources = {camera: ClipSource(clip, silent=camera in silent) for camera in thresholds}
     cameras = [

@@ -53,12 +53,14 @@ as empty is no error worth an alert."""
 @dataclass(frozen=True)
 class Uncertainty:
     """One frame's self-check: the second count, the spread between the two counts, the frame's detail
-    ratio, and the verdict."""
+    ratio, and the verdict with its reason in words ("" when the count is not uncertain), so a person is
+    told which rule fired — a soft frame's two counts may agree."""
 
     second_count: float
     spread: float
     detail: float
     uncertain: bool
+    reason: str = ""
 
     def as_dict(self) -> dict:
         return {
@@ -66,6 +68,7 @@ class Uncertainty:
             "uncertainty": round(self.spread, 4),
             "second_count": round(self.second_count, 2),
             "detail": round(self.detail, 3),
+            "reason": self.reason,
         }
 
 
@@ -92,11 +95,22 @@ def finer_tiles(counted: FrameCount) -> tuple[int, int]:
 
 
 def judge(first: float, second: float, detail: float) -> Uncertainty:
-    """The verdict from the two counts and the frame's detail ratio."""
+    """The verdict from the two counts and the frame's detail ratio.
+
+    >>> judge(20.0, 12.0, detail=0.7).reason
+    'counted 20 and 12 at two tilings (40 % apart)'
+    >>> judge(20.0, 19.0, detail=0.45).reason
+    'a softer picture than the model learned from (detail 0.45, under 0.55)'
+    """
     spread = count_spread(first, second)
-    disagree = spread > MAX_SPREAD and first >= SPREAD_MIN_COUNT
-    soft = detail < SOFT_DETAIL and first >= SOFT_MIN_COUNT
-    return Uncertainty(second, spread, detail, disagree or soft)
+    reasons = []
+    if spread > MAX_SPREAD and first >= SPREAD_MIN_COUNT:
+        reasons.append(f"counted {first:.0f} and {second:.0f} at two tilings ({spread * 100:.0f} % apart)")
+    if detail < SOFT_DETAIL and first >= SOFT_MIN_COUNT:
+        reasons.append(
+            f"a softer picture than the model learned from (detail {detail:.2f}, under {SOFT_DETAIL})"
+        )
+    return Uncertainty(second, spread, detail, bool(reasons), "; ".join(reasons))
 
 
 def frame_uncertainty(

@@ -55,7 +55,7 @@ class FileCount:
 
 def _doubt(uncertainty: Uncertainty) -> str:
     """What a person reads after an uncertain count."""
-    return f"  (uncertain: {uncertainty.spread:.0%} apart at two tilings)" if uncertainty.uncertain else ""
+    return f"  (uncertain: {uncertainty.reason})" if uncertainty.uncertain else ""
 
 
 def _overlay(frame: np.ndarray, density: np.ndarray, count: float) -> np.ndarray:

@@ -42,6 +42,7 @@ class CameraReading:
             "frame_size": list(self.frame_size),
             "uncertain": None if self.uncertainty is None else self.uncertainty.uncertain,
             "uncertainty": None if self.uncertainty is None else round(self.uncertainty.spread, 4),
+            "uncertain_reason": None if self.uncertainty is None else self.uncertainty.reason,
             "zones": [
                 {
                     "name": z.name,

@@ -126,8 +126,7 @@ function zoneText(zone) {
 function showDoubt(button, reading) {
   button.hidden = reading.uncertain !== true;
   if (!button.hidden) {
-    button.title = `two ways of counting the same frame differ by ${Math.round(reading.uncertainty * 100)} %, ` +
-      "or the picture is softer than the model was trained on: mark a few snapshots to teach it this camera";
+    button.title = `${reading.uncertain_reason}: mark a few snapshots to teach the model this camera`;
   }
 }
 
