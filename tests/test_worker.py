@@ -22,6 +22,7 @@ from crowdstream.stream.config import CameraConfig, ServiceConfig
 from crowdstream.stream.hub import Hub
 from crowdstream.stream.metrics import WHOLE_FRAME, StreamMetrics
 from crowdstream.stream.readings import CameraReading
+from crowdstream.stream.self_checks import RECENT_CHECKS
 from crowdstream.stream.sources import Frame, Source, open_source
 from crowdstream.stream.worker import Worker
 from tests.conftest import free_port
@@ -304,21 +305,32 @@ async def test_each_camera_gets_a_self_check_that_its_readings_and_metrics_carry
     add(worker, sources, CameraConfig(id="b", url="demo", max_fps=None))
 
     def checked(camera: str) -> list[CameraReading]:
-        return [r for r in recorder.of(camera) if r.uncertainty is not None]
+        return [r for r in recorder.of(camera) if r.self_checks.latest is not None]
 
-    await run_until(worker, lambda: len(checked("a")) >= 3 and len(checked("b")) >= 3)
+    def checks(camera: str) -> list:
+        """Each self-check once, in the order the camera's readings carried them."""
+        seen: list = []
+        for reading in checked(camera):
+            if not seen or reading.self_checks.latest is not seen[-1]:
+                seen.append(reading.self_checks.latest)
+        return seen
+
+    await run_until(worker, lambda: len(checks("a")) >= 2 and len(checks("b")) >= 2)
     worker.close()
-    assert recorder.of("a")[0].uncertainty is not None  # the first camera is checked at once
+    assert recorder.of("a")[0].self_checks.latest is not None  # the first camera is checked at once
     for camera in ("a", "b"):
         readings = recorder.of(camera)
         first = readings.index(checked(camera)[0])
-        assert all(r.uncertainty is not None for r in readings[first:])  # kept until the next check
-        judged = readings[-1].uncertainty
-        assert sample(metrics, "crowd_count_uncertainty", camera=camera) == pytest.approx(judged.spread)
-        assert sample(metrics, "crowd_count_uncertain", camera=camera) == float(judged.uncertain)
-        assert readings[-1].as_dict()["uncertain"] == judged.uncertain
-        assert readings[-1].as_dict()["uncertain_reason"] == judged.reason
-        assert bool(judged.reason) == judged.uncertain
+        assert all(r.self_checks.latest is not None for r in readings[first:])  # kept until the next check
+        recent = readings[-1].self_checks
+        assert recent.checks == tuple(checks(camera)[-RECENT_CHECKS:])  # the camera keeps its recent ones
+        assert sample(metrics, "crowd_count_uncertainty", camera=camera) == pytest.approx(
+            recent.latest.spread
+        )
+        assert sample(metrics, "crowd_count_uncertain", camera=camera) == float(recent.uncertain)
+        record = readings[-1].as_dict()
+        assert record["uncertain"] == recent.uncertain and record["uncertain_reason"] == recent.reason
+        assert record["uncertain_share"] == pytest.approx(recent.share, abs=1e-3)
 
 
 async def test_no_self_check_when_it_is_turned_off(engine, sources) -> None:
@@ -327,4 +339,4 @@ async def test_no_self_check_when_it_is_turned_off(engine, sources) -> None:
     add(worker, sources, CameraConfig(id="a", url="demo", max_fps=None))
     await run_until(worker, lambda: len(recorder.readings) >= 3)
     worker.close()
-    assert all(r.uncertainty is None and r.as_dict()["uncertain"] is None for r in recorder.readings)
+    assert all(r.self_checks.latest is None and r.as_dict()["uncertain"] is None for r in recorder.readings)

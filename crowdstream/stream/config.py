@@ -181,7 +181,8 @@ class EngineConfig(Strict):
         ge=0,
         le=3600,
         description="seconds between a camera's count self-checks (one frame counted again with 1.5x finer tiles, "
-        "engines.uncertainty: about 2.5 frames' inference per camera per period); 0 turns them off",
+        "engines.uncertainty: about 2.5 frames' inference per camera per period); the camera's count is uncertain "
+        "when over 40 % of its last 10 were (stream.self_checks); 0 turns them off",
     )
 
     @field_validator("device")

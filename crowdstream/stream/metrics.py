@@ -50,7 +50,7 @@ class StreamMetrics:
         )
         self.count_uncertain = Gauge(
             "crowd_count_uncertain",
-            "1 while the camera's count is not reliable (its self-check disagrees or the frame is too soft)",
+            "1 while the camera's count is not reliable: over 40 % of its last 10 self-checks uncertain (stream.self_checks)",
             ["camera"],
             registry=r,
         )

@@ -11,7 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from crowdstream.engines.counting import densest_point
-from crowdstream.engines.uncertainty import Uncertainty
+from crowdstream.stream.self_checks import NO_CHECKS, RecentChecks
 from crowdstream.stream.zones import Zone, ZoneReading
 
 
@@ -29,7 +29,7 @@ class CameraReading:
     frame_age: float = 0.0  # seconds from capture to publish
     densest: tuple[int, int] | None = None  # (x, y) in frame pixels
     frame_size: tuple[int, int] = (0, 0)  # (width, height)
-    uncertainty: Uncertainty | None = None  # the camera's latest self-check (None: none yet)
+    self_checks: RecentChecks = NO_CHECKS  # the camera's recent count self-checks (none yet: empty)
 
     def as_dict(self) -> dict:
         return {
@@ -40,9 +40,7 @@ class CameraReading:
             "frame_age": round(self.frame_age, 4),
             "densest": list(self.densest) if self.densest else None,
             "frame_size": list(self.frame_size),
-            "uncertain": None if self.uncertainty is None else self.uncertainty.uncertain,
-            "uncertainty": None if self.uncertainty is None else round(self.uncertainty.spread, 4),
-            "uncertain_reason": None if self.uncertainty is None else self.uncertainty.reason,
+            **self._doubt(),
             "zones": [
                 {
                     "name": z.name,
@@ -53,6 +51,19 @@ class CameraReading:
                 }
                 for z in self.zones
             ],
+        }
+
+    def _doubt(self) -> dict:
+        """The camera's verdict from its recent self-checks and the latest one's spread (all None before
+        the first)."""
+        checks, latest = self.self_checks, self.self_checks.latest
+        if latest is None:
+            return dict.fromkeys(("uncertain", "uncertainty", "uncertain_share", "uncertain_reason"))
+        return {
+            "uncertain": checks.uncertain,
+            "uncertainty": round(latest.spread, 4),
+            "uncertain_share": round(checks.share, 3),
+            "uncertain_reason": checks.reason,
         }
 
 
@@ -70,7 +81,7 @@ def frame_reading(
     zones: Sequence[Zone],
     previous: CameraReading | None,
     alpha: float,
-    uncertainty: Uncertainty | None = None,
+    self_checks: RecentChecks = NO_CHECKS,
 ) -> CameraReading:
     """The reading of one counted frame of `frame_size` (width, height) with its density map; the camera's
     previous reading carries the smoothing state."""
@@ -82,5 +93,5 @@ def frame_reading(
         zones=tuple(zone.reading(density, frame_size) for zone in zones),
         densest=densest_point(density, frame_size),
         frame_size=frame_size,
-        uncertainty=uncertainty,
+        self_checks=self_checks,
     )

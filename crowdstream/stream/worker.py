@@ -27,12 +27,13 @@ from crowdstream.engines.counting import DENSITY_SCALE, FrameCount, count_frames
 from crowdstream.engines.engine import load_engine
 from crowdstream.engines.paint import Unpainted, unpaint
 from crowdstream.engines.spec import Engine
-from crowdstream.engines.uncertainty import Uncertainty, frame_uncertainty
+from crowdstream.engines.uncertainty import frame_uncertainty
 from crowdstream.stream.config import CameraConfig, EngineConfig
 from crowdstream.stream.hub import Hub, LiveSource
 from crowdstream.stream.metrics import WHOLE_FRAME, StreamMetrics
 from crowdstream.stream.readings import CameraReading, frame_reading
 from crowdstream.stream.schedule import Schedule, spread_phase
+from crowdstream.stream.self_checks import NO_CHECKS, RecentChecks
 from crowdstream.stream.sources import Frame, Status
 from crowdstream.stream.sources.source import redact
 from crowdstream.stream.threads import os_thread_named, set_os_thread_name
@@ -88,7 +89,7 @@ class CameraTask:
     inputs: int = 1  # model inputs its last frame cost (what it will take of a cycle's batch)
     reported_reconnects: int = 0
     checked_sizes: set[tuple[int, int]] = dataclasses.field(default_factory=set)
-    uncertainty: Uncertainty | None = None  # the latest self-check of its count
+    self_checks: RecentChecks = NO_CHECKS  # its count's recent self-checks
     checked_at: float = float("-inf")  # monotonic time of that self-check
     paint: Unpainted | None = None  # its last frame's paint (engines.paint.unpaint reuses it for the next)
 
@@ -259,7 +260,8 @@ class Worker:
             return
         task.checked_at = now
         try:
-            task.uncertainty = frame_uncertainty(engine, frame.image, result, self.max_batch)
+            check = frame_uncertainty(engine, frame.image, result, self.max_batch)
+            task.self_checks = task.self_checks.add(check)
         except Exception:
             log.exception("count self-check failed; keeping the previous one", extra={"camera": task.id})
 
@@ -294,7 +296,7 @@ class Worker:
             task.zones,
             task.previous,
             self.alpha,
-            task.uncertainty,
+            task.self_checks,
         )
         task.previous = reading
         return CycleResult(task, frame, result.density, reading)
@@ -332,9 +334,9 @@ class Worker:
         m.frames_processed.labels(camera).inc()
         m.frame_age.labels(camera).observe(reading.frame_age)
         m.people.labels(camera, WHOLE_FRAME).set(reading.count)
-        if reading.uncertainty is not None:
-            m.count_uncertainty.labels(camera).set(reading.uncertainty.spread)
-            m.count_uncertain.labels(camera).set(1 if reading.uncertainty.uncertain else 0)
+        if (latest := reading.self_checks.latest) is not None:
+            m.count_uncertainty.labels(camera).set(latest.spread)
+            m.count_uncertain.labels(camera).set(1 if reading.self_checks.uncertain else 0)
         current = {zone.name for zone in self.tasks[camera].zones}
         for zone in reading.zones:
             if zone.name not in current:

@@ -68,6 +68,7 @@ def camera_summary(camera: CameraFeed, viewers: int) -> dict:
         "timestamp": reading["timestamp"] if reading else None,
         "uncertain": reading["uncertain"] if reading else None,
         "uncertainty": reading["uncertainty"] if reading else None,
+        "uncertain_share": reading["uncertain_share"] if reading else None,
         "uncertain_reason": reading["uncertain_reason"] if reading else None,
         "zones": zones,
         "viewers": viewers,
