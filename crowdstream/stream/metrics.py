@@ -50,7 +50,8 @@ class StreamMetrics:
         )
         self.count_uncertain = Gauge(
             "crowd_count_uncertain",
-            "1 while the camera's count is not reliable: over 40 % of its last 10 self-checks uncertain (stream.self_checks)",
+            "1 while the camera's count is not reliable: over 40 % of its last 10 self-checks uncertain "
+            "(stream.self_checks)",
             ["camera"],
             registry=r,
         )

@@ -63,7 +63,8 @@ class RecentChecks:
         if not self.uncertain:
             return ""
         flagged = [check for check in self.checks if check.uncertain]
-        return f"{len(flagged)} of the last {len(self.checks)} self-checks uncertain; the latest: {flagged[-1].reason}"
+        tally = f"{len(flagged)} of the last {len(self.checks)} self-checks uncertain"
+        return f"{tally}; the latest: {flagged[-1].reason}"
 
 
 NO_CHECKS = RecentChecks()
