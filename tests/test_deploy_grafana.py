@@ -96,7 +96,16 @@ def test_panels_have_unique_ids_and_every_dashboard_part_is_present() -> None:
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     titles = " | ".join(panel["title"] for panel in panels(dashboard)).lower()
-    for topic in ("people per camera", "people per zone", "density", "camera up", "inference", "frame age"):
+    topics = (
+        "people per camera",
+        "people per zone",
+        "density",
+        "camera up",
+        "count reliable",
+        "inference",
+        "frame age",
+    )
+    for topic in topics:
         assert topic in titles, topic
 
 
