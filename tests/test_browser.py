@@ -219,7 +219,7 @@ async def test_an_uncertain_count_says_why_and_opens_the_correction_dialog(brows
             shown, title = await eventually(
                 lambda doubt=doubt: page.eval_on_selector(doubt, "b => [!b.hidden, b.title]"),
                 lambda got, camera=camera: got[0] == camera["uncertain"],
-                timeout=10,
+                timeout=30,
             )
             assert (
                 title.startswith(f"{camera['uncertain_reason']}:")
