@@ -227,6 +227,7 @@ def _report_video(
     print(
         json.dumps({**summary, "counts": frames})
         if as_json
-        else f"{path}: {summary['frames']} frames, mean {summary['mean']:.1f}, max {summary['max']:.1f} people"
+        else f"{path}: {summary['frames']} frames, mean {summary['mean']:.1f}, max {summary['max']:.1f} people, "
+        f"{summary['uncertain_frames']} of them uncertain"
     )
     return 0
