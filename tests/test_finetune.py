@@ -30,6 +30,7 @@ from crowdstream.training.finetune import (
     replay_images,
     trainable_base,
 )
+from crowdstream.training.finetune_cli import summary
 from crowdstream.training.snapshots import empty_mask
 from tests.data_paths import DATA_ROOT, PART_B, needs_data
 
@@ -84,6 +85,23 @@ def test_jsonl_protocol_has_only_json_lines_start_progress_done(quick_run):
     training = [e for e in progress if e["stage"] == "training"]
     assert all(e["step"] >= 1 and np.isfinite(e["loss"]) and e["eta_s"] >= 0 for e in training)
     assert events[-1]["model"] == str(out) and events[-1]["report"] == str(out.with_suffix(".report.json"))
+
+
+@needs_data
+def test_a_person_reads_a_four_line_summary_of_the_report(quick_run):
+    """Without --progress jsonl the run ends with what a person wants from the report, not all of it."""
+    _, out, _ = quick_run
+    report_path = out.with_suffix(".report.json")
+    report = json.loads(report_path.read_text())
+    files, camera, standard, verdict = summary(report, str(report_path)).splitlines()
+    assert files == f"wrote {out} and {report['int8_model']} (report: {report_path})"
+    assert "snap_3.jpg" in camera and f"{report['holdout_truth'][0]} people" in camera
+    assert camera.endswith(f"MAE {report['holdout_mae_before']:.2f} -> {report['holdout_mae_after']:.2f}")
+    assert (
+        f"part B {report['standard_mae_before']['B']:.1f} -> {report['standard_mae_after']['B']:.1f}"
+        in standard
+    )
+    assert verdict == f"better: {'yes' if report['better'] else 'no'} ({report['better_rule']})"
 
 
 @needs_data

@@ -126,8 +126,28 @@ def _finetune(args: argparse.Namespace) -> int:
     if args.progress == "jsonl":
         _jsonl({**done, "better": report["better"]})
     else:
-        print(json.dumps(report, indent=2))
+        print(summary(report, done["report"]))
     return 0
+
+
+def summary(report: dict, report_path: str) -> str:
+    """What a person reads at the end of a run: the files, the camera's and the standard hold-out's MAE
+    before and after, and the verdict with its rule (the whole report is in the JSON file)."""
+    written = [report["model"], *([report["int8_model"]] if "int8_model" in report else [])]
+    people = ", ".join(f"{truth:.0f}" for truth in report["holdout_truth"])
+    parts = ", ".join(
+        f"part {part} {before:.1f} -> {report['standard_mae_after'][part]:.1f}"
+        for part, before in report["standard_mae_before"].items()
+    )
+    return "\n".join(
+        [
+            f"wrote {' and '.join(written)} (report: {report_path})",
+            f"this camera's held-out snapshots ({', '.join(report['holdout'])}; {people} people): "
+            f"MAE {report['holdout_mae_before']:.2f} -> {report['holdout_mae_after']:.2f}",
+            f"standard hold-out ({report['standard_images']} images, {report['standard_set']}): {parts}",
+            f"better: {'yes' if report['better'] else 'no'} ({report['better_rule']})",
+        ]
+    )
 
 
 def _run(args: argparse.Namespace, emit) -> dict:
