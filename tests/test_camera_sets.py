@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -15,6 +16,7 @@ from crowdstream.training.annotations import Sample
 from crowdstream.training.camera_look import CHECK_LOOK, CameraLook, degrade, mask_outside_region
 from crowdstream.training.camera_sets import (
     elevated_views,
+    night_images,
     sharp_images,
     split_samples,
     write_camera_sets,
@@ -118,6 +120,25 @@ def test_hold_out_sets_use_hold_out_images_only(tmp_path: Path) -> None:
     assert len(json.loads(written.read_text())["points"]) == len(source.points)
     family = json.loads(next((tmp_path / "families").glob("*.json")).read_text())
     assert family["points"] == [] and family["empty_regions"]
+
+
+@needs_data
+def test_night_views_are_hold_out_street_scenes_grey_and_dark_with_all_their_heads() -> None:
+    """An infrared camera at night: one grey channel, darker than the photograph shrunk alike, every
+    annotated head kept and scaled to 640 px."""
+    night = list(night_images(DATA_ROOT, per_part=3))
+    holdout = split_samples(DATA_ROOT, "B", "holdout", limit=3)
+    assert [stem for stem, _, _ in night] == [f"night-B-{s.image_path.stem}" for s in holdout]
+    for (_, frame, heads), sample in zip(night, holdout, strict=True):
+        photo = sample.load_image()
+        shrunk = cv2.resize(photo, (640, 480), interpolation=cv2.INTER_AREA)
+        assert frame.shape == (480, 640, 3)
+        assert (
+            np.abs(frame[..., 0].astype(int) - frame[..., 2]).max() <= 8
+        )  # grey (JPEG leaves a little colour)
+        assert frame.mean() < 0.85 * shrunk.mean()
+        assert len(heads) == len(sample.points)
+        np.testing.assert_allclose(heads, sample.points * 0.625)
 
 
 @needs_data

@@ -19,6 +19,7 @@ def checks(elevated: float = 4.27, free: float = 0.41, grace: float = 3.48) -> d
             ("elevated_masked", 3.04),
             ("degraded_A", 113.5),
             ("degraded_B", 22.01),
+            ("night_B", 23.03),
         )
     }
     cameras["families"] = {"mean": 1e-35, "max": 1e-33}

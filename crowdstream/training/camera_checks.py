@@ -1,12 +1,14 @@
 """`crowdstream check cameras`: how a model counts cameras it was never trained on, from hold-out images only.
 
-Three sets (training.camera_sets, `split="holdout"`), written once into a folder and reused, so every model
+The sets (training.camera_sets, `split="holdout"`), written once into a folder and reused, so every model
 is scored on the same pictures:
 - `elevated`: synthetic elevated views made of hold-out part B people on hold-out backgrounds, through the
   public camera recipe (640 px wide, JPEG 30, blur σ≈1);
 - `elevated_masked`: the same views painted black outside a counting region, as operators hand in frames of
   a fixed camera (the issue's real camera came so), only the heads inside counted;
 - `degraded`: every hold-out image of parts A and B through the same recipe;
+- `night_B`: every hold-out part B image as an infrared camera records it at night (grey, dark, noisy,
+  640 px, JPEG 30; camera_look.NIGHT_LOOK);
 - `families`: people-free textures of whole families never trained against (training.texture_families).
 A zoom sweep is `crowdstream eval --zoom`; the official test splits stay with independent reviewers.
 """
@@ -22,14 +24,14 @@ from crowdstream.engines.counting import count_frames
 from crowdstream.engines.spec import Engine
 from crowdstream.engines.uncertainty import frame_uncertainty
 from crowdstream.training.annotations import list_dataset, load_any
-from crowdstream.training.camera_sets import elevated_views, write_camera_sets, write_set
+from crowdstream.training.camera_sets import elevated_views, night_images, write_camera_sets, write_set
 from crowdstream.training.evaluate import Scene, evaluate_variants, unchanged
 from crowdstream.training.metrics import flag_rates
 
-VERSION = 2
+VERSION = 3
 """Bumped whenever the sets' recipe changes, so an old folder is rebuilt instead of compared (2: the masked
-elevated views were added; the other sets are drawn as in 1)."""
-ANNOTATED_SETS = ("elevated", "elevated_masked", "degraded_A", "degraded_B")
+elevated views were added; 3: the night views; the other sets are drawn as in 1)."""
+ANNOTATED_SETS = ("elevated", "elevated_masked", "degraded_A", "degraded_B", "night_B")
 SIZES = {"elevated": 60, "degraded_per_part": None, "variants": 4}
 
 
@@ -46,6 +48,7 @@ def write_check_sets(folder: Path, data_root: Path) -> dict[str, int]:
     )
     masked = elevated_views(data_root, "holdout", SIZES["elevated"], masked=1.0)
     counts["elevated_masked"] = write_set(folder / "elevated_masked", masked, "elevated_masked")
+    counts["night"] = write_set(folder / "night", night_images(data_root), "night")
     (folder / "camera-checks.json").write_text(json.dumps({"version": VERSION, "images": counts}))
     return counts
 
@@ -93,6 +96,8 @@ def camera_checks(engine: Engine, folder: Path, tiles: str, progress: bool = Fal
     for part in ("A", "B"):
         chosen = [s for s in degraded if s.image_path.name.startswith(f"degraded-{part}-")]
         report[f"degraded_{part}"] = scored(engine, chosen, tiles, progress)
+    night = [load_any(path) for path in list_dataset(folder / "night")]
+    report["night_B"] = scored(engine, night, tiles, progress)
     report["families"] = family_counts(engine, folder / "families", tiles)
     return report
 

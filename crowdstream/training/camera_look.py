@@ -41,6 +41,10 @@ class CameraLook:
 CHECK_LOOK = CameraLook(width=(640, 640), jpeg_quality=(30, 30), motion_blur=0, focus_blur=1.0, noise=0,
                         low_light=0, infrared=0, colour_cast=0)  # fmt: skip
 """The issue's public recipe for a camera-like check: 640 px wide, JPEG quality 30, focus blur (σ≈1)."""
+NIGHT_LOOK = CameraLook(width=(640, 640), jpeg_quality=(30, 30), motion_blur=0, focus_blur=0, noise=1.0,
+                        low_light=1.0, infrared=1.0, colour_cast=0)  # fmt: skip
+"""An infrared camera at night, for a check: grey, dark (gamma 1.3–2.2 at 40–80 % gain), sensor noise (σ 2–9
+grey levels), 640 px wide, JPEG quality 30."""
 
 
 def resize_to_width(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:

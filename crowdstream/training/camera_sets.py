@@ -25,6 +25,7 @@ from crowdstream.training.annotations import Sample, list_dataset, load_any
 from crowdstream.training.camera_demo import write_snapshot
 from crowdstream.training.camera_look import (
     CHECK_LOOK,
+    NIGHT_LOOK,
     CameraLook,
     degrade,
     mask_outside_region,
@@ -79,6 +80,17 @@ def degraded_images(
             )
             frame, scale = degrade(sample.load_image(), rng, CameraLook() if split == "train" else CHECK_LOOK)
             yield f"degraded-{part}-{sample.image_path.stem}", frame, sample.points * scale
+
+
+def night_images(
+    data_root: Path, per_part: int | None = None
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """The hold-out part B street scenes as an infrared camera records them at night (NIGHT_LOOK): a check
+    only, with a draw of its own per image."""
+    for sample in split_samples(data_root, "B", "holdout", per_part):
+        rng = np.random.default_rng((SEEDS["holdout"], 5, zlib.crc32(sample.image_path.name.encode())))
+        frame, scale = degrade(sample.load_image(), rng, NIGHT_LOOK)
+        yield f"night-B-{sample.image_path.stem}", frame, sample.points * scale
 
 
 def sharp_images(

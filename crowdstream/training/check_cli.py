@@ -80,11 +80,13 @@ def register(commands: Subcommands) -> None:
     cameras = checks.add_parser(
         "cameras",
         formatter_class=RAW,
-        help="camera-like checks from hold-out images: elevated views, degraded frames, unseen texture families",
+        help="camera-like checks from hold-out images: elevated views, degraded and night frames, unseen "
+        "texture families",
         description="Score the model on cameras it was never trained on, built from hold-out images only\n"
         "(crowdstream/training/camera_checks.py): synthetic elevated views of hold-out part B people on\n"
         "hold-out backgrounds (also painted black outside a counting region), every hold-out image of parts\n"
-        "A and B shrunk to 640 px wide with JPEG 30 and blur, and people-free textures of families never\n"
+        "A and B shrunk to 640 px wide with JPEG 30 and blur, every hold-out image of part B as an infrared\n"
+        "camera records it at night (grey, dark, noisy), and people-free textures of families never\n"
         "trained against (braids, cracked mud, cobwebs, cross-hatching, blotches). The sets are written once\n"
         "into --sets and reused by every later run.",
         epilog="examples:\n  crowdstream check cameras\n"

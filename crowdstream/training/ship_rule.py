@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-CAMERA_SETS = ("elevated", "elevated_masked", "degraded_A", "degraded_B")
+CAMERA_SETS = ("elevated", "elevated_masked", "degraded_A", "degraded_B", "night_B")
 """`check cameras` sets built like the cameras operators have; the candidate must win on them."""
 PORTRAIT_LIMIT = 3.0
 """A single portrait must read below this many people (the issue's acceptance), or no worse than the default."""
