@@ -111,7 +111,7 @@ def test_panels_have_unique_ids_and_every_dashboard_part_is_present() -> None:
 
 def test_grafana_density_alerts_match_the_prometheus_thresholds() -> None:
     thresholds = {}
-    for rule in grafana_alert_rules():
+    for rule in (r for r in grafana_alert_rules() if "fruin_level" in r["labels"]):
         condition = next(q for q in rule["data"] if q["refId"] == rule["condition"])
         thresholds[rule["labels"]["fruin_level"]] = condition["model"]["conditions"][0]["evaluator"][
             "params"
@@ -120,6 +120,25 @@ def test_grafana_density_alerts_match_the_prometheus_thresholds() -> None:
     prometheus = load_yaml(DEPLOY / "prometheus" / "rules" / "crowd.yml")["groups"][0]["rules"]
     expected = {rule["labels"]["fruin_level"]: float(rule["expr"].split(">")[-1]) for rule in prometheus}
     assert thresholds == expected == {"E": 1.08, "F": 2.17}
+
+
+def test_grafana_unreliable_count_alert_matches_the_prometheus_rule_and_its_panel() -> None:
+    """The same metric, duration, severity and summary as CrowdCountUncertain, pointing at the dashboard's
+    "Count reliable" panel."""
+    (rule,) = [r for r in grafana_alert_rules() if r["uid"] == "crowd-count-uncertain"]
+    prometheus = {
+        r["alert"]: r
+        for group in load_yaml(DEPLOY / "prometheus" / "rules" / "crowd.yml")["groups"]
+        for r in group["rules"]
+    }["CrowdCountUncertain"]
+    query = next(q for q in rule["data"] if q["refId"] == "A")["model"]["expr"]
+    assert "crowd_count_uncertain" in query and "crowd_count_uncertain" in prometheus["expr"]
+    assert rule["for"] == prometheus["for"] == "10m" and rule["labels"] == prometheus["labels"]
+    summary = prometheus["annotations"]["summary"].replace("{{ $labels.camera }}", "X")
+    assert rule["annotations"]["summary"].replace("{{ $labels.camera }}", "X") == summary
+    (dashboard,) = dashboards()
+    panel = next(p for p in panels(dashboard) if str(p["id"]) == rule["annotations"]["__panelId__"])
+    assert panel["title"].lower().startswith("count reliable")
 
 
 def live_series(served: ServiceProcess) -> dict[str, set[str] | None]:
