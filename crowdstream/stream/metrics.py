@@ -91,15 +91,21 @@ class StreamMetrics:
             self.frames_dropped,
             self.reconnects,
             self.frame_age,
-            self.count_uncertainty,
-            self.count_uncertain,
         ):
             with contextlib.suppress(KeyError):
                 metric.remove(camera)
+        self.forget_self_checks(camera)
         for metric in (self.people, self.density):
             for labels in _label_values(metric):
                 if labels[0] == camera:
                     metric.remove(*labels)
+
+    def forget_self_checks(self, camera: str) -> None:
+        """Remove a camera's self-check series (its model changed: the old model's verdict is not the new
+        one's), so the alert clears until the new model's first check."""
+        for metric in (self.count_uncertainty, self.count_uncertain):
+            with contextlib.suppress(KeyError):
+                metric.remove(camera)
 
     def retain_zones(self, camera: str, zones: Collection[str]) -> None:
         """Remove the series of a camera's zones that are not among `zones` (deleted or renamed in an

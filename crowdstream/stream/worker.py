@@ -159,10 +159,16 @@ class Worker:
         self.engines[model] = engine
 
     def set_model(self, camera_id: str, model: str | None) -> None:
-        """Count a camera with `model` (added before; None: the default engine) from its next cycle on."""
+        """Count a camera with `model` (added before; None: the default engine) from its next cycle on. A new
+        model starts without self-checks: the old model's would judge the new one (a camera just taught would
+        stay "uncertain" for minutes)."""
         if model is not None and model not in self.engines:
             raise KeyError(f"model {model!r} is not loaded")
-        self.tasks[camera_id].model = model
+        task = self.tasks[camera_id]
+        if model != task.model:
+            task.self_checks = NO_CHECKS
+            self.metrics.forget_self_checks(camera_id)
+        task.model = model
         self.hub.cameras[camera_id].model = model or self.model_name
 
     def drop_unused_engines(self) -> None:
