@@ -3,6 +3,10 @@ flagged half the time stays uncertain, one flagged now and then stays trusted, a
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from crowdstream.engines.uncertainty import judge
 from crowdstream.stream.self_checks import CAMERA_SHARE, RECENT_CHECKS, RecentChecks
 
@@ -48,3 +52,15 @@ def test_the_reason_counts_the_flags_and_quotes_the_newest_flagged_check() -> No
 
 def test_no_checks_no_verdict() -> None:
     assert RecentChecks().latest is None and RecentChecks().share == 0.0 and not RecentChecks().uncertain
+
+
+@given(st.lists(st.booleans(), max_size=40))
+def test_the_verdict_is_the_share_of_the_last_ten_checks_whatever_came_before(flags: list[bool]) -> None:
+    recent = checked(*(FLAGGED if flag else AGREED for flag in flags))
+    window = flags[-RECENT_CHECKS:]
+    assert len(recent.checks) == len(window)
+    share = sum(window) / len(window) if window else 0.0
+    assert recent.share == pytest.approx(share)
+    assert recent.uncertain == (share > CAMERA_SHARE)
+    assert (recent.reason != "") == recent.uncertain
+    assert recent.reason.startswith(f"{sum(window)} of the last {len(window)} ") or not recent.uncertain
