@@ -99,7 +99,21 @@ def camera_checks(engine: Engine, folder: Path, tiles: str, progress: bool = Fal
     night = [load_any(path) for path in list_dataset(folder / "night")]
     report["night_B"] = scored(engine, night, tiles, progress)
     report["families"] = family_counts(engine, folder / "families", tiles)
+    report["uncertainty_pooled"] = pooled_flags(report)
     return report
+
+
+def pooled_flags(report: dict) -> dict:
+    """The flag rates over every image of every set at once, as the issue's acceptance pools its images (a
+    texture's truth is 0)."""
+    rows = [
+        (row["predicted"], row["truth"], row["uncertain"])
+        for name in ANNOTATED_SETS
+        for row in report[name]["per_image"]
+    ]
+    rows += [(row["count"], 0.0, row["uncertain"]) for row in report["families"]["per_image"].values()]
+    predicted, truth, flagged = zip(*rows, strict=True) if rows else ((), (), ())
+    return flag_rates(predicted, truth, flagged)
 
 
 def format_camera_checks(report: dict) -> str:
@@ -116,8 +130,8 @@ def format_camera_checks(report: dict) -> str:
         f"{families['above_3']} above 3"
     )
     lines.append("  " + ", ".join(f"{name} {mean:.1f}" for name, mean in families["per_family"].items()))
-    for name in (*ANNOTATED_SETS, "families"):
-        u = report[name]["uncertainty"]
+    rates = [(name, report[name]["uncertainty"]) for name in (*ANNOTATED_SETS, "families")]
+    for name, u in [*rates, ("all sets", report["uncertainty_pooled"])]:
         lines.append(
             f"{name:<15} flagged uncertain: {u['flagged']}; large errors {u['large_errors']} "
             f"({_share(u['large_flagged'])} flagged), small errors {u['small_errors']} "
