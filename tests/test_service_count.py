@@ -64,9 +64,10 @@ def test_video_count_samples_frames_and_writes_an_overlay_video(tmp_path) -> Non
     )
     text = crowdstream("count", "demo", "--fps", "0.25").stdout
     assert all(f"(uncertain: {f['reason']})" in text for f in flagged)  # the text says what the JSON says
-    assert text.rstrip().endswith(f"{len(flagged)} of them uncertain") and report["uncertain_frames"] == len(
-        flagged
-    )
+    assert report["uncertain_frames"] == len(flagged)
+    assert report["uncertain"] == (len(flagged) / len(times) > 0.4)  # over 40 %: as a camera in the service
+    verdict = ": the camera's count is uncertain, teach it" if report["uncertain"] else ""
+    assert text.rstrip().endswith(f"{len(flagged)} of them uncertain{verdict}")
 
 
 def test_png_with_alpha_and_a_one_pixel_image_are_counted(tmp_path) -> None:

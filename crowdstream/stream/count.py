@@ -24,6 +24,7 @@ from crowdstream.engines.spec import Engine
 from crowdstream.engines.uncertainty import Uncertainty, frame_uncertainty
 from crowdstream.stream.overlay import render_overlay
 from crowdstream.stream.readings import frame_reading
+from crowdstream.stream.self_checks import CAMERA_SHARE
 from crowdstream.stream.sources.capture import AvReader
 from crowdstream.stream.sources.folder import decode_image
 
@@ -217,17 +218,20 @@ def _report_video(
     if not frames:
         raise CountError(f"{path}: no frames could be decoded")
     counts = [f["count"] for f in frames]
+    uncertain_frames = sum(f["uncertain"] for f in frames)
     summary = {
         "path": str(path),
         "frames": len(frames),
-        "uncertain_frames": sum(f["uncertain"] for f in frames),
+        "uncertain_frames": uncertain_frames,
+        "uncertain": uncertain_frames / len(frames) > CAMERA_SHARE,  # judged as the service judges a camera
         "mean": round(float(np.mean(counts)), 2),
         "max": round(max(counts), 2),
     }
+    verdict = ": the camera's count is uncertain, teach it" if summary["uncertain"] else ""
     print(
         json.dumps({**summary, "counts": frames})
         if as_json
         else f"{path}: {summary['frames']} frames, mean {summary['mean']:.1f}, max {summary['max']:.1f} people, "
-        f"{summary['uncertain_frames']} of them uncertain"
+        f"{uncertain_frames} of them uncertain{verdict}"
     )
     return 0
