@@ -24,7 +24,7 @@ from crowdstream.engines.spec import Engine
 from crowdstream.engines.uncertainty import Uncertainty, frame_uncertainty
 from crowdstream.stream.overlay import render_overlay
 from crowdstream.stream.readings import frame_reading
-from crowdstream.stream.self_checks import CAMERA_SHARE
+from crowdstream.stream.self_checks import uncertain_share
 from crowdstream.stream.sources.capture import AvReader
 from crowdstream.stream.sources.folder import decode_image
 
@@ -223,7 +223,7 @@ def _report_video(
         "path": str(path),
         "frames": len(frames),
         "uncertain_frames": uncertain_frames,
-        "uncertain": uncertain_frames / len(frames) > CAMERA_SHARE,  # judged as the service judges a camera
+        "uncertain": uncertain_share(uncertain_frames / len(frames)),  # judged as the service judges a camera
         "mean": round(float(np.mean(counts)), 2),
         "max": round(max(counts), 2),
     }

@@ -33,6 +33,11 @@ CAMERA_SHARE = 0.4
 """A camera is uncertain when more than this share of its recent self-checks were (see the module note)."""
 
 
+def uncertain_share(share: float) -> bool:
+    """Whether a camera whose checks (or a clip whose frames) were uncertain in this share is uncertain."""
+    return share > CAMERA_SHARE
+
+
 @dataclass(frozen=True)
 class RecentChecks:
     """A camera's last RECENT_CHECKS self-checks, oldest first, and the verdict they give."""
@@ -54,7 +59,7 @@ class RecentChecks:
 
     @property
     def uncertain(self) -> bool:
-        return self.share > CAMERA_SHARE
+        return uncertain_share(self.share)
 
     @property
     def reason(self) -> str:
