@@ -207,7 +207,7 @@ def flip(tile: PlannedTile) -> PlannedTile:
 
 
 def collate_tiles(batch: list[PlannedTile]) -> dict:
-    """The plans of a batch; heads padded to the longest with a validity mask (the point loss is batched)."""
+    """The plans of a batch; heads padded to the longest with a validity mask (one tensor for the batch)."""
     longest = max(len(tile.points) for tile in batch)
     points = torch.zeros(len(batch), longest, 2)
     valid = torch.zeros(len(batch), longest, dtype=torch.bool)

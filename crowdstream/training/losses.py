@@ -92,16 +92,28 @@ def point_loss(
     pred: (N, 1, S, S) density; points: (N, P, 2) head (x, y) in output pixels, padded; valid: (N, P) bool.
     Returns {'total', 'count'}: 'total' is the mean over tiles of Σ_heads |1 − E[c_head]| + |E[c_bg]|, and
     'count' the mean absolute tile count error (reported, not optimised).
+
+    Each tile's posterior is built over its own heads only. A batch pads every tile to its densest tile's heads
+    (a part A tile zoomed out holds a thousand), and a posterior over the padding (N × P × S²) cost 0.7–2.4 s
+    of each 64-tile CPU step, against 0.05–0.08 s for the tiles' own heads — the same sums, so the same loss.
     """
     batch, size = pred.shape[0], pred.shape[-1]
     flat = pred.reshape(batch, -1).float()
-    with torch.no_grad():  # the posterior depends on the geometry only, not on the prediction
-        posterior = head_posterior(points, valid, size, config)
-    expected = torch.einsum("nps,ns->np", posterior, flat)
-    target = torch.cat([valid.float(), torch.zeros(batch, 1, device=pred.device)], dim=1)
-    total = (expected - target).abs().sum(dim=1).mean()
+    errors = [tile_error(flat[tile], points[tile][valid[tile]], size, config) for tile in range(batch)]
+    total = torch.stack(errors).mean()
     count = (flat.sum(1) - valid.float().sum(1)).abs().mean().detach()
     return {"total": total, "count": count}
+
+
+def tile_error(
+    density: torch.Tensor, heads: torch.Tensor, size: int, config: PointLossConfig
+) -> torch.Tensor:
+    """Σ_heads |1 − E[c_head]| + |E[c_bg]| for one tile's flat (S²,) density and its (P, 2) heads."""
+    with torch.no_grad():  # the posterior depends on the geometry only, not on the prediction
+        everyone = torch.ones(1, len(heads), dtype=torch.bool, device=heads.device)
+        posterior = head_posterior(heads[None], everyone, size, config)[0]
+    expected = posterior @ density
+    return (expected[:-1] - 1).abs().sum() + expected[-1].abs()
 
 
 @dataclass(frozen=True)
