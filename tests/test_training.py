@@ -33,6 +33,7 @@ def test_train_small_run_end_to_end(tmp_path):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert len(rows) == 1 and {"A_mae", "B_mae", "loss"} <= set(rows[0])
+    assert float(rows[0]["progress"]) == 1.0 and "training_left=0min" in result.stdout  # the schedule is done
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["count_head"]["parts"]) == {"A", "B"}
 
@@ -68,8 +69,9 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
         [*train_command(out, epochs=3), "--resume"], capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    epochs = [int(row["epoch"]) for row in csv.DictReader((out / "log.csv").open())]
-    assert epochs == [1, 2, 3]
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    assert [round(float(row["progress"]), 3) for row in rows] == [0.333, 0.667, 1.0]  # the schedule went on
 
 
 def train_command(out, epochs):

@@ -2,7 +2,14 @@
 
 Progress is the fraction of planned steps done — or, with a time budget, the larger of that and the
 fraction of the budget's wall-clock seconds spent. A budget makes a run end annealed on time even when the
-machine is shared and slower than planned; the log and model card record what actually ran."""
+machine is shared and slower than planned; the log and model card record what actually ran.
+
+>>> schedule = WarmupCosine(max_lr=1e-3, total_steps=100_000, budget_seconds=480 * 60)
+>>> schedule.progress(step=2_000, elapsed=120 * 60)  # a quarter of the budget, 2 % of the steps
+0.25
+>>> schedule.seconds_left(step=2_000, elapsed=120 * 60) / 60
+360.0
+"""
 
 from __future__ import annotations
 
@@ -23,6 +30,12 @@ class WarmupCosine:
         if self.budget_seconds:
             done = max(done, elapsed / self.budget_seconds)
         return min(done, 1.0)
+
+    def seconds_left(self, step: int, elapsed: float) -> float:
+        """Training seconds until progress reaches 1 at the rate so far (exact for a run its budget ends; the
+        time spent validating between epochs comes on top)."""
+        done = self.progress(step, elapsed)
+        return elapsed * (1 - done) / done if done > 0 else float("inf")
 
     def lr(self, progress: float) -> float:
         if progress < self.warmup:

@@ -40,7 +40,7 @@ from crowdstream.training.schedule import WarmupCosine
 from crowdstream.training.tile_render import TileRenderer
 
 log = logging.getLogger(__name__)
-LOG_FIELDS = ["epoch", "seconds", "tiles_per_s", "loss", "count", "lr", "score"]
+LOG_FIELDS = ["epoch", "seconds", "tiles_per_s", "loss", "count", "lr", "progress", "score"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -217,6 +217,7 @@ class Trainer:
                 "tiles_per_s": round(losses["tiles"] / train_seconds, 1),
                 **losses,
                 "lr": self.optimizer.param_groups[0]["lr"],
+                "progress": round(self.progress, 4),
                 "score": score,
             }
             for part, values in report.items():
@@ -236,8 +237,10 @@ class Trainer:
                     epoch + 1,
                     self.config.lr,
                 )
+            left = self.schedule.seconds_left(self.step, self.elapsed)
             tqdm.write(
                 " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+                + f" training_left={left / 60:.0f}min"
             )
         plot_curves(self.out / "log.csv", self.out / "curves.png")
         return report
@@ -277,8 +280,12 @@ class Trainer:
             cv2.setNumThreads(1)  # parallelism comes from the tile threads; nested OpenCV pools only contend
         batches = iterate_batches(dataset, order, self.config.batch_size, collate_tiles, workers)
         steps = -(-len(order) // self.config.batch_size)
-        bar = tqdm(
-            batches, total=steps, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False
+        bar = tqdm(  # a time budget ends most runs long before their last epoch: say where the schedule is
+            batches,
+            total=steps,
+            desc=f"epoch {epoch + 1}, {self.progress:.0%} of the schedule",
+            unit="batch",
+            leave=False,
         )
         last, tiles = time.perf_counter(), 0
         for batch in bar:
