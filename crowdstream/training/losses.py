@@ -47,41 +47,28 @@ def pixel_centres(size: int = OUTPUT_SIZE, device: torch.device | str = "cpu") -
     return torch.stack([xs.flatten(), ys.flatten()], dim=1)
 
 
-def head_posterior(
-    points: torch.Tensor, valid: torch.Tensor, size: int, config: PointLossConfig
-) -> torch.Tensor:
-    """(N, P + 1, size²): for each output pixel, the probability that its density belongs to each head, or
-    (last row) to the background. Padded heads get 0; a tile without heads is all background."""
-    batch = points.shape[0]
-    centres = pixel_centres(size, points.device)
-    squared = torch.cdist(points.float(), centres[None].expand(batch, -1, -1)).pow(2)  # (N, P, S²)
-    if config.spread_neighbours and points.shape[1]:
-        squared = squared / head_scale(points, valid, config)[..., None] ** 2
-    squared = squared.masked_fill(~valid[..., None], float("inf"))
-    if points.shape[1]:
-        background = config.background_radius**4 / (squared.min(dim=1, keepdim=True).values + 1e-5)
-    else:
-        background = torch.zeros(batch, 1, size * size, device=points.device)
-    logits = -torch.cat([squared, background], dim=1) / (2 * config.sigma**2)
-    return torch.softmax(logits, dim=1)
+def head_posterior(heads: torch.Tensor, size: int, config: PointLossConfig) -> torch.Tensor:
+    """(P + 1, size²) for one tile's (P, 2) heads: for each output pixel, the probability that its density
+    belongs to each head, or (last row) to the background. A tile without heads is all background."""
+    centres = pixel_centres(size, heads.device)
+    squared = torch.cdist(heads.float(), centres).pow(2)  # (P, S²)
+    if not len(heads):
+        return torch.ones(1, size * size, device=heads.device)
+    if config.spread_neighbours:
+        squared = squared / head_scale(heads, config)[:, None] ** 2
+    background = config.background_radius**4 / (squared.min(dim=0, keepdim=True).values + 1e-5)
+    logits = -torch.cat([squared, background]) / (2 * config.sigma**2)
+    return torch.softmax(logits, dim=0)
 
 
-def head_scale(points: torch.Tensor, valid: torch.Tensor, config: PointLossConfig) -> torch.Tensor:
-    """(N, P) factor ≥ 1 on each head's likelihood spread and background radius: spread_share × the mean
-    distance to its k nearest valid neighbours / sigma (1 for a head without neighbours in the tile)."""
-    distance = torch.cdist(points.float(), points.float())
-    pair = (
-        valid[:, :, None]
-        & valid[:, None, :]
-        & ~torch.eye(points.shape[1], dtype=torch.bool, device=points.device)
-    )
-    distance = distance.masked_fill(~pair, float("inf"))
-    k = min(config.spread_neighbours, max(points.shape[1] - 1, 1))
-    nearest = distance.topk(k, dim=2, largest=False).values
-    finite = torch.isfinite(nearest)
-    mean = torch.where(finite, nearest, 0.0).sum(2) / finite.sum(2).clamp_min(1)
-    scale = (config.spread_share * mean / config.sigma).clamp_min(1.0)
-    return torch.where(finite.any(2), scale, torch.ones_like(scale))
+def head_scale(heads: torch.Tensor, config: PointLossConfig) -> torch.Tensor:
+    """(P,) factor ≥ 1 on each head's likelihood spread and background radius: spread_share × the mean
+    distance to its k nearest neighbours / sigma (1 for a head alone in the tile)."""
+    if len(heads) < 2:
+        return torch.ones(len(heads), device=heads.device)
+    distance = torch.cdist(heads.float(), heads.float()).fill_diagonal_(float("inf"))
+    nearest = distance.topk(min(config.spread_neighbours, len(heads) - 1), dim=1, largest=False).values
+    return (config.spread_share * nearest.mean(1) / config.sigma).clamp_min(1.0)
 
 
 def point_loss(
@@ -110,8 +97,7 @@ def tile_error(
 ) -> torch.Tensor:
     """Σ_heads |1 − E[c_head]| + |E[c_bg]| for one tile's flat (S²,) density and its (P, 2) heads."""
     with torch.no_grad():  # the posterior depends on the geometry only, not on the prediction
-        everyone = torch.ones(1, len(heads), dtype=torch.bool, device=heads.device)
-        posterior = head_posterior(heads[None], everyone, size, config)[0]
+        posterior = head_posterior(heads, size, config)
     expected = posterior @ density
     return (expected[:-1] - 1).abs().sum() + expected[-1].abs()
 
