@@ -228,6 +228,8 @@ async def test_an_uncertain_count_says_why_and_opens_the_correction_dialog(brows
             )
         doubted = [camera for camera in body if camera["uncertain"]]
         assert doubted  # the demo clip's frames read 40 % apart at two tilings with the shipped model
+        card = page.locator(f"article[data-camera={doubted[0]['id']}]")
+        await card.screenshot(path=ARTIFACTS / "count-uncertain.png")
         await page.click(f"article[data-camera={doubted[0]['id']}] button.doubt")
         await page.wait_for_selector("#teach[open]")
         assert doubted[0]["name"] in await page.text_content("#teach")
