@@ -50,10 +50,9 @@ def pixel_centres(size: int = OUTPUT_SIZE, device: torch.device | str = "cpu") -
 def head_posterior(heads: torch.Tensor, size: int, config: PointLossConfig) -> torch.Tensor:
     """(P + 1, size²) for one tile's (P, 2) heads: for each output pixel, the probability that its density
     belongs to each head, or (last row) to the background. A tile without heads is all background."""
-    centres = pixel_centres(size, heads.device)
-    squared = torch.cdist(heads.float(), centres).pow(2)  # (P, S²)
     if not len(heads):
         return torch.ones(1, size * size, device=heads.device)
+    squared = torch.cdist(heads.float(), pixel_centres(size, heads.device)).pow(2)  # (P, S²)
     if config.spread_neighbours:
         squared = squared / head_scale(heads, config)[:, None] ** 2
     background = config.background_radius**4 / (squared.min(dim=0, keepdim=True).values + 1e-5)
