@@ -4,7 +4,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from scipy.io import loadmat
@@ -94,6 +96,31 @@ def test_eval_against_a_baseline_pairs_the_same_images():
     assert "change +0.00 (paired 95 % CI +0.00 to +0.00); 0 images better, 0 worse" in same.stdout
 
 
+@needs_data
+def test_eval_pictures_the_images_counted_worst(tmp_path):
+    folder = tmp_path / "worst"
+    result = run_cli(
+        "eval", str(PART_B), "--holdout", "--limit", "4", "--pictures", str(folder), "--worst", "2", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    by_error = sorted(report["per_image"], key=lambda row: -abs(row["predicted"] - row["truth"]))
+    expected = [
+        folder / f"{rank:02d}-{Path(row['name']).stem}.jpg" for rank, row in enumerate(by_error[:2], 1)
+    ]
+    assert report["pictures"] == [str(path) for path in expected]
+    for path, row in zip(expected, by_error, strict=False):
+        picture = cv2.imread(str(path))
+        image = cv2.imread(str(PART_B / "images" / row["name"]))
+        height, width = image.shape[:2]
+        assert picture.shape[1] == width and picture.shape[0] > height  # the image over its caption strip
+        assert np.abs(picture[:height].astype(int) - image).mean() > 1  # heat and head rings drawn on it
+    text = run_cli(
+        "eval", str(PART_B), "--holdout", "--limit", "4", "--pictures", str(folder), "--worst", "1"
+    )
+    assert f"the 1 images counted worst, as pictures:\n    {expected[0]}" in text.stdout
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -108,6 +135,7 @@ def test_eval_against_a_baseline_pairs_the_same_images():
         (("check", "demo", "--clip", "/no/clip.mp4"), "no such clip"),
         (("check", "demo", "--images", "/tmp"), "the clip's source images are missing"),
         (("check", "demo", "--per-shot", "0"), "--per-shot must be at least 1"),
+        (("eval", str(PART_B), "--pictures", "/tmp", "--worst", "0"), "--worst must be at least 1"),
     ],
 )
 def test_mistakes_give_one_line_errors(args, message):
@@ -125,6 +153,10 @@ def test_mistakes_about_the_data_give_one_line_errors():
     )
     annotation = PART_B / "ground-truth" / "GT_IMG_1.mat"
     test_mistakes_give_one_line_errors(("check", "negatives", "--save", str(annotation)), "is a file")
+    test_mistakes_give_one_line_errors(
+        ("eval", str(PART_B), "--limit", "1", "--pictures", str(annotation / "worst")),
+        "--pictures: cannot make",
+    )
     test_mistakes_give_one_line_errors(
         ("check", "negatives", "--data-root", str(PART_B)), f"not found under the data root {PART_B}"
     )

@@ -68,7 +68,8 @@ def register(commands: Subcommands) -> None:
         epilog="examples:\n  crowdstream eval B --limit 20 --json   # ShanghaiTech part B under the data root\n"
         "  crowdstream eval A --holdout --data-root /srv/data   # the validation images\n"
         "  crowdstream eval B --holdout --every 5 --zoom 1.5 2 3\n"
-        "  crowdstream eval my-camera/ --model new.onnx --baseline default   # any annotated folder",
+        "  crowdstream eval my-camera/ --model new.onnx --baseline default   # any annotated folder\n"
+        "  crowdstream eval my-camera/ --pictures worst/ --worst 5   # see where it counts wrong",
     )
     p.add_argument(
         "dataset",
@@ -102,6 +103,16 @@ def register(commands: Subcommands) -> None:
         metavar="MODEL",
         help="also score this model on the same images and report the MAE difference with a paired 95 %% interval",
     )
+    p.add_argument(
+        "--pictures",
+        type=Path,
+        metavar="DIR",
+        help="write the images counted worst into DIR as pictures: the model's heatmap, the annotated heads as "
+        "rings, counted against truth (how many: --worst)",
+    )
+    p.add_argument(
+        "--worst", type=int, default=8, metavar="N", help="how many pictures --pictures writes (default 8)"
+    )
     p.set_defaults(handler=_eval)
 
 
@@ -114,6 +125,7 @@ def dataset_folder(name: str, data_root: Path | None) -> Path:
 
 def _eval(args: argparse.Namespace) -> int:
     from crowdstream.engines.engine import load_engine
+    from crowdstream.training.error_pictures import picture_folder, write_error_pictures
     from crowdstream.training.evaluate import (
         Scene,
         dataset_samples,
@@ -131,9 +143,13 @@ def _eval(args: argparse.Namespace) -> int:
         raise CrowdstreamError(f"--zoom: {exc}") from exc
     if args.limit is not None and args.limit < 1:
         raise CrowdstreamError(f"--limit must be at least 1, got {args.limit}")
+    if args.worst < 1:
+        raise CrowdstreamError(f"--worst must be at least 1, got {args.worst}")
     dataset = dataset_folder(args.dataset, args.data_root)
     if not dataset.is_dir():
         raise CrowdstreamError(f"{dataset}: no such data set folder")
+    if args.pictures is not None:
+        picture_folder(args.pictures)
     engine = open_engine(args)
     baseline = load_engine(args.baseline, args.backend, threads=args.threads) if args.baseline else None
     samples = dataset_samples(dataset, args.limit, every)
@@ -158,6 +174,12 @@ def _eval(args: argparse.Namespace) -> int:
     if baseline is not None:
         scored = evaluate(baseline, samples, tiles=args.tiles, progress=show_progress(args))
         summary["baseline"] = versus(whole, scored, str(baseline.model_path))
+    if args.pictures is not None:
+        flags = [check.uncertain for check in whole.uncertainty]
+        written = write_error_pictures(
+            engine, samples, whole.predicted, flags, args.tiles, args.pictures, args.worst
+        )
+        summary["pictures"] = [str(path) for path in written]
     if args.json:
         summary["per_image"] = whole.per_image()
     print(json.dumps(summary) if args.json else format_summary(summary))
@@ -208,6 +230,9 @@ def format_summary(summary: dict) -> str:
     lines.append(
         f"  {summary['seconds_per_image'] * 1000:.1f} ms and {summary['inputs_per_image']:.2f} model inputs per image"
     )
+    if "pictures" in summary:
+        lines.append(f"  the {len(summary['pictures'])} images counted worst, as pictures:")
+        lines += [f"    {path}" for path in summary["pictures"]]
     return "\n".join(lines)
 
 
