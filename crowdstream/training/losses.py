@@ -83,7 +83,7 @@ def point_loss(
     (a part A tile zoomed out holds a thousand), and a posterior over the padding (N × P × S²) cost 0.7–2.4 s
     of each 64-tile CPU step, against 0.05–0.08 s for the tiles' own heads — the same sums, so the same loss.
     On CUDA the loop launches a few small kernels per tile instead of a few large ones; unmeasured (no GPU has
-    been lent since), and small against a GPU step of a 64-tile batch.
+    been lent since); expected to be small against the model's step on a 64-tile batch.
     """
     batch, size = pred.shape[0], pred.shape[-1]
     flat = pred.reshape(batch, -1).float()
