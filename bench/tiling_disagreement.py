@@ -47,17 +47,13 @@ SET_FOLDERS = {
 
 def cell_disagreement(first: np.ndarray, second: np.ndarray, cells: int) -> float:
     """L1 difference of two density maps summed over a cells × cells grid, relative to the larger total
-    (at least 3 people).
+    (at least 3 people). Both maps are of the same frame at the same scale, so of the same shape.
 
     >>> left, right = np.zeros((8, 8)), np.zeros((8, 8))
     >>> left[0, 0] = right[7, 7] = 5.0  # the same count in opposite corners
     >>> cell_disagreement(left, right, 2)
     2.0
     """
-    if second.shape != first.shape:
-        second = cv2.resize(second, first.shape[::-1], interpolation=cv2.INTER_AREA) * (
-            second.sum() / max(float(cv2.resize(second, first.shape[::-1]).sum()), 1e-9)
-        )
     a, b = (_cell_sums(m.astype(np.float32), cells) for m in (first, second))
     return float(np.abs(a - b).sum() / max(a.sum(), b.sum(), 3.0))
 

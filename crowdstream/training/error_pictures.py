@@ -36,7 +36,7 @@ def worst_images(predicted: Sequence[float], truth: Sequence[float], n: int) -> 
 
 
 def error_label(counted: float, truth: float, uncertain: bool = False) -> str:
-    """What a picture says in its corner.
+    """What a picture says in its caption.
 
     >>> error_label(31.2, 45)
     'counted 31 · truth 45 · -14 (-31 %)'
