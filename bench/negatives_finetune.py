@@ -14,6 +14,11 @@ afterwards (`<out>/crowd-lite0-negatives-refit.onnx`).
     nice -n 5 python bench/negatives_finetune.py --out runs/sharp --minutes 35 --holdout 20 --replay-share 0 \
         --annotated
     nice -n 5 python bench/negatives_finetune.py --out runs/negatives/smoke --minutes 1 --standard-limit 2
+
+On another model than the shipped one (stage 25 of the model card: the long CPU run's model):
+
+    python bench/negatives_finetune.py --out runs/cpu-long/negatives --base runs/cpu-long/run/crowd-lite0.onnx \
+        --minutes 15 --replay-weight 6
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ def main() -> int:
         help="also train on every ShanghaiTech training-split image with its heads (point loss on the sharp "
         "originals), not only on people-free images",
     )
+    parser.add_argument("--base", default="default", help="model to start from (default: the shipped one)")
     parser.add_argument("--data-root", type=Path, help=DATA_ROOT_HELP)
     args = parser.parse_args()
     data_root = resolve_data_root(args.data_root)
@@ -86,6 +92,7 @@ def main() -> int:
     config = FinetuneRunConfig(
         dataset=data,
         out=args.out / "crowd-lite0-negatives.onnx",
+        base=args.base,
         minutes=args.minutes,
         standard_limit=args.standard_limit,
         lr=args.lr,
